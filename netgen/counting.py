@@ -1,0 +1,80 @@
+"""Parameters and multiply-adds, counted the way the paper counts them.
+
+Parameters: learned blobs only (convolution and fc weights and biases, Scale's gamma/beta,
+PReLU slopes). BatchNorm's mean/variance/factor are statistics, and `fixed` layers
+(option A's subsample) are constants, so neither counts. Multiply-adds: convolutions and
+fully connected layers, as in Table 1.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from netgen import ir
+
+STATISTICS_ONLY = frozenset({"BatchNorm"})
+# A block ends in the ReLU named after it (res2a_relu, res4b22_relu), plain or residual.
+BLOCK_OUTPUT = re.compile(r"^res\d+[a-z]\d*_relu$")
+
+
+def layer_params(layer: ir.Layer) -> int:
+    if layer.fixed or layer.type in STATISTICS_ONLY:
+        return 0
+    return sum(math.prod(shape) for shape in layer.blob_shapes)
+
+
+def layer_macs(layer: ir.Layer) -> int:
+    """Multiply-adds for one sample (batch dimension divided out)."""
+    if layer.fixed or not layer.blob_shapes:
+        return 0
+    if layer.type == "Convolution":
+        out = layer.top_shapes[0]
+        weight = layer.blob_shapes[0]  # (out_c, in_c / group, kh, kw)
+        return math.prod(out[1:]) * math.prod(weight[1:])
+    if layer.type == "InnerProduct":
+        out = layer.top_shapes[0]
+        weight = layer.blob_shapes[0]
+        return math.prod(out[1:-1]) * math.prod(weight)
+    return 0
+
+
+@dataclass(frozen=True)
+class StageCount:
+    stage: str
+    output_size: tuple[int, ...]
+    blocks: int
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    params: int
+    macs: int
+    stages: tuple[StageCount, ...]
+    layer_types: dict[str, int]
+
+
+def count(graph: ir.Graph) -> Counts:
+    """Totals, per-stage figures (in order of first appearance) and layers by type."""
+    order: list[str] = []
+    per_stage: dict[str, list] = {}
+    for layer in graph.layers:
+        stage = layer.stage or "unassigned"
+        if stage not in per_stage:
+            order.append(stage)
+            per_stage[stage] = [(), set(), 0, 0]
+        entry = per_stage[stage]
+        entry[0] = layer.top_shapes[0][1:]
+        if layer.type == "ReLU" and BLOCK_OUTPUT.match(layer.name):
+            entry[1].add(layer.name)
+        entry[2] += layer_params(layer)
+        entry[3] += layer_macs(layer)
+    stages = tuple(StageCount(s, tuple(per_stage[s][0]), len(per_stage[s][1]), per_stage[s][2],
+                              per_stage[s][3]) for s in order)
+    types = Counter(layer.type for layer in graph.layers)
+    return Counts(params=sum(s.params for s in stages), macs=sum(s.macs for s in stages),
+                  stages=stages, layer_types=dict(sorted(types.items())))
