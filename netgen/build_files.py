@@ -1,0 +1,134 @@
+"""One build: every file of a network, rendered in memory first, then written atomically.
+
+A new folder is assembled under a temporary sibling name and renamed into place, so a build
+that fails or is killed leaves no folder at all; an existing folder (with --force) gets each
+file replaced by rename, so every file is always either the old or the new complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from netgen import caffemodel, ir, prototxt
+from netgen.builder import build
+from netgen.counting import count
+from netgen.errors import NetgenError
+from netgen.fileio import write_atomic
+from netgen.spec import ArchSpec
+from netgen.weights import Weights, initial_weights
+
+# Every file a build may write; with --force the ones a new build does not write are removed
+# so that a folder never mixes two builds (stale weights beside a new deploy net, say).
+BUILD_FILES = ("deploy.prototxt", "train_val.prototxt", "solver.prototxt",
+               "solver_warmup.prototxt", "summary.json", "model.onnx", "model.onnx.data",
+               "model.caffemodel")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    weights: bool = False
+    onnx: bool = True
+    seed: int = 0
+    opset: int = 17
+    external_data: bool | None = None
+    legacy_input: bool = True
+    data: prototxt.DataOptions | None = None
+
+
+def summary(spec: ArchSpec | None, graph: ir.Graph) -> dict:
+    """What summary.json holds: exact integers, per stage and in total."""
+    counts = count(graph)
+    return {
+        "name": graph.name,
+        "spec": spec.to_dict() if spec else None,
+        "input": {blob.name: list(blob.shape) for blob in graph.inputs},
+        "outputs": list(graph.outputs),
+        "layers": len(graph.layers),
+        "layer_types": counts.layer_types,
+        "parameters": counts.params,
+        "multiply_adds": counts.macs,
+        "stages": [
+            {"stage": s.stage, "output_size": list(s.output_size), "blocks": s.blocks,
+             "parameters": s.params, "multiply_adds": s.macs}
+            for s in counts.stages
+        ],
+    }
+
+
+def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:
+    """File name -> contents, all made before anything touches the disk."""
+    graph = build(spec)
+    data = options.data or prototxt.data_options(spec)
+    files: dict[str, bytes] = {
+        "deploy.prototxt": prototxt.render_deploy(graph, options.legacy_input).encode(),
+        "train_val.prototxt": prototxt.render_train_val(graph, data).encode(),
+    }
+    for name, solver in prototxt.solver_options(spec, data.batch_size["TRAIN"], options.seed):
+        files[name] = prototxt.render_solver(solver, name).encode()
+    files["summary.json"] = (json.dumps(summary(spec, graph), indent=2) + "\n").encode()
+    weights: Weights | None = None
+    if options.weights or options.onnx:
+        weights = initial_weights(graph, options.seed)
+    if options.weights:
+        files["model.caffemodel"] = caffemodel.caffemodel_bytes(graph, weights)
+    if options.onnx:
+        from netgen import onnx_export, onnx_files  # only ONNX builds pay for importing onnx
+
+        model = onnx_export.to_onnx(graph, weights, opset=options.opset)
+        files.update(onnx_files.model_files(model, "model.onnx", options.external_data))
+    return files
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise NetgenError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise NetgenError(f"output folder {out} already exists and is not empty; "
+                          "use --force to overwrite its netgen files")
+    parent = out.parent if not out.exists() else out
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NetgenError(f"cannot create {out}: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise NetgenError(f"cannot write to {probe}: permission denied")
+
+
+def write_build(spec: ArchSpec, out_dir: str | os.PathLike, force: bool = False,
+                weights: bool = False, seed: int = 0, **options: object) -> dict[str, bytes]:
+    """Render, then write the build into out_dir. Returns what was written.
+
+    Keyword options are the fields of BuildOptions (onnx, opset, external_data, ...).
+    """
+    options = BuildOptions(weights=weights, seed=seed, **options)  # type: ignore[arg-type]
+    out = Path(out_dir)
+    _check_target(out, force)
+    files = render_files(spec, options)
+    try:
+        if out.is_dir():
+            for name, payload in files.items():
+                write_atomic(out / name, payload)
+            for stale in BUILD_FILES:
+                if stale not in files and (out / stale).is_file():
+                    (out / stale).unlink()
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+            try:
+                for name, payload in files.items():
+                    write_atomic(staging / name, payload)
+                os.chmod(staging, 0o755)
+                os.rename(staging, out)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+    except OSError as exc:
+        raise NetgenError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    return files
+

@@ -1,0 +1,1 @@
+"""One module per CLI command; netgen.cli registers them."""

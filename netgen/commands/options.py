@@ -1,0 +1,59 @@
+"""Click options shared by every command that takes an architecture spec."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import click
+
+from netgen.errors import NetgenError
+from netgen.spec import ArchSpec, make_spec
+
+
+def parse_int_list(text: str | None, what: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise NetgenError(f"{what} must be comma-separated integers like 3,4,6,3, got {text!r}") from None
+
+
+def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise NetgenError(f"{what} must be comma-separated numbers like 104,117,123, got {text!r}") from None
+
+
+def spec_options(func: Callable) -> Callable:
+    """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in."""
+    options = [
+        click.option("--dataset", default="imagenet", show_default=True,
+                     help="imagenet (Table 1) or cifar10 (Section 4.2)."),
+        click.option("--depth", "-d", type=int, default=None,
+                     help="Table 1 depth (18, 34, 50, 101, 152) or CIFAR-10 6n+2. [default: 50 / 20]"),
+        click.option("--shortcut", "-s", default=None,
+                     help="Shortcut option A, B or C (Section 3.3). [default: B for ImageNet, A for CIFAR-10]"),
+        click.option("--plain", is_flag=True, help="The plain counterpart: no shortcuts."),
+        click.option("--stages", default=None, help="Blocks per stage for a custom layout, e.g. 3,24,36,3."),
+        click.option("--block", default=None, help="basic or bottleneck (with --stages)."),
+        click.option("--classes", "num_classes", type=int, default=None,
+                     help="Number of classes. [default: 1000 / 10]"),
+        click.option("--input-size", type=int, default=None, help="Input height and width. [default: 224 / 32]"),
+        click.option("--stride-in", default="1x1", show_default=True,
+                     help="Where a bottleneck downsamples: 1x1 (the paper's Caffe models) or 3x3 (torchvision)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool,
+              stages: str | None, block: str | None, num_classes: int | None,
+              input_size: int | None, stride_in: str) -> ArchSpec:
+    return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
+                     stages=parse_int_list(stages, "--stages"), block=block,
+                     num_classes=num_classes, input_size=input_size, stride_in=stride_in)

@@ -1,0 +1,39 @@
+"""`netgen summary`: a Table-1-style table of one network."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from netgen.build_files import summary as summarize
+from netgen.builder import build
+from netgen.commands.options import spec_from, spec_options
+
+
+def _size(output_size: list[int]) -> str:
+    if len(output_size) == 3:
+        return "x".join(str(d) for d in output_size[1:])
+    return f"{output_size[0]}-d"
+
+
+@click.command()
+@spec_options
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json's content instead.")
+def summary(as_json: bool, **spec_args) -> int:
+    """Stage, output size, blocks, parameters and multiply-adds, as in Table 1."""
+    spec = spec_from(**spec_args)
+    info = summarize(spec, build(spec))
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return 0
+    click.echo(f"{spec.name}: {spec.depth} layers, {spec.block} blocks, "
+               f"shortcut {spec.shortcut or 'none (plain)'}, input {spec.input_size}x{spec.input_size}")
+    click.echo(f"{'stage':<9} {'output':>9} {'channels':>8} {'blocks':>6} {'parameters':>12} {'mult-adds':>15}")
+    for stage in info["stages"]:
+        click.echo(f"{stage['stage']:<9} {_size(stage['output_size']):>9} "
+                   f"{stage['output_size'][0]:>8} {stage['blocks']:>6} {stage['parameters']:>12,} "
+                   f"{stage['multiply_adds']:>15,}")
+    click.echo(f"{'total':<9} {'':>9} {'':>8} {'':>6} {info['parameters']:>12,} "
+               f"{info['multiply_adds']:>15,}  ({info['multiply_adds'] / 1e9:.2f} x 10^9)")
+    return 0

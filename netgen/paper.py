@@ -1,0 +1,42 @@
+"""The paper's networks: which ones generated/ holds, and `python -m netgen.paper generate DIR`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from netgen.build_files import write_build
+from netgen.spec import CIFAR_PAPER_DEPTHS, IMAGENET_LAYOUTS, ArchSpec, make_spec
+
+
+def paper_specs() -> list[ArchSpec]:
+    """ImageNet 18..152 with A/B/C, plain-18/34; CIFAR-10 20..1202 with A, plain-20..110."""
+    specs = []
+    for depth in IMAGENET_LAYOUTS:
+        specs += [make_spec("imagenet", depth, shortcut) for shortcut in "ABC"]
+    specs += [make_spec("imagenet", depth, plain=True) for depth in (18, 34)]
+    specs += [make_spec("cifar10", depth, "A") for depth in CIFAR_PAPER_DEPTHS]
+    specs += [make_spec("cifar10", depth, plain=True) for depth in CIFAR_PAPER_DEPTHS[:5]]
+    return specs
+
+
+def generate(folder: Path) -> list[str]:
+    """The committed reference files: prototxt, solver and summary, no weights."""
+    names = []
+    for spec in paper_specs():
+        write_build(spec, folder / spec.name, force=True, weights=False, onnx=False)
+        names.append(spec.name)
+    return names
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "generate":
+        print("usage: python -m netgen.paper generate DIR", file=sys.stderr)
+        return 2
+    for name in generate(Path(argv[1])):
+        print(f"wrote {Path(argv[1]) / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,200 @@
+"""Prototxt emitter: the graph IR through jinja2 templates, then parsed back with protobuf.
+
+Templates keep the text in Caffe's own field names and layout; the parse-back against
+netgen's caffe.proto makes a template slip a loud bug instead of a file Caffe rejects later.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import math
+from dataclasses import dataclass, field
+
+import jinja2
+
+from netgen import caffe_proto, ir
+from netgen.errors import NetgenError
+from netgen.spec import ArchSpec
+
+FAMILIES = {
+    "Convolution": "conv",
+    "BatchNorm": "norm", "Scale": "norm", "Bias": "norm",
+    "Pooling": "pool",
+    "InnerProduct": "fc",
+    "ReLU": "activation", "PReLU": "activation", "Power": "activation",
+    "Dropout": "activation", "Softmax": "activation",
+    "Eltwise": "merge", "Concat": "merge", "Slice": "merge", "Split": "merge",
+    "Flatten": "merge", "Reshape": "merge",
+}
+DATA_KINDS = ("lmdb", "imagedata", "hdf5", "dummy")
+
+
+def quote(text: str) -> str:
+    """A protobuf text-format string literal."""
+    escaped = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            escaped.append("\\" + ch)
+        elif ch == "\n":
+            escaped.append("\\n")
+        elif ord(ch) < 32 or ord(ch) == 127:
+            escaped.append(f"\\{ord(ch):03o}")
+        else:
+            escaped.append(ch)
+    return '"' + "".join(escaped) + '"'
+
+
+def value(item: object) -> str:
+    """Scalars as Caffe users write them: true/false, 0.1, 1e-05, 0 (not 0.0)."""
+    if isinstance(item, bool):
+        return "true" if item else "false"
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            raise NetgenError(f"cannot write the non-finite number {item} to a prototxt")
+        return format(item, ".9g")
+    return str(item)
+
+
+def family(layer_type: str) -> str:
+    try:
+        return FAMILIES[layer_type]
+    except KeyError:
+        raise NetgenError(f"no prototxt template for layer type {layer_type!r}") from None
+
+
+def _environment() -> jinja2.Environment:
+    folder = importlib.resources.files("netgen.templates")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(q=quote, v=value, family=family)
+    return env
+
+
+def _render(template: str, **context: object) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def _checked(text: str, source: str) -> str:
+    caffe_proto.parse_net(text, source)
+    return text
+
+
+def render_deploy(graph: ir.Graph, legacy_input: bool = True) -> str:
+    """The deploy net. legacy_input writes `input:`/`input_dim:` as the MSRA files do."""
+    text = _render("deploy.prototxt.j2", graph=graph, legacy_input=legacy_input, phase=None,
+                   train=False)
+    return _checked(text, f"{graph.name}/deploy.prototxt")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The data layer of train_val.prototxt; defaults are Caffe's example paths."""
+
+    kind: str
+    source: dict[str, str]
+    batch_size: dict[str, int]
+    crop_size: int
+    channels: int = 3
+    mean_file: str | None = None
+    mean_value: tuple[float, ...] = ()
+    resize: int | None = None
+
+
+def data_options(spec: ArchSpec, kind: str = "lmdb", train_source: str | None = None,
+                 val_source: str | None = None, batch_size: int | None = None,
+                 mean_file: str | None = None,
+                 mean_value: tuple[float, ...] = ()) -> DataOptions:
+    if kind not in DATA_KINDS:
+        raise NetgenError(f"unknown data layer {kind!r}; allowed: {', '.join(DATA_KINDS)}")
+    if mean_file and mean_value:
+        raise NetgenError("give either --mean-file or --mean-value, not both")
+    if batch_size is not None and batch_size <= 0:
+        raise NetgenError(f"batch size must be a positive integer, got {batch_size}")
+    imagenet = spec.dataset == "imagenet"
+    folder = "examples/imagenet/ilsvrc12" if imagenet else "examples/cifar10/cifar10"
+    suffix = {"lmdb": "_lmdb", "imagedata": ".txt", "hdf5": "_h5.txt", "dummy": ""}[kind]
+    defaults = {"TRAIN": f"{folder}_train{suffix}",
+                "TEST": f"{folder}_{'val' if imagenet else 'test'}{suffix}"}
+    if kind == "imagedata" and imagenet:
+        defaults = {"TRAIN": "data/ilsvrc12/train.txt", "TEST": "data/ilsvrc12/val.txt"}
+    source = {"TRAIN": train_source or defaults["TRAIN"], "TEST": val_source or defaults["TEST"]}
+    train_batch = batch_size or (256 if imagenet else 128)
+    if not mean_file and not mean_value and kind != "hdf5":
+        # The paper subtracts the per-pixel mean; these are the files Caffe's tools write.
+        mean_file = ("data/ilsvrc12/imagenet_mean.binaryproto" if imagenet
+                     else "examples/cifar10/mean.binaryproto")
+    return DataOptions(kind=kind, source=source,
+                       batch_size={"TRAIN": train_batch, "TEST": 50 if imagenet else 100},
+                       crop_size=spec.input_size, mean_file=mean_file,
+                       mean_value=tuple(float(v) for v in mean_value),
+                       resize=256 if (imagenet and kind == "imagedata") else None)
+
+
+def render_train_val(graph: ir.Graph, data: DataOptions) -> str:
+    """Deploy layers minus the final Softmax, with data, loss and top-1/top-5 accuracy."""
+    layers = list(graph.layers)
+    if not layers or layers[-1].type != "Softmax":
+        raise NetgenError("a train_val net needs a deploy net that ends in Softmax")
+    logits = layers[-1].bottoms[0]
+    text = _render("train_val.prototxt.j2", graph=graph, layers=layers[:-1], logits=logits,
+                   data=data, train=True)
+    return _checked(text, f"{graph.name}/train_val.prototxt")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    net: str
+    test_iter: int
+    test_interval: int
+    base_lr: float
+    lr_policy: str
+    max_iter: int
+    snapshot: int
+    snapshot_prefix: str
+    stepsize: int = 0
+    stepvalue: tuple[int, ...] = field(default_factory=tuple)
+    display: int = 20
+    iter_size: int = 1
+    random_seed: int = 0
+
+
+# Warm-up of Section 4.2 for ResNet-110 and deeper: lr 0.01 until training error < 80%
+# (about 400 iterations), then the normal schedule resumed from the warm-up's snapshot.
+CIFAR_WARMUP_DEPTH = 110
+CIFAR_WARMUP_ITERS = 400
+
+
+def solver_options(spec: ArchSpec, batch_size: int, seed: int = 0) -> list[tuple[str, SolverOptions]]:
+    """(file name, options) for solver.prototxt and, for deep CIFAR nets, solver_warmup.prototxt."""
+    if spec.dataset == "imagenet":
+        return [("solver.prototxt", SolverOptions(
+            net="train_val.prototxt", test_iter=50_000 // 50, test_interval=10_000,
+            base_lr=0.1, lr_policy="step", stepsize=150_000, max_iter=600_000,
+            snapshot=10_000, snapshot_prefix=f"snapshots/{spec.name}",
+            iter_size=max(1, 256 // batch_size), random_seed=seed))]
+    main = SolverOptions(
+        net="train_val.prototxt", test_iter=5_000 // 100, test_interval=1_000, base_lr=0.1,
+        lr_policy="multistep", stepvalue=(32_000, 48_000), max_iter=64_000, snapshot=8_000,
+        snapshot_prefix=f"snapshots/{spec.name}", iter_size=max(1, 128 // batch_size),
+        random_seed=seed)
+    files = [("solver.prototxt", main)]
+    if spec.depth >= CIFAR_WARMUP_DEPTH:
+        warmup = SolverOptions(
+            net="train_val.prototxt", test_iter=main.test_iter, test_interval=100,
+            base_lr=0.01, lr_policy="fixed", max_iter=CIFAR_WARMUP_ITERS,
+            snapshot=CIFAR_WARMUP_ITERS, snapshot_prefix=f"snapshots/{spec.name}-warmup",
+            iter_size=main.iter_size, random_seed=seed)
+        files.insert(0, ("solver_warmup.prototxt", warmup))
+    return files
+
+
+def render_solver(options: SolverOptions, source: str = "solver.prototxt") -> str:
+    text = _render("solver.prototxt.j2", solver=options)
+    caffe_proto.parse_solver(text, source)
+    return text
