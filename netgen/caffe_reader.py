@@ -1,0 +1,583 @@
+"""Caffe reader: a prototxt (and optionally its .caffemodel) into the graph IR.
+
+Reads what the ResNet family and its usual neighbours are written with: the legacy
+`input:`/`input_dim:`/`input_shape` declarations or an Input layer (or the data layers of a
+train_val, which are dropped with their labels, losses and accuracies), every spelling of
+kernel/pad/stride, in-place tops, and the train/test `include`/`exclude` rules.
+
+Everything the IR cannot represent stops with a NetgenError that names the layer and its
+type; nothing is ever half read. Weights come from the binary .caffemodel by layer name
+(from `layer`, or from the V1 `layers` field of old files), with Caffe's legacy 4-D blob
+shapes mapped onto the IR's; without a caffemodel netgen's deterministic initialisation
+stands in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from google.protobuf import text_format
+
+from netgen import caffe_proto, ir
+from netgen.errors import NetgenError
+from netgen.shapes import infer, pool_out
+from netgen.weights import Weights, initial_weights
+
+PHASES = ("TRAIN", "TEST")
+
+# Layers that produce the net's input in a train_val (their first top is the image blob,
+# the others are labels); they are replaced by a graph input.
+DATA_TYPES = frozenset({"Data", "ImageData", "HDF5Data", "MemoryData", "DummyData",
+                        "WindowData", "VideoData", "AnnotatedData"})
+# Layers that only make sense with labels; dropped, with anything else that needs a label.
+LOSS_TYPES = frozenset({"SoftmaxWithLoss", "Accuracy", "EuclideanLoss", "HingeLoss",
+                        "InfogainLoss", "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss",
+                        "ContrastiveLoss", "Silence"})
+SUPPORTED_TYPES = tuple(sorted(set(ir.PARAM_TYPES) | {"Input"}))
+
+# Option A's realization: netgen's exact stride-2 subsample is a depthwise 1x1 convolution
+# with constant weight 1 named like this.
+FIXED_SUBSAMPLE_SUFFIX = "_branch1_sub"
+
+# Stage names as the builder assigns them, recovered from MSRA-style layer names.
+_BLOCK_NAME = re.compile(r"^(?:res|bn|scale)(\d+)[a-z]")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A prototxt read into the IR, with what the reader decided on the way."""
+
+    graph: ir.Graph
+    source: str
+    input_source: str  # how the input was declared, for the user
+    dropped: tuple[str, ...]  # layers left out: other phase, data, loss, accuracy
+    frozen: frozenset[str]  # layers whose every `param` has lr_mult 0
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _looks_like_text(value: str) -> bool:
+    return "\n" in value or "{" in value or ":" in value and not os.path.exists(value)
+
+
+def load_text(path_or_text: str | os.PathLike) -> tuple[str, str]:
+    """(text, source) from a path or from prototxt text itself."""
+    if isinstance(path_or_text, str) and _looks_like_text(path_or_text):
+        return path_or_text, "<prototxt>"
+    path = Path(path_or_text)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        raise NetgenError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise NetgenError(f"{path}: not a text prototxt (is it a binary .caffemodel?)") from None
+    except OSError as exc:
+        raise NetgenError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def parse_text(text: str, source: str) -> Any:
+    """NetParameter from prototxt text. An unsupported layer whose parameter message netgen's
+    schema lacks (an LRN's lrn_param, say) is reported as that layer, not as a syntax error."""
+    try:
+        return caffe_proto.parse_net(text, source)
+    except NetgenError as original:
+        lenient = caffe_proto.NetParameter()
+        try:
+            text_format.Parse(text, lenient, allow_unknown_field=True)
+        except Exception:
+            raise original from None
+        for layer in lenient.layer:
+            if layer.type not in SUPPORTED_TYPES and layer.type not in DATA_TYPES | LOSS_TYPES:
+                raise _unsupported(layer.name, layer.type) from None
+        raise
+
+
+def _unsupported(name: str, type_: str) -> NetgenError:
+    return NetgenError(f"layer {name!r} ({type_}): unsupported layer type; netgen reads "
+                       f"{', '.join(SUPPORTED_TYPES)} (and drops data, loss and accuracy layers)")
+
+
+def f32(value: float) -> float:
+    """A float field of the proto (stored as float32) as the shortest decimal that reads back
+    as the same float32: 1e-05, not 9.999999747378752e-06."""
+    single = np.float32(value)
+    for digits in range(1, 10):
+        candidate = float(f"{float(single):.{digits}g}")
+        if np.float32(candidate) == single:
+            return candidate
+    return float(single)
+
+
+def _fail(layer: Any, message: str) -> NetgenError:
+    return NetgenError(f"layer {layer.name!r} ({layer.type}): {message}")
+
+
+# --------------------------------------------------------------------------- phase rules
+
+
+def _rule_matches(rule: Any, phase: int, level: int, stages: set[str]) -> bool:
+    """Caffe's Net::StateMeetsRule."""
+    if rule.HasField("phase") and rule.phase != phase:
+        return False
+    if rule.HasField("min_level") and level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and level > rule.max_level:
+        return False
+    if any(stage not in stages for stage in rule.stage):
+        return False
+    if any(stage in stages for stage in rule.not_stage):
+        return False
+    return True
+
+
+def _included(layer: Any, phase: int, level: int, stages: set[str]) -> bool:
+    """Caffe's Net::FilterNet: include rules (any must match) or exclude rules (none may)."""
+    if layer.include and layer.exclude:
+        raise _fail(layer, "has both include and exclude rules (Caffe rejects that)")
+    if layer.include:
+        return any(_rule_matches(r, phase, level, stages) for r in layer.include)
+    return not any(_rule_matches(r, phase, level, stages) for r in layer.exclude)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _pair_repeated(layer: Any, p: Any, name: str, default: int | None) -> ir.Pair:
+    """kernel_size / pad / stride of a ConvolutionParameter: repeated, or the _h/_w pair."""
+    values = [int(v) for v in getattr(p, name)]
+    base = "kernel" if name == "kernel_size" else name
+    h_name, w_name = f"{base}_h", f"{base}_w"
+    if p.HasField(h_name) or p.HasField(w_name):
+        if values:
+            raise _fail(layer, f"give either {name} or {h_name}/{w_name}, not both")
+        if name != "pad" and not (p.HasField(h_name) and p.HasField(w_name)):
+            raise _fail(layer, f"{h_name} and {w_name} must be given together")
+        return int(getattr(p, h_name)), int(getattr(p, w_name))
+    if not values:
+        if default is None:
+            raise _fail(layer, f"convolution_param needs {name} (or {h_name} and {w_name})")
+        return default, default
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise _fail(layer, f"{len(values)} values of {name}: only 2-D convolutions are supported")
+
+
+def _convolution(layer: Any) -> ir.ConvolutionParam:
+    p = layer.convolution_param
+    if not layer.HasField("convolution_param") or not p.HasField("num_output"):
+        raise _fail(layer, "convolution_param needs num_output")
+    if p.axis != 1:
+        raise _fail(layer, f"convolution_param axis {p.axis}: only axis 1 (NCHW) is supported")
+    dilation = [int(v) for v in p.dilation]
+    if len(dilation) > 2:
+        raise _fail(layer, f"{len(dilation)} values of dilation: only 2-D convolutions are supported")
+    dil = (1, 1) if not dilation else (dilation[0], dilation[-1])
+    return ir.ConvolutionParam(
+        num_output=int(p.num_output),
+        kernel=_pair_repeated(layer, p, "kernel_size", None),
+        stride=_pair_repeated(layer, p, "stride", 1),
+        pad=_pair_repeated(layer, p, "pad", 0),
+        dilation=dil,
+        group=int(p.group),
+        bias_term=bool(p.bias_term),
+    )
+
+
+def _pool_pair(layer: Any, p: Any, name: str, default: int | None) -> ir.Pair:
+    h_name, w_name = ("kernel_h", "kernel_w") if name == "kernel_size" else (f"{name}_h", f"{name}_w")
+    if p.HasField(h_name) or p.HasField(w_name):
+        if p.HasField(name):
+            raise _fail(layer, f"give either {name} or {h_name}/{w_name}, not both")
+        if name != "pad" and not (p.HasField(h_name) and p.HasField(w_name)):
+            raise _fail(layer, f"{h_name} and {w_name} must be given together")
+        return int(getattr(p, h_name)), int(getattr(p, w_name))
+    if not p.HasField(name) and default is None:
+        raise _fail(layer, "pooling_param needs kernel_size (or kernel_h and kernel_w, "
+                    "or global_pooling)")
+    value = int(getattr(p, name)) if p.HasField(name) else default
+    return value, value
+
+
+def _pooling(layer: Any) -> ir.PoolingParam:
+    p = layer.pooling_param
+    method = caffe_proto.PoolingParameter.PoolMethod.Name(p.pool)
+    if method not in ("MAX", "AVE"):
+        raise _fail(layer, f"pool {method} is not supported (MAX or AVE)")
+    if p.global_pooling:
+        if p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w"):
+            raise _fail(layer, "with global_pooling the kernel size cannot be given")
+        if _pool_pair(layer, p, "pad", 0) != (0, 0) or _pool_pair(layer, p, "stride", 1) != (1, 1):
+            raise _fail(layer, "with global_pooling only pad 0 and stride 1 are allowed")
+        return ir.PoolingParam(method, global_pooling=True)
+    return ir.PoolingParam(method, kernel=_pool_pair(layer, p, "kernel_size", None),
+                           stride=_pool_pair(layer, p, "stride", 1),
+                           pad=_pool_pair(layer, p, "pad", 0))
+
+
+def _one_bottom(layer: Any, what: str) -> None:
+    if len(layer.bottom) != 1:
+        raise _fail(layer, f"{len(layer.bottom)} bottoms: only the one-bottom form (learned "
+                    f"{what}) is supported, not the {what} given as a second blob")
+
+
+def _param(layer: Any) -> ir.LayerParam:
+    """The IR parameters of one (non-data, non-loss) layer."""
+    t = layer.type
+    if t == "Convolution":
+        return _convolution(layer)
+    if t == "Pooling":
+        return _pooling(layer)
+    if t == "BatchNorm":
+        p = layer.batch_norm_param
+        return ir.BatchNormParam(
+            use_global_stats=bool(p.use_global_stats) if p.HasField("use_global_stats") else None,
+            eps=f32(p.eps), moving_average_fraction=f32(p.moving_average_fraction))
+    if t == "Scale":
+        _one_bottom(layer, "scale")
+        p = layer.scale_param
+        return ir.ScaleParam(bias_term=bool(p.bias_term), axis=int(p.axis),
+                             num_axes=int(p.num_axes))
+    if t == "Bias":
+        _one_bottom(layer, "bias")
+        p = layer.bias_param
+        return ir.BiasParam(axis=int(p.axis), num_axes=int(p.num_axes))
+    if t == "ReLU":
+        return ir.ReLUParam(negative_slope=f32(layer.relu_param.negative_slope))
+    if t == "PReLU":
+        return ir.PReLUParam(channel_shared=bool(layer.prelu_param.channel_shared))
+    if t == "Eltwise":
+        p = layer.eltwise_param
+        op = caffe_proto.EltwiseParameter.EltwiseOp.Name(p.operation)
+        return ir.EltwiseParam(operation=op, coeff=tuple(f32(c) for c in p.coeff))
+    if t == "InnerProduct":
+        p = layer.inner_product_param
+        if not p.HasField("num_output"):
+            raise _fail(layer, "inner_product_param needs num_output")
+        return ir.InnerProductParam(num_output=int(p.num_output), bias_term=bool(p.bias_term),
+                                    axis=int(p.axis), transpose=bool(p.transpose))
+    if t == "Softmax":
+        return ir.SoftmaxParam(axis=int(layer.softmax_param.axis))
+    if t == "Concat":
+        p = layer.concat_param
+        axis = p.axis if p.HasField("axis") or not p.HasField("concat_dim") else p.concat_dim
+        return ir.ConcatParam(axis=int(axis))
+    if t == "Slice":
+        p = layer.slice_param
+        axis = p.axis if p.HasField("axis") or not p.HasField("slice_dim") else p.slice_dim
+        return ir.SliceParam(axis=int(axis), slice_point=tuple(int(v) for v in p.slice_point))
+    if t == "Power":
+        p = layer.power_param
+        return ir.PowerParam(power=f32(p.power), scale=f32(p.scale), shift=f32(p.shift))
+    if t == "Dropout":
+        return ir.DropoutParam(dropout_ratio=f32(layer.dropout_param.dropout_ratio))
+    if t == "Flatten":
+        p = layer.flatten_param
+        return ir.FlattenParam(axis=int(p.axis), end_axis=int(p.end_axis))
+    if t == "Reshape":
+        p = layer.reshape_param
+        if not p.HasField("shape"):
+            raise _fail(layer, "reshape_param needs a shape")
+        return ir.ReshapeParam(shape=tuple(int(d) for d in p.shape.dim), axis=int(p.axis),
+                               num_axes=int(p.num_axes))
+    if t == "Split":
+        return ir.NoParam()
+    raise _unsupported(layer.name, t)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _legacy_inputs(net: Any) -> list[ir.Blob]:
+    names = list(net.input)
+    if not names:
+        if net.input_dim or net.input_shape:
+            raise NetgenError("input_dim/input_shape without an `input:` name")
+        return []
+    if net.input_shape:
+        if len(net.input_shape) != len(names):
+            raise NetgenError(f"{len(names)} input(s) but {len(net.input_shape)} input_shape(s)")
+        return [ir.Blob(n, tuple(int(d) for d in s.dim)) for n, s in zip(names, net.input_shape)]
+    dims = [int(d) for d in net.input_dim]
+    if len(dims) != 4 * len(names):
+        raise NetgenError(f"{len(names)} input(s) need {4 * len(names)} input_dim values "
+                          f"(N, C, H, W each), got {len(dims)}")
+    return [ir.Blob(n, tuple(dims[4 * i:4 * i + 4])) for i, n in enumerate(names)]
+
+
+def _data_layer_shape(layer: Any) -> tuple[int, ...] | None:
+    """(1, C, H, W) for the image top of a data layer, where the layer tells; else None."""
+    if layer.type == "DummyData":
+        p = layer.dummy_data_param
+        if p.shape:
+            return (1,) + tuple(int(d) for d in p.shape[0].dim[1:])
+        if p.channels and p.height and p.width:
+            return 1, int(p.channels[0]), int(p.height[0]), int(p.width[0])
+        return None
+    crop = layer.transform_param.crop_size if layer.HasField("transform_param") else 0
+    if not crop and layer.type == "Data":
+        crop = layer.data_param.crop_size
+    if not crop and layer.type == "ImageData":
+        crop = layer.image_data_param.crop_size
+        p = layer.image_data_param
+        if not crop and p.new_height and p.new_width:
+            channels = 3 if p.is_color else 1
+            return 1, channels, int(p.new_height), int(p.new_width)
+    if not crop:
+        return None
+    channels = 1 if layer.type == "ImageData" and not layer.image_data_param.is_color else 3
+    return 1, channels, int(crop), int(crop)
+
+
+# --------------------------------------------------------------------------- the net
+
+
+def _stages(layers: list[ir.Layer]) -> list[ir.Layer]:
+    """Stage labels as the builder gives them, from MSRA-style names (conv1, convN_x, head)."""
+    marks = [_BLOCK_NAME.match(layer.name) for layer in layers]
+    block_at = [i for i, m in enumerate(marks) if m]
+    if not block_at:
+        return layers
+    first, last = block_at[0], block_at[-1]
+    out, stage = [], "conv1"
+    for i, (layer, mark) in enumerate(zip(layers, marks)):
+        if mark:
+            stage = f"conv{mark.group(1)}_x"
+        elif i > last:
+            stage = "head"
+        elif i < first:
+            stage = "conv1"
+        out.append(replace(layer, stage=stage))
+    return out
+
+
+def is_subsample_pattern(layer: ir.Layer) -> bool:
+    """A depthwise 1x1 convolution without bias: the shape of option A's fixed subsample."""
+    if layer.type != "Convolution":
+        return False
+    p: ir.ConvolutionParam = layer.param
+    return (p.kernel == (1, 1) and not p.bias_term and p.dilation == (1, 1)
+            and p.pad == (0, 0) and p.group == p.num_output
+            and bool(layer.blob_shapes) and layer.blob_shapes[0] == (p.num_output, 1, 1, 1))
+
+
+def _round_floor_check(graph: ir.Graph, floor_layers: set[str]) -> None:
+    """round_mode FLOOR (newer Caffe) is accepted only where it equals CEIL for this input."""
+    shapes: dict[str, tuple[int, ...]] = {b.name: b.shape for b in graph.inputs}
+    for layer in graph.layers:
+        if layer.name in floor_layers:
+            p: ir.PoolingParam = layer.param
+            _, _, h, w = shapes[layer.bottoms[0]]
+            for size, k, s, pad in ((h, p.kernel[0], p.stride[0], p.pad[0]),
+                                    (w, p.kernel[1], p.stride[1], p.pad[1])):
+                floor = (size + 2 * pad - k) // s + 1
+                if floor != pool_out(size, k, s, pad):
+                    raise NetgenError(
+                        f"layer {layer.name!r} (Pooling): round_mode FLOOR gives {floor} but "
+                        f"Caffe's default rounding gives {pool_out(size, k, s, pad)} on an input of "
+                        f"{size}; netgen's IR keeps Caffe's CEIL rounding only")
+        for top, shape in zip(layer.tops, layer.top_shapes):
+            shapes[top] = shape
+
+
+def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
+             input_shape: tuple[int, ...] | None = None) -> Reading:
+    """Read a deploy or train_val prototxt for `phase` into the IR, reporting the decisions.
+
+    input_shape overrides (or supplies, for an HDF5Data train_val) the shape of the input.
+    """
+    phase = phase.upper()
+    if phase not in PHASES:
+        raise NetgenError(f"unknown phase {phase!r}; allowed: TRAIN, TEST")
+    text, source = load_text(path_or_text)
+    net = parse_text(text, source)
+    if net.layers:
+        first = net.layers[0]
+        kind = caffe_proto.V1LayerParameter.LayerType.Name(first.type) if first.type in \
+            caffe_proto.V1LayerParameter.LayerType.values() else str(first.type)
+        raise NetgenError(
+            f"layer {first.name!r} ({kind}): {source} uses the V1 `layers` format; netgen reads "
+            "the current `layer` format only (Caffe's tools/upgrade_net_proto_text converts it)")
+    phase_value = caffe_proto.Phase.Value(phase)
+    level = int(net.state.level) if net.HasField("state") else 0
+    stages = set(net.state.stage) if net.HasField("state") else set()
+
+    inputs = _legacy_inputs(net)
+    input_source = "the net's input/input_dim fields" if inputs else ""
+    if net.input_shape and inputs:
+        input_source = "the net's input/input_shape fields"
+    dropped: list[str] = []
+    dead_blobs: set[str] = set()  # labels and what only they feed
+    layers: list[ir.Layer] = []
+    frozen: set[str] = set()
+    floor_layers: set[str] = set()
+    for layer in net.layer:
+        if not _included(layer, phase_value, level, stages):
+            dropped.append(layer.name)
+            continue
+        if layer.type == "Input":
+            shapes = list(layer.input_param.shape)
+            if not shapes or len(shapes) not in (1, len(layer.top)):
+                raise _fail(layer, f"input_param needs one shape per top ({len(layer.top)}), "
+                            f"got {len(shapes)}")
+            for i, top in enumerate(layer.top):
+                shape = shapes[i if len(shapes) > 1 else 0]
+                inputs.append(ir.Blob(top, tuple(int(d) for d in shape.dim)))
+            input_source = input_source or f"the Input layer {layer.name!r}"
+            continue
+        if layer.type in DATA_TYPES:
+            if not layer.top:
+                raise _fail(layer, "has no top")
+            shape = input_shape or _data_layer_shape(layer)
+            if shape is None:
+                raise _fail(layer, "cannot tell the input size from this data layer (no "
+                            "crop_size or shape); give the input shape explicitly "
+                            "(--input-shape 1,3,224,224)")
+            inputs.append(ir.Blob(layer.top[0], tuple(shape)))
+            dead_blobs.update(layer.top[1:])
+            dropped.append(layer.name)
+            how = "given shape" if input_shape else "batch 1"
+            input_source = input_source or (f"the {layer.type} layer {layer.name!r} of phase "
+                                            f"{phase} ({how})")
+            continue
+        if layer.type in LOSS_TYPES or any(b in dead_blobs for b in layer.bottom):
+            dead_blobs.update(t for t in layer.top if t not in layer.bottom)
+            dropped.append(layer.name)
+            continue
+        if layer.type not in ir.PARAM_TYPES:
+            raise _unsupported(layer.name, layer.type)
+        param = _param(layer)
+        if layer.type == "Pooling" and layer.pooling_param.round_mode == 1:
+            floor_layers.add(layer.name)
+        if layer.param and all(spec.lr_mult == 0 for spec in layer.param):
+            frozen.add(layer.name)
+        layers.append(ir.Layer(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top),
+                               param))
+    if input_shape is not None and inputs and "given" not in input_source:
+        if len(inputs) != 1:
+            raise NetgenError(f"an input shape was given but the net has {len(inputs)} inputs")
+        inputs = [ir.Blob(inputs[0].name, tuple(input_shape))]
+        input_source += " (shape given explicitly)"
+    if not inputs:
+        raise NetgenError(f"{source}: declares no input (no input/input_dim fields, Input "
+                          "layer or data layer)")
+    if not layers:
+        raise NetgenError(f"{source}: has no layers to read for phase {phase}")
+    name = net.name or Path(source).stem
+    graph = infer(name, inputs, _stages(layers))
+    _round_floor_check(graph, floor_layers)
+    fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
+        layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
+        for layer in graph.layers]
+    input_text = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
+    return Reading(graph=graph.with_layers(fixed), source=source,
+                   input_source=f"input {input_text} from {input_source}",
+                   dropped=tuple(dropped), frozen=frozenset(frozen))
+
+
+def read_prototxt(path_or_text: str | os.PathLike, phase: str = "TEST") -> ir.Graph:
+    """The IR of a deploy or train_val prototxt (path or text) for `phase`."""
+    return read_net(path_or_text, phase).graph
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def caffemodel_blobs(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
+    """Layer name -> blobs of a binary .caffemodel, from `layer` and the V1 `layers` field."""
+    net = caffe_proto.read_caffemodel(path)
+    found: dict[str, list[np.ndarray]] = {}
+    for record in list(net.layers) + list(net.layer):
+        if not record.blobs:
+            continue
+        try:
+            found[record.name] = [caffe_proto.array_from_blob(b) for b in record.blobs]
+        except NetgenError as exc:
+            raise NetgenError(f"{os.fspath(path)}: layer {record.name!r}: {exc}") from None
+    return found
+
+
+def _strip_ones(shape: tuple[int, ...]) -> tuple[int, ...]:
+    i = 0
+    while i < len(shape) and shape[i] == 1:
+        i += 1
+    return tuple(shape[i:])
+
+
+_BLOB_ROLES = {
+    "Convolution": ("weights", "bias"),
+    "InnerProduct": ("weights", "bias"),
+    "BatchNorm": ("mean", "variance", "moving-average factor"),
+    "Scale": ("scale", "bias"),
+    "Bias": ("bias",),
+    "PReLU": ("slopes",),
+}
+
+
+def _count_reason(layer: ir.Layer) -> str:
+    if layer.type in ("Convolution", "InnerProduct", "Scale"):
+        return f"bias_term: {'true' if layer.param.bias_term else 'false'}"
+    return ", ".join(_BLOB_ROLES.get(layer.type, ("blobs",)))
+
+
+def map_blobs(graph: ir.Graph, blobs: dict[str, list[np.ndarray]],
+              source: str = "caffemodel") -> Weights:
+    """The caffemodel's blobs on the IR's layers, checked and reshaped to the IR's shapes."""
+    weights: Weights = {}
+    for layer in graph.layers:
+        if not layer.blob_shapes:
+            continue
+        found = blobs.get(layer.name)
+        if not found:
+            raise NetgenError(f"layer {layer.name!r} ({layer.type}): {source} has no blobs for "
+                              f"it; the prototxt implies {len(layer.blob_shapes)}")
+        if len(found) != len(layer.blob_shapes):
+            raise NetgenError(f"layer {layer.name!r}: caffemodel has {len(found)} blobs, the "
+                              f"prototxt implies {len(layer.blob_shapes)} ({_count_reason(layer)})")
+        roles = _BLOB_ROLES.get(layer.type, ())
+        mapped = []
+        for i, (array, shape) in enumerate(zip(found, layer.blob_shapes)):
+            role = f" ({roles[i]})" if i < len(roles) else ""
+            if tuple(array.shape) != tuple(shape):
+                if array.size != int(np.prod(shape)) or _strip_ones(array.shape) != _strip_ones(shape):
+                    raise NetgenError(
+                        f"layer {layer.name!r}: blob {i}{role} has shape {list(array.shape)} in "
+                        f"the caffemodel, the prototxt implies {list(shape)}")
+                array = array.reshape(shape)
+            mapped.append(np.ascontiguousarray(array, dtype=np.float32))
+        weights[layer.name] = mapped
+    return weights
+
+
+def _mark_fixed_by_weights(graph: ir.Graph, weights: Weights) -> ir.Graph:
+    """With real weights the subsample is fixed exactly when its weights are all 1."""
+    layers = []
+    for layer in graph.layers:
+        if is_subsample_pattern(layer):
+            ones = all(bool(np.all(blob == 1.0)) for blob in weights[layer.name])
+            layer = replace(layer, fixed=ones)
+        layers.append(layer)
+    return graph.with_layers(layers)
+
+
+def read_caffe(prototxt_path: str | os.PathLike, caffemodel_path: str | os.PathLike | None = None,
+               seed: int = 0, phase: str = "TEST") -> tuple[ir.Graph, Weights]:
+    """The IR and weights of a prototxt and its caffemodel (or netgen's init without one)."""
+    graph = read_prototxt(prototxt_path, phase)
+    return weights_for(graph, caffemodel_path, seed)
+
+
+def weights_for(graph: ir.Graph, caffemodel_path: str | os.PathLike | None = None,
+                seed: int = 0) -> tuple[ir.Graph, Weights]:
+    """Weights of an already read graph: from the caffemodel, or netgen's deterministic init."""
+    if caffemodel_path is None:
+        return graph, initial_weights(graph, seed)
+    weights = map_blobs(graph, caffemodel_blobs(caffemodel_path), os.fspath(caffemodel_path))
+    return _mark_fixed_by_weights(graph, weights), weights
