@@ -176,19 +176,19 @@ def solver_options(spec: ArchSpec, batch_size: int, seed: int = 0) -> list[tuple
         return [("solver.prototxt", SolverOptions(
             net="train_val.prototxt", test_iter=50_000 // 50, test_interval=10_000,
             base_lr=0.1, lr_policy="step", stepsize=150_000, max_iter=600_000,
-            snapshot=10_000, snapshot_prefix=f"snapshots/{spec.name}",
+            snapshot=10_000, snapshot_prefix=spec.name,
             iter_size=max(1, 256 // batch_size), random_seed=seed))]
     main = SolverOptions(
         net="train_val.prototxt", test_iter=5_000 // 100, test_interval=1_000, base_lr=0.1,
         lr_policy="multistep", stepvalue=(32_000, 48_000), max_iter=64_000, snapshot=8_000,
-        snapshot_prefix=f"snapshots/{spec.name}", iter_size=max(1, 128 // batch_size),
+        snapshot_prefix=spec.name, iter_size=max(1, 128 // batch_size),
         random_seed=seed)
     files = [("solver.prototxt", main)]
     if spec.depth >= CIFAR_WARMUP_DEPTH:
         warmup = SolverOptions(
             net="train_val.prototxt", test_iter=main.test_iter, test_interval=100,
             base_lr=0.01, lr_policy="fixed", max_iter=CIFAR_WARMUP_ITERS,
-            snapshot=CIFAR_WARMUP_ITERS, snapshot_prefix=f"snapshots/{spec.name}-warmup",
+            snapshot=CIFAR_WARMUP_ITERS, snapshot_prefix=f"{spec.name}-warmup",
             iter_size=main.iter_size, random_seed=seed)
         files.insert(0, ("solver_warmup.prototxt", warmup))
     return files
