@@ -46,6 +46,7 @@ FIXED_SUBSAMPLE_SUFFIX = "_branch1_sub"
 
 # Stage names as the builder assigns them, recovered from MSRA-style layer names.
 _BLOCK_NAME = re.compile(r"^(?:res|bn|scale)(\d+)[a-z]")
+_TORCH_STAGE = re.compile(r"(?:^|[/.])layer(\d+)(?:[/.]|$)")
 
 
 @dataclass(frozen=True)
@@ -339,17 +340,30 @@ def _data_layer_shape(layer: Any) -> tuple[int, ...] | None:
 # --------------------------------------------------------------------------- the net
 
 
-def _stages(layers: list[ir.Layer]) -> list[ir.Layer]:
-    """Stage labels as the builder gives them, from MSRA-style names (conv1, convN_x, head)."""
-    marks = [_BLOCK_NAME.match(layer.name) for layer in layers]
+def _stage_of(name: str) -> str | None:
+    """convN_x for a layer of a residual stage: MSRA names (res3a_branch1, bn4b2_branch2a,
+    scale5c_branch2c) or PyTorch's (/layer2/layer2.0/conv1/Conv: layer1 is conv2_x)."""
+    mark = _BLOCK_NAME.match(name)
+    if mark:
+        return f"conv{mark.group(1)}_x"
+    mark = _TORCH_STAGE.search(name)
+    if mark:
+        return f"conv{int(mark.group(1)) + 1}_x"
+    return None
+
+
+def assign_stages(layers: list[ir.Layer]) -> list[ir.Layer]:
+    """Stage labels as the builder gives them (conv1, convN_x, head), recovered from names;
+    layers are left unassigned where no name says which stage it is."""
+    marks = [_stage_of(layer.name) for layer in layers]
     block_at = [i for i, m in enumerate(marks) if m]
     if not block_at:
-        return layers
+        return list(layers)
     first, last = block_at[0], block_at[-1]
     out, stage = [], "conv1"
     for i, (layer, mark) in enumerate(zip(layers, marks)):
         if mark:
-            stage = f"conv{mark.group(1)}_x"
+            stage = mark
         elif i > last:
             stage = "head"
         elif i < first:
@@ -471,7 +485,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     if not layers:
         raise NetgenError(f"{source}: has no layers to read for phase {phase}")
     name = net.name or Path(source).stem
-    graph = infer(name, inputs, _stages(layers))
+    graph = infer(name, inputs, assign_stages(layers))
     _round_floor_check(graph, floor_layers)
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer

@@ -19,6 +19,9 @@ COMMANDS = [
     ("netgen.commands.build", "build"),
     ("netgen.commands.listing", "list_networks"),
     ("netgen.commands.summary", "summary"),
+    ("netgen.commands.validate", "validate"),
+    ("netgen.commands.convert", "convert"),
+    ("netgen.commands.diff", "diff"),
 ]
 
 

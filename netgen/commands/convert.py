@@ -1,0 +1,54 @@
+"""`netgen convert`: prototxt (+ caffemodel) -> ONNX, or ONNX -> deploy.prototxt + caffemodel."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from netgen.convert import convert as run_convert
+from netgen.convert import parse_shape
+from netgen.errors import NetgenError
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.argument("caffemodel", required=False, type=click.Path())
+@click.option("--output", "-o", required=True, type=click.Path(),
+              help="model.onnx for a prototxt input; deploy.prototxt for an ONNX input.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (13 to 21).")
+@click.option("--force", is_flag=True, help="Overwrite existing output files.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of netgen's initialisation when no caffemodel is given.")
+@click.option("--phase", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
+              default="TEST", show_default=True, help="Phase whose layers a train_val keeps.")
+@click.option("--input-shape", default=None,
+              help="N,C,H,W of the input, for a train_val whose data layer does not tell.")
+@click.option("--caffemodel-out", type=click.Path(), default=None,
+              help="Where an ONNX input's weights go. [default: model.caffemodel beside "
+                   "deploy.prototxt, else OUTPUT's name with .caffemodel]")
+@click.option("--input-layer", is_flag=True,
+              help="Declare the input with an Input layer instead of input/input_dim.")
+@click.option("--external-data/--no-external-data", default=None,
+              help="Store ONNX initializers in OUTPUT.data. [default: only over 1.8 GB]")
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+def convert(input_path, caffemodel, output, opset, force, seed, phase, input_shape,
+            caffemodel_out, input_layer, external_data, as_json) -> int:
+    """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
+
+    A prototxt (deploy or train_val), with its CAFFEMODEL or netgen's deterministic
+    initialisation, becomes an ONNX model; an ONNX model whose ops all have a Caffe
+    equivalent becomes a deploy prototxt and a caffemodel beside it.
+    """
+    if seed < 0:
+        raise NetgenError(f"--seed must be >= 0, got {seed}")
+    report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,
+                         phase=phase.upper(), input_shape=parse_shape(input_shape),
+                         caffemodel_out=caffemodel_out, legacy_input=not input_layer,
+                         external_data=external_data)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in report.lines():
+            click.echo(line)
+    return 0

@@ -1,0 +1,47 @@
+"""`netgen diff A B`: structural (and with --numeric, numerical) comparison of two networks."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from netgen.diff import diff as run_diff
+from netgen.diff import format_text
+from netgen.errors import NetgenError
+
+
+@click.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--numeric", is_flag=True,
+              help="Also run both through ONNX Runtime on the same batch and report the "
+                   "largest absolute difference of the outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--caffemodel-a", type=click.Path(), default=None, help="Weights of A (a prototxt).")
+@click.option("--caffemodel-b", type=click.Path(), default=None, help="Weights of B (a prototxt).")
+@click.option("--weights", type=click.Choice(["a", "own"]), default="a", show_default=True,
+              help="--numeric: run B with A's weights matched by the alignment (a), or each "
+                   "side with its own (own).")
+@click.option("--batch", type=int, default=2, show_default=True, help="--numeric batch size.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the batch and of netgen's initialisation.")
+@click.option("--device", default="cpu", show_default=True, help="--numeric: cpu, cuda or auto.")
+def diff(a, b, numeric, as_json, caffemodel_a, caffemodel_b, weights, batch, seed, device) -> int:
+    """Compare A and B: ONNX files, prototxt files or names like resnet50-B, in any mix.
+
+    The graphs are aligned by topology, not by layer names. Exit code 0 when they are
+    equivalent, 1 when they differ, 2 on error.
+    """
+    if batch < 1:
+        raise NetgenError(f"--batch must be at least 1, got {batch}")
+    if seed < 0:
+        raise NetgenError(f"--seed must be >= 0, got {seed}")
+    result = run_diff(a, b, numeric=numeric, caffemodel_a=caffemodel_a,
+                      caffemodel_b=caffemodel_b, seed=seed, weights=weights, batch=batch,
+                      device=device)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(format_text(result), nl=False)
+    return 0 if result.equivalent else 1

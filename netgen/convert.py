@@ -1,0 +1,162 @@
+"""`netgen convert`: Caffe prototxt (+ caffemodel) -> ONNX, and ONNX -> deploy.prototxt +
+model.caffemodel, both through the graph IR.
+
+Every output is rendered in memory first and then written atomically, so a failed
+conversion leaves no file behind and an existing file is either the old or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netgen.errors import NetgenError
+from netgen.fileio import write_atomic
+
+
+@dataclass
+class ConvertReport:
+    direction: str  # "caffe->onnx" or "onnx->caffe"
+    source: str
+    written: list[str]
+    graph_name: str
+    layers: int
+    input_note: str
+    weights: str
+    dropped: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"direction": self.direction, "source": self.source, "written": self.written,
+                "name": self.graph_name, "layers": self.layers, "input": self.input_note,
+                "weights": self.weights, "dropped": list(self.dropped), **self.extra}
+
+    def lines(self) -> list[str]:
+        out = [f"read {self.source}: {self.layers} layers; {self.input_note}",
+               f"weights: {self.weights}"]
+        if self.dropped:
+            shown = ", ".join(self.dropped[:8]) + (" ..." if len(self.dropped) > 8 else "")
+            out.append(f"left out for this phase: {shown}")
+        out.append("wrote " + ", ".join(self.written))
+        return out
+
+
+def is_onnx_file(path: str | os.PathLike) -> bool:
+    """By extension, else by content (a prototxt is text, an ONNX model is binary)."""
+    p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        return True
+    if p.suffix.lower() in (".prototxt", ".pt", ".txt"):
+        return False
+    try:
+        with open(p, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return False
+    return b"\0" in head
+
+
+def default_caffemodel_path(output: Path) -> Path:
+    """model.caffemodel beside deploy.prototxt (netgen's build layout), else <stem>.caffemodel."""
+    stem = "model" if output.stem == "deploy" else output.stem
+    return output.with_name(stem + ".caffemodel")
+
+
+def _check_target(path: Path, force: bool) -> None:
+    if path.is_dir():
+        raise NetgenError(f"{path} is a folder; give the output file's path")
+    if path.exists() and not force:
+        raise NetgenError(f"{path} already exists; use --force to overwrite it")
+    if not path.parent.is_dir():
+        raise NetgenError(f"{path.parent}: no such folder")
+
+
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise NetgenError(f"--input-shape must be comma-separated integers like 1,3,224,224, "
+                          f"got {text!r}") from None
+    if len(shape) != 4 or min(shape) <= 0:
+        raise NetgenError(f"--input-shape needs four positive values N,C,H,W, got {text!r}")
+    return shape
+
+
+def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
+                  output: str | os.PathLike, opset: int = 17, force: bool = False, seed: int = 0,
+                  phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
+                  external_data: bool | None = None) -> ConvertReport:
+    from netgen.caffe_reader import read_net, weights_for
+    from netgen.onnx_export import check_opset, save_onnx, to_onnx
+
+    check_opset(opset)
+    target = Path(output)
+    if target.suffix.lower() in (".prototxt", ".caffemodel"):
+        raise NetgenError(f"{target}: converting a prototxt gives an ONNX model; name the "
+                          "output .onnx")
+    _check_target(target, force)
+    reading = read_net(prototxt, phase, input_shape)
+    graph, weights = weights_for(reading.graph, caffemodel, seed)
+    model = to_onnx(graph, weights, opset)
+    save_onnx(model, target, external_data)
+    written = [str(target)]
+    if (target.parent / (target.name + ".data")).is_file():
+        written.append(str(target) + ".data")
+    source = f"{caffemodel}" if caffemodel else f"netgen's deterministic initialisation (seed {seed})"
+    return ConvertReport("caffe->onnx", reading.source, written, graph.name, len(graph.layers),
+                         reading.input_source, source, reading.dropped,
+                         {"opset": opset, "nodes": len(model.graph.node)})
+
+
+def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force: bool = False,
+                  caffemodel_out: str | os.PathLike | None = None,
+                  legacy_input: bool = True) -> ConvertReport:
+    from netgen.caffemodel import caffemodel_bytes
+    from netgen.onnx_import import read_onnx
+    from netgen.prototxt import render_deploy
+
+    target = Path(output)
+    if target.suffix.lower() in (".onnx", ".caffemodel"):
+        raise NetgenError(f"{target}: converting an ONNX model gives a deploy prototxt (and a "
+                          ".caffemodel beside it); name the output .prototxt")
+    weights_path = Path(caffemodel_out) if caffemodel_out else default_caffemodel_path(target)
+    if weights_path.resolve() == target.resolve():
+        raise NetgenError(f"{target}: the prototxt and the caffemodel need different names")
+    _check_target(target, force)
+    _check_target(weights_path, force)
+    graph, weights = read_onnx(onnx_path)
+    text = render_deploy(graph, legacy_input=legacy_input)
+    payload = caffemodel_bytes(graph, weights)
+    write_atomic(weights_path, payload)
+    write_atomic(target, text)
+    inputs = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
+    return ConvertReport("onnx->caffe", str(onnx_path), [str(target), str(weights_path)],
+                         graph.name, len(graph.layers), f"input {inputs} from the graph's inputs",
+                         "the ONNX initializers")
+
+
+def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
+            output: str | os.PathLike, opset: int = 17, force: bool = False, seed: int = 0,
+            phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
+            caffemodel_out: str | os.PathLike | None = None, legacy_input: bool = True,
+            external_data: bool | None = None) -> ConvertReport:
+    """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe."""
+    source = Path(input_path)
+    if not source.is_file():
+        raise NetgenError(f"{source}: no such file")
+    if is_onnx_file(source):
+        if caffemodel is not None:
+            raise NetgenError(f"{caffemodel}: a caffemodel goes with a prototxt input; an ONNX "
+                              "input carries its own weights")
+        if input_shape is not None:
+            raise NetgenError("--input-shape applies to prototxt inputs only")
+        return onnx_to_caffe(source, output, force, caffemodel_out, legacy_input)
+    if caffemodel_out is not None:
+        raise NetgenError("--caffemodel-out applies to ONNX inputs only")
+    if caffemodel is not None and not Path(caffemodel).is_file():
+        raise NetgenError(f"{caffemodel}: no such file")
+    return caffe_to_onnx(source, caffemodel, output, opset, force, seed, phase, input_shape,
+                         external_data)

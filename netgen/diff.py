@@ -1,0 +1,759 @@
+"""Structural (and optionally numeric) comparison of two networks from any source.
+
+Each side (an ONNX file, a prototxt, or a build spec such as `resnet50-B`) becomes the graph
+IR, and the IR becomes a graph of *logical ops*: BatchNorm + Scale are one `BN`, Flatten,
+Split and Dropout disappear, a fixed depthwise subsample is `Subsample`, Power with scale 0 is
+`Zeros`. Caffe files and ONNX exports then look alike whatever their names.
+
+The two graphs are aligned by topology, never by name. A walk from the input follows the
+main path; where the path forks, the join is the fork's immediate post-dominator, the branch
+with the most convolutions stays on the main path and the others are the block's shortcut,
+classified as identity, projection (conv + BN) or zero-pad (option A: subsample + zero
+channels). The main paths (each block's residual ops, then its join) are aligned as
+sequences of op types; aligned ops are compared attribute by attribute and aligned joins by
+their shortcuts. Everything is a loop: nets have thousands of layers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from netgen import ir
+from netgen.counting import count, layer_macs, layer_params
+from netgen.errors import NetgenError
+from netgen.weights import Weights, initial_weights
+
+CONTEXT = 3  # ops shown before and after the first divergence
+SKIPPED_TYPES = frozenset({"Dropout", "Flatten", "Split"})
+ZERO_PAD_TYPES = frozenset({"Subsample", "Zeros", "Concat", "Pool", "Slice", "Reshape"})
+ACCEPTED_NAMES = ("resnet50-B", "resnet18-A", "resnet34-C", "plain34", "cifar10-resnet20-A",
+                  "cifar10-plain20", "resnet50-B-stride3x3", "resnet26-2-2-2-2-bottleneck-B")
+_SPEC_NAME = re.compile(
+    r"^(?P<cifar>cifar10-)?(?P<kind>resnet|plain)(?P<depth>\d+)"
+    r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
+    r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?$")
+
+
+# --------------------------------------------------------------------------- the two sides
+
+
+@dataclass
+class Side:
+    """One network to compare: its IR, its weights, and where both came from."""
+
+    label: str
+    kind: str  # "spec", "onnx" or "prototxt"
+    graph: ir.Graph
+    weights: Weights
+    weights_source: str
+
+
+def parse_spec_name(name: str):
+    """The ArchSpec a name like resnet50-B, plain34 or cifar10-resnet20-A stands for."""
+    from netgen.spec import make_spec
+
+    match = _SPEC_NAME.match(name)
+    if not match:
+        raise NetgenError(f"{name!r} is neither a file nor a network name; accepted: an ONNX "
+                          "file (.onnx), a prototxt (.prototxt, deploy or train_val), or a name "
+                          "as `netgen build` gives it: " + ", ".join(ACCEPTED_NAMES))
+    g = match.groupdict()
+    plain = g["kind"] == "plain"
+    if plain and g["shortcut"]:
+        raise NetgenError(f"{name!r}: plain nets have no shortcut option; write "
+                          f"{name[:match.start('shortcut') - 1]}")
+    stages = tuple(int(s) for s in g["stages"].split("-")) if g["stages"] else None
+    try:
+        spec = make_spec(dataset="cifar10" if g["cifar"] else "imagenet", depth=int(g["depth"]),
+                         shortcut=g["shortcut"], plain=plain, stages=stages, block=g["block"],
+                         stride_in=g["stride"] or "1x1")
+    except NetgenError as exc:
+        raise NetgenError(f"{name!r}: {exc}") from None
+    given = name if g["shortcut"] or plain else None
+    if given is not None and spec.name != name:
+        raise NetgenError(f"{name!r} is not a canonical network name; did you mean {spec.name!r}?")
+    return spec
+
+
+def load_side(arg: str, caffemodel: str | os.PathLike | None = None, seed: int = 0) -> Side:
+    """A file (by extension, else by content) or a spec name, with its weights."""
+    path = Path(arg)
+    if path.is_file():
+        if path.suffix.lower() == ".onnx" or _looks_binary(path):
+            if caffemodel is not None:
+                raise NetgenError(f"{arg}: a caffemodel goes with a prototxt, not an ONNX file")
+            from netgen.onnx_import import read_onnx
+
+            graph, weights = read_onnx(path)
+            return Side(arg, "onnx", graph, weights, "its initializers")
+        from netgen.caffe_reader import read_caffe
+
+        graph, weights = read_caffe(path, caffemodel, seed)
+        source = str(caffemodel) if caffemodel else f"netgen's initialisation (seed {seed})"
+        return Side(arg, "prototxt", graph, weights, source)
+    if caffemodel is not None:
+        raise NetgenError(f"{arg}: a caffemodel goes with a prototxt file, not a network name")
+    if os.sep in arg or path.suffix.lower() in (".onnx", ".prototxt", ".pt", ".txt"):
+        raise NetgenError(f"{arg}: no such file")
+    from netgen.builder import build
+
+    graph = build(parse_spec_name(arg))
+    return Side(arg, "spec", graph, initial_weights(graph, seed),
+                f"netgen's initialisation (seed {seed})")
+
+
+def _looks_binary(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    return b"\0" in head
+
+
+# --------------------------------------------------------------------------- logical ops
+
+
+@dataclass
+class Op:
+    id: int
+    type: str
+    attrs: dict
+    layers: list[str]
+    inputs: list[int] = field(default_factory=list)
+    params: int = 0
+    macs: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.layers[0] if self.layers else f"<{self.type}>"
+
+    def describe(self) -> str:
+        return f"{self.type} {'/'.join(self.layers)}" if self.layers else self.type
+
+
+def _conv_attrs(layer: ir.Layer, in_shape: ir.Shape) -> dict:
+    p: ir.ConvolutionParam = layer.param
+    return {"kernel": list(p.kernel), "stride": list(p.stride), "pad": list(p.pad),
+            "dilation": list(p.dilation), "group": p.group, "in_channels": in_shape[1],
+            "out_channels": p.num_output, "bias": p.bias_term,
+            "param_shapes": [list(s) for s in layer.blob_shapes]}
+
+
+def _pool_attrs(layer: ir.Layer, in_shape: ir.Shape) -> dict:
+    p: ir.PoolingParam = layer.param
+    whole = (len(in_shape) == 4 and tuple(p.kernel) == tuple(in_shape[2:]) and p.pad == (0, 0)
+             and layer.top_shapes[0][2:] == (1, 1))
+    if p.global_pooling or whole:
+        return {"pool": p.pool, "global": True}
+    return {"pool": p.pool, "kernel": list(p.kernel), "stride": list(p.stride),
+            "pad": list(p.pad)}
+
+
+def logical_ops(graph: ir.Graph) -> tuple[list[Op], list[int]]:
+    """The logical op graph of `graph` (topological order) and the ids of its input ops."""
+    ops: list[Op] = []
+    producer: dict[str, int] = {}
+    shape_of: dict[str, ir.Shape] = {}
+    inputs = []
+    for blob in graph.inputs:
+        op = Op(len(ops), "Input", {"shape": list(blob.shape)}, [blob.name])
+        ops.append(op)
+        inputs.append(op.id)
+        producer[blob.name] = op.id
+        shape_of[blob.name] = blob.shape
+    for layer in graph.layers:
+        in_shape = shape_of[layer.bottoms[0]]
+        sources = [producer[b] for b in layer.bottoms]
+        params, macs = layer_params(layer), layer_macs(layer)
+        merged = None
+        if layer.type in SKIPPED_TYPES:
+            for top, shape in zip(layer.tops, layer.top_shapes):
+                producer[top] = sources[0]
+                shape_of[top] = shape
+            continue
+        if layer.type == "Scale" and ops[sources[0]].type == "BN" and not ops[sources[0]].attrs["affine"]:
+            merged = ops[sources[0]]
+            merged.attrs["affine"] = True
+            merged.attrs["shift"] = layer.param.bias_term
+            merged.layers.append(layer.name)
+            merged.params += params
+        if merged is None:
+            kind, attrs = _classify(layer, in_shape)
+            op = Op(len(ops), kind, attrs, [layer.name], sources, params, macs)
+            ops.append(op)
+            merged = op
+        for top, shape in zip(layer.tops, layer.top_shapes):
+            producer[top] = merged.id
+            shape_of[top] = shape
+    return ops, inputs
+
+
+def _classify(layer: ir.Layer, in_shape: ir.Shape) -> tuple[str, dict]:
+    t, p = layer.type, layer.param
+    if t == "Convolution":
+        if layer.fixed:
+            return "Subsample", {"stride": list(p.stride), "channels": p.num_output}
+        return "Conv", _conv_attrs(layer, in_shape)
+    if t == "BatchNorm":
+        return "BN", {"channels": in_shape[1], "eps": p.eps, "affine": False, "shift": False}
+    if t == "Pooling":
+        return "Pool", _pool_attrs(layer, in_shape)
+    if t == "InnerProduct":
+        return "FC", {"in_features": math.prod(in_shape[p.axis:]), "out_features": p.num_output,
+                      "bias": p.bias_term, "param_shapes": [list(s) for s in layer.blob_shapes]}
+    if t == "Eltwise":
+        kind = {"SUM": "Add", "PROD": "Mul", "MAX": "Max"}[p.operation]
+        attrs = {"inputs": len(layer.bottoms)}
+        if p.coeff and any(c != 1 for c in p.coeff):
+            attrs["coeff"] = list(p.coeff)
+        return kind, attrs
+    if t == "Power":
+        if p.scale == 0 or p.power == 0:
+            value = 1.0 if p.power == 0 else float(p.shift) ** p.power
+            if value == 0:
+                return "Zeros", {"channels": in_shape[1]}
+            return "Constant", {"channels": in_shape[1], "value": value}
+        return "Power", {"power": p.power, "scale": p.scale, "shift": p.shift}
+    if t == "ReLU":
+        return "ReLU", ({"negative_slope": p.negative_slope} if p.negative_slope else {})
+    if t == "PReLU":
+        return "PReLU", {"channel_shared": p.channel_shared}
+    if t == "Softmax":
+        return "Softmax", {"axis": p.axis}
+    if t == "Concat":
+        return "Concat", {"axis": p.axis, "out_channels": layer.top_shapes[0][p.axis]}
+    if t == "Reshape":
+        return "Reshape", {"out_shape": list(layer.top_shapes[0][1:])}
+    if t == "Scale":
+        return "Scale", {"channels": in_shape[p.axis] if len(in_shape) > p.axis else 1,
+                         "bias": p.bias_term}
+    if t == "Bias":
+        return "Bias", {}
+    if t == "Slice":
+        return "Slice", {"axis": p.axis, "tops": len(layer.tops)}
+    return t, {}
+
+
+# --------------------------------------------------------------------------- the main path
+
+
+@dataclass
+class Shortcut:
+    kind: str  # "identity", "projection", "zero-pad", "none" (plain) or "other"
+    ops: list[Op]
+    attrs: dict
+
+    def describe(self) -> str:
+        a = self.attrs
+        if self.kind == "projection":
+            conv = a["conv"]
+            text = (f"projection ({'x'.join(map(str, conv['kernel']))} conv, "
+                    f"{conv['out_channels']} channels, stride {conv['stride'][0]}")
+            return text + (", BN)" if a.get("bn") else ")")
+        if self.kind == "zero-pad":
+            parts = []
+            if a.get("stride", [1, 1]) != [1, 1]:
+                parts.append(f"subsample stride {a['stride'][0]}")
+            if a.get("zero_channels"):
+                parts.append(f"+{a['zero_channels']} zero channels")
+            return "zero-pad (" + ", ".join(parts or ["no change"]) + ")"
+        if self.kind == "other":
+            return "other (" + ", ".join(op.type for op in self.ops) + ")"
+        return self.kind
+
+
+@dataclass
+class Entry:
+    """One step of the main path: an op, and for a block's join also its shortcut."""
+
+    op: Op
+    block: int | None = None  # index of the block this op ends (joins only)
+    shortcut: Shortcut | None = None
+
+
+def _postdominators(ops: list[Op], succ: list[list[int]]) -> list[int]:
+    """Immediate post-dominators; ids are topological, the virtual sink is len(ops)."""
+    sink = len(ops)
+    ipdom = [sink] * (sink + 1)
+    for n in range(sink - 1, -1, -1):
+        following = succ[n] or [sink]
+        candidate = following[0]
+        for other in following[1:]:
+            a, b = candidate, other
+            while a != b:
+                while a < b:
+                    a = ipdom[a]
+                while b < a:
+                    b = ipdom[b]
+            candidate = a
+        ipdom[n] = candidate
+    return ipdom
+
+
+def _classify_shortcut(branches: list[list[Op]], direct: bool) -> Shortcut:
+    if direct and not branches:
+        return Shortcut("identity", [], {})
+    if len(branches) != 1 or direct:
+        ops = [op for branch in branches for op in branch]
+        return Shortcut("other", ops, {"types": [op.type for op in ops]})
+    ops = branches[0]
+    types = [op.type for op in ops]
+    convs = [op for op in ops if op.type == "Conv"]
+    if len(convs) == 1 and set(types) <= {"Conv", "BN"}:
+        return Shortcut("projection", ops, {"conv": dict(convs[0].attrs), "bn": "BN" in types})
+    if set(types) <= ZERO_PAD_TYPES:
+        stride = next((op.attrs["stride"] for op in ops if op.type == "Subsample"), [1, 1])
+        concat = next((op for op in ops if op.type == "Concat"), None)
+        zeros = sum(1 for op in ops if op.type == "Zeros")
+        width = concat.attrs["out_channels"] if concat else None
+        attrs = {"stride": stride, "out_channels": width}
+        if concat is not None and zeros:
+            base = next((op.attrs["channels"] for op in ops if op.type == "Zeros"), 0)
+            attrs["zero_channels"] = width - base
+        return Shortcut("zero-pad", ops, attrs)
+    return Shortcut("other", ops, {"types": types})
+
+
+def main_path(ops: list[Op], start: int) -> tuple[list[Entry], set[int]]:
+    """The main path from op `start` and the ids of every op it (or a shortcut) covers."""
+    n = len(ops)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for op in ops:
+        for source in dict.fromkeys(op.inputs):
+            succ[source].append(op.id)
+    ipdom = _postdominators(ops, succ)
+    entries: list[Entry] = []
+    covered = {start}
+    cur, blocks = start, 0
+    while cur < n and succ[cur]:
+        join = ipdom[cur]
+        if len(succ[cur]) == 1 and succ[cur][0] == join:
+            entries.append(Entry(ops[join]))
+            covered.add(join)
+            cur = join
+            continue
+        # A fork: collect the ops between `cur` and its join, split into branches.
+        between: set[int] = set()
+        stack = [s for s in succ[cur] if s != join]
+        while stack:
+            node = stack.pop()
+            if node in between or node == join or node >= n:
+                continue
+            between.add(node)
+            stack.extend(s for s in succ[node] if s != join)
+        branches = _components(ops, between, succ)
+        direct = join < n and cur in ops[join].inputs
+        main_index = max(range(len(branches)), default=None, key=lambda i: (
+            sum(1 for op in branches[i] if op.type == "Conv"), len(branches[i]), -branches[i][0].id))
+        main = branches.pop(main_index) if main_index is not None else []
+        for op in main:
+            entries.append(Entry(op))
+        covered.update(between)
+        if join >= n:
+            break
+        shortcut = _classify_shortcut(branches, direct)
+        entries.append(Entry(ops[join], block=blocks, shortcut=shortcut))
+        blocks += 1
+        covered.add(join)
+        cur = join
+    return entries, covered
+
+
+def _components(ops: list[Op], between: set[int], succ: list[list[int]]) -> list[list[Op]]:
+    """Connected parts of `between` (undirected), each in topological order."""
+    neighbours: dict[int, set[int]] = {i: set() for i in between}
+    for i in between:
+        for s in succ[i]:
+            if s in between:
+                neighbours[i].add(s)
+                neighbours[s].add(i)
+    seen: set[int] = set()
+    parts = []
+    for i in sorted(between):
+        if i in seen:
+            continue
+        part, stack = [], [i]
+        seen.add(i)
+        while stack:
+            node = stack.pop()
+            part.append(node)
+            for other in neighbours[node]:
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+        parts.append([ops[j] for j in sorted(part)])
+    return parts
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class Analysis:
+    side: Side
+    ops: list[Op]
+    entries: list[Entry]
+    covered: set[int]
+
+    @property
+    def op_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(op.type for op in self.ops if op.type != "Input").items()))
+
+
+def analyse(side: Side) -> Analysis:
+    ops, inputs = logical_ops(side.graph)
+    entries, covered = main_path(ops, inputs[0])
+    return Analysis(side, ops, entries, covered)
+
+
+def _key(entry: Entry) -> str:
+    return entry.op.type
+
+
+def _entry_json(entry: Entry | None) -> dict | None:
+    if entry is None:
+        return None
+    out = {"type": entry.op.type, "layers": list(entry.op.layers), "attrs": entry.op.attrs}
+    if entry.shortcut is not None:
+        out["shortcut"] = entry.shortcut.describe()
+    return out
+
+
+def _context(entries: list[Entry], index: int) -> list[str]:
+    lo, hi = max(0, index - CONTEXT), min(len(entries), index + CONTEXT + 1)
+    return [("> " if i == index else "  ") + entries[i].op.describe() for i in range(lo, hi)]
+
+
+def _attr_diff(a: dict, b: dict) -> dict:
+    keys = list(dict.fromkeys(list(a) + list(b)))
+    return {k: [a.get(k), b.get(k)] for k in keys if not _same(a.get(k), b.get(k))}
+
+
+def _same(x, y) -> bool:
+    if isinstance(x, float) and isinstance(y, float):
+        return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
+    return x == y
+
+
+def _block_name(entry: Entry) -> str:
+    name = entry.op.name
+    return name
+
+
+@dataclass
+class DiffResult:
+    a: Analysis
+    b: Analysis
+    pairs: list[tuple[Entry, Entry]]
+    layer_differences: list[dict]
+    shortcut_differences: list[dict]
+    structural_differences: list[dict]
+    first_divergence: dict | None
+    input_difference: dict | None
+    numeric: dict | None = None
+
+    @property
+    def totals(self) -> dict:
+        out = {}
+        for key, analysis in (("a", self.a), ("b", self.b)):
+            counts = count(analysis.side.graph)
+            out[key] = {"parameters": counts.params, "multiply_adds": counts.macs}
+        return out
+
+    @property
+    def equivalent(self) -> bool:
+        totals = self.totals
+        same = (not self.layer_differences and not self.shortcut_differences
+                and not self.structural_differences and self.input_difference is None
+                and self.a.op_counts == self.b.op_counts and totals["a"] == totals["b"])
+        if self.numeric is not None and self.numeric.get("max_abs_diff") is not None:
+            same = same and self.numeric["within_tolerance"]
+        return same
+
+    def to_json(self) -> dict:
+        totals = self.totals
+
+        def side(key: str, analysis: Analysis) -> dict:
+            s = analysis.side
+            return {
+                "source": s.label, "kind": s.kind, "name": s.graph.name,
+                "input": {b.name: list(b.shape) for b in s.graph.inputs},
+                "layers": len(s.graph.layers),
+                "layer_counts": count(s.graph).layer_types,
+                "op_counts": analysis.op_counts,
+                "main_path_ops": len(analysis.entries),
+                "blocks": sum(1 for e in analysis.entries if e.shortcut is not None),
+                "uncovered_ops": sorted(op.name for op in analysis.ops
+                                        if op.id not in analysis.covered and op.type != "Input"),
+                "parameters": totals[key]["parameters"],
+                "multiply_adds": totals[key]["multiply_adds"],
+                "weights": s.weights_source,
+            }
+
+        return {
+            "equivalent": self.equivalent,
+            "a": side("a", self.a),
+            "b": side("b", self.b),
+            "input_difference": self.input_difference,
+            "first_divergence": self.first_divergence,
+            "layer_differences": self.layer_differences,
+            "shortcut_differences": self.shortcut_differences,
+            "structural_differences": self.structural_differences,
+            "numeric": self.numeric,
+        }
+
+
+def compare(a: Side, b: Side) -> DiffResult:
+    """Align the two sides by topology and list every difference."""
+    left, right = analyse(a), analyse(b)
+    ea, eb = left.entries, right.entries
+    matcher = difflib.SequenceMatcher(None, [_key(e) for e in ea], [_key(e) for e in eb],
+                                      autojunk=False)
+    pairs: list[tuple[Entry, Entry]] = []
+    layer_diffs: list[dict] = []
+    shortcut_diffs: list[dict] = []
+    structural: list[dict] = []
+    first: tuple[int, int, str] | None = None
+
+    def note_first(i: int, j: int, reason: str) -> None:
+        nonlocal first
+        if first is None or i < first[0]:
+            first = (i, j, reason)
+
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for i, j in zip(range(i1, i2), range(j1, j2)):
+                x, y = ea[i], eb[j]
+                pairs.append((x, y))
+                fields = _attr_diff(x.op.attrs, y.op.attrs)
+                if fields:
+                    layer_diffs.append({"type": x.op.type, "a": list(x.op.layers),
+                                        "b": list(y.op.layers), "fields": fields})
+                    note_first(i, j, f"{x.op.type} {', '.join(fields)} differ")
+                if x.shortcut is not None and y.shortcut is not None:
+                    if (x.shortcut.kind, x.shortcut.attrs) != (y.shortcut.kind, y.shortcut.attrs):
+                        shortcut_diffs.append(_shortcut_diff(x, y))
+                        note_first(i, j, "shortcut differs")
+            continue
+        only_a, only_b = ea[i1:i2], eb[j1:j2]
+        # A block present on one side only (plain vs residual): a shortcut difference.
+        for entries, here in ((only_a, "a"), (only_b, "b")):
+            for entry in entries:
+                if entry.shortcut is not None:
+                    shortcut_diffs.append(_shortcut_diff(entry if here == "a" else None,
+                                                         entry if here == "b" else None))
+        rest_a = [e for e in only_a if e.shortcut is None]
+        rest_b = [e for e in only_b if e.shortcut is None]
+        if rest_a or rest_b:
+            structural.append({
+                "a": [_entry_json(e) for e in rest_a], "b": [_entry_json(e) for e in rest_b],
+                "after_a": ea[i1 - 1].op.describe() if i1 else None,
+                "after_b": eb[j1 - 1].op.describe() if j1 else None,
+            })
+        if only_a or only_b:
+            what = " ".join(e.op.type for e in only_a) or "nothing"
+            other = " ".join(e.op.type for e in only_b) or "nothing"
+            note_first(i1, j1, f"A has {what} where B has {other}")
+
+    input_difference = None
+    shapes_a = [list(x.shape) for x in a.graph.inputs]
+    shapes_b = [list(x.shape) for x in b.graph.inputs]
+    if shapes_a != shapes_b:
+        input_difference = {"a": shapes_a, "b": shapes_b}
+
+    divergence = None
+    if first is not None:
+        i, j, reason = first
+        divergence = {
+            "position": i, "reason": reason,
+            "a": {"op": _entry_json(ea[i] if i < len(ea) else None), "context": _context(ea, i)},
+            "b": {"op": _entry_json(eb[j] if j < len(eb) else None), "context": _context(eb, j)},
+        }
+    return DiffResult(left, right, pairs, layer_diffs, shortcut_diffs, structural, divergence,
+                      input_difference)
+
+
+def _shortcut_diff(x: Entry | None, y: Entry | None) -> dict:
+    def one(entry: Entry | None) -> dict:
+        if entry is None:
+            return {"block": None, "shortcut": "none (no shortcut)", "kind": "none", "ops": []}
+        return {"block": _block_name(entry), "index": entry.block,
+                "shortcut": entry.shortcut.describe(), "kind": entry.shortcut.kind,
+                "ops": [name for op in entry.shortcut.ops for name in op.layers]}
+
+    return {"a": one(x), "b": one(y)}
+
+
+# --------------------------------------------------------------------------- numeric
+
+
+def map_weights(result: DiffResult) -> tuple[Weights | None, str | None]:
+    """A's weights on B's layers through the alignment, or (None, why not)."""
+    a_weights, b_graph = result.a.side.weights, result.b.side.graph
+    mapped: Weights = {}
+    pairs: list[tuple[Op, Op]] = [(x.op, y.op) for x, y in result.pairs]
+    for x, y in result.pairs:
+        if x.shortcut is not None and y.shortcut is not None and len(x.shortcut.ops) == len(y.shortcut.ops):
+            pairs.extend(zip(x.shortcut.ops, y.shortcut.ops))
+    layers_b = {layer.name: layer for layer in b_graph.layers}
+    layers_a = {layer.name: layer for layer in result.a.side.graph.layers}
+    for op_a, op_b in pairs:
+        if op_a.type != op_b.type:
+            continue
+        names_a = [n for n in op_a.layers if layers_a[n].blob_shapes]
+        names_b = [n for n in op_b.layers if layers_b[n].blob_shapes]
+        if len(names_a) != len(names_b):
+            continue
+        for na, nb in zip(names_a, names_b):
+            blobs = a_weights.get(na)
+            want = layers_b[nb].blob_shapes
+            if blobs is None or len(blobs) != len(want) or any(
+                    tuple(x.shape) != tuple(s) for x, s in zip(blobs, want)):
+                continue
+            mapped[nb] = [np.array(x, dtype=np.float32) for x in blobs]
+    missing = [layer.name for layer in b_graph.layers if layer.blob_shapes and layer.name not in mapped]
+    if missing:
+        return None, (f"{len(missing)} layer(s) of B have no aligned layer of A with the same "
+                      f"parameter shapes (first: {missing[0]!r})")
+    return mapped, None
+
+
+def _logits_and_prob(graph: ir.Graph) -> tuple[str | None, str | None]:
+    """(logits blob, prob blob) of the graph's last layer."""
+    last = graph.layers[-1]
+    if last.type == "Softmax":
+        return last.bottoms[0], last.tops[0]
+    return last.tops[0], None
+
+
+def run_numeric(result: DiffResult, weights: str = "a", batch: int = 2, seed: int = 0,
+                device: str = "cpu", tolerance: float = 1e-4) -> dict:
+    """Both nets through ONNX Runtime on the same batch; the largest absolute difference."""
+    from netgen.onnx_export import tensor_plan, to_onnx
+    from netgen.runtime import create_session, random_batch
+
+    a, b = result.a.side, result.b.side
+    if weights == "a":
+        b_weights, why = map_weights(result)
+        if b_weights is None:
+            return {"max_abs_diff": None, "skipped": why, "weights": "B with A's weights"}
+        how = "B runs with A's weights, matched by alignment"
+    elif weights == "own":
+        b_weights, how = b.weights, "each side with its own weights"
+    else:
+        raise NetgenError(f"unknown weights mode {weights!r}; allowed: a, own")
+    shape_a, shape_b = a.graph.inputs[0].shape, b.graph.inputs[0].shape
+    if shape_a[1:] != shape_b[1:]:
+        return {"max_abs_diff": None, "skipped": f"input shapes differ ({list(shape_a)} vs "
+                f"{list(shape_b)})", "weights": how}
+    data = random_batch((batch,) + tuple(shape_a[1:]), seed)
+    outputs = []
+    for graph, w in ((a.graph, a.weights), (b.graph, b_weights)):
+        plan = tensor_plan(graph)
+        logits, prob = _logits_and_prob(graph)
+        session = create_session(to_onnx(graph, w), device=device)
+        values = session.run(data)
+        final = {name for name in plan.graph_outputs}
+        by_blob = {}
+        for layer, names in zip(graph.layers, plan.outputs):
+            for top, name in zip(layer.tops, names):
+                if name in final:
+                    by_blob[top] = values[name]
+        outputs.append((by_blob.get(logits), by_blob.get(prob) if prob else None))
+    (logits_a, prob_a), (logits_b, prob_b) = outputs
+    if logits_a is None or logits_b is None or logits_a.shape != logits_b.shape:
+        return {"max_abs_diff": None, "weights": how,
+                "skipped": "the outputs have different shapes"}
+    diff = float(np.max(np.abs(logits_a - logits_b)))
+    scale = max(1.0, float(np.max(np.abs(logits_a))))
+    out = {"max_abs_diff": diff, "compared": "logits", "batch": batch, "seed": seed,
+           "weights": how, "tolerance": tolerance * scale,
+           "within_tolerance": diff <= tolerance * scale}
+    if prob_a is not None and prob_b is not None:
+        out["prob_max_abs_diff"] = float(np.max(np.abs(prob_a - prob_b)))
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def format_text(result: DiffResult) -> str:
+    data = result.to_json()
+    lines = []
+    for key in ("a", "b"):
+        s = data[key]
+        inputs = ", ".join(f"{n} {shape}" for n, shape in s["input"].items())
+        lines.append(f"{key.upper()}: {s['source']} ({s['kind']}, {s['name']}): input {inputs}; "
+                     f"{s['layers']} layers, {sum(s['op_counts'].values())} ops, "
+                     f"{s['blocks']} blocks; {s['parameters']:,} parameters, "
+                     f"{s['multiply_adds']:,} multiply-adds")
+    lines.append("ops by type:")
+    types = sorted(set(data["a"]["op_counts"]) | set(data["b"]["op_counts"]))
+    width = max([len(t) for t in types] + [4])
+    lines.append(f"  {'':<{width}}  {'A':>6}  {'B':>6}")
+    for t in types:
+        ca, cb = data["a"]["op_counts"].get(t, 0), data["b"]["op_counts"].get(t, 0)
+        mark = "" if ca == cb else "  *"
+        lines.append(f"  {t:<{width}}  {ca:>6}  {cb:>6}{mark}")
+    verdict = "EQUIVALENT" if data["equivalent"] else "DIFFERENT"
+    lines.append(f"verdict: {verdict}")
+    if data["input_difference"]:
+        lines.append(f"input shapes differ: A {data['input_difference']['a']}, "
+                     f"B {data['input_difference']['b']}")
+    div = data["first_divergence"]
+    if div:
+        lines.append(f"first divergence along the main path (op {div['position']}): {div['reason']}")
+        for key in ("a", "b"):
+            lines.append(f"  {key.upper()}:")
+            lines.extend(f"    {line}" for line in div[key]["context"])
+    if data["shortcut_differences"]:
+        lines.append(f"shortcut differences ({len(data['shortcut_differences'])}):")
+        for d in data["shortcut_differences"]:
+            a, b = d["a"], d["b"]
+            lines.append(f"  A {a['block'] or '-'}: {a['shortcut']}  |  B {b['block'] or '-'}: "
+                         f"{b['shortcut']}")
+    if data["layer_differences"]:
+        lines.append(f"layer differences ({len(data['layer_differences'])}):")
+        for d in data["layer_differences"]:
+            fields = "; ".join(f"{k} {v[0]} vs {v[1]}" for k, v in d["fields"].items())
+            lines.append(f"  {d['type']} A {'/'.join(d['a'])} | B {'/'.join(d['b'])}: {fields}")
+    if data["structural_differences"]:
+        lines.append(f"structural differences ({len(data['structural_differences'])}):")
+        for d in data["structural_differences"]:
+            a = ", ".join(f"{e['type']} {'/'.join(e['layers'])}" for e in d["a"]) or "nothing"
+            b = ", ".join(f"{e['type']} {'/'.join(e['layers'])}" for e in d["b"]) or "nothing"
+            lines.append(f"  A: {a} (after {d['after_a']})  |  B: {b} (after {d['after_b']})")
+    for key in ("a", "b"):
+        if data[key]["uncovered_ops"]:
+            names = data[key]["uncovered_ops"]
+            lines.append(f"{key.upper()} has {len(names)} op(s) off the main path and its "
+                         f"shortcuts: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+    lines.append(f"parameters: A {data['a']['parameters']:,}  B {data['b']['parameters']:,}")
+    lines.append(f"multiply-adds: A {data['a']['multiply_adds']:,}  B {data['b']['multiply_adds']:,}")
+    numeric = data["numeric"]
+    if numeric is not None:
+        if numeric.get("max_abs_diff") is None:
+            lines.append(f"numeric: not compared: {numeric['skipped']}")
+        else:
+            lines.append(f"numeric: max |A - B| = {numeric['max_abs_diff']:.3g} on the "
+                         f"{numeric['compared']} (batch {numeric['batch']}, {numeric['weights']}; "
+                         f"tolerance {numeric['tolerance']:.3g})")
+    return "\n".join(lines) + "\n"
+
+
+def diff(arg_a: str, arg_b: str, numeric: bool = False, caffemodel_a: str | None = None,
+         caffemodel_b: str | None = None, seed: int = 0, weights: str = "a", batch: int = 2,
+         device: str = "cpu") -> DiffResult:
+    """Compare two networks given as files or names; `numeric` also runs them."""
+    a = load_side(arg_a, caffemodel_a, seed)
+    b = load_side(arg_b, caffemodel_b, seed)
+    result = compare(a, b)
+    if numeric:
+        result.numeric = run_numeric(result, weights=weights, batch=batch, seed=seed, device=device)
+    return result

@@ -1,0 +1,704 @@
+"""ONNX -> graph IR, for the ops that have a Caffe equivalent.
+
+The other direction of netgen's ONNX emitter, and the way into netgen for graphs exported
+by other tools (PyTorch's names, a Flatten + Gemm head, BatchNormalization per conv, no
+Softmax). Every node becomes Caffe layers with Caffe's semantics, so that the result can be
+written as a deploy.prototxt + model.caffemodel and computes what the ONNX graph computes:
+
+- BatchNormalization -> BatchNorm (statistics, moving-average factor 1) + Scale with bias;
+- ONNX's asymmetric pads are accepted only where Caffe's symmetric padding gives the same
+  windows, and pooling's ceil_mode only where it agrees with Caffe's rounding (which always
+  rounds up) on this input;
+- Gemm / MatMul -> InnerProduct (a following Add of a constant becomes its bias);
+- Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
+  Reshape, Pad of zero channels becomes Power(scale 0) + Concat (option A), a stride-2
+  Slice of H and W becomes the fixed depthwise subsample convolution.
+
+Anything else stops with a NetgenError naming the node and its op.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from netgen import ir, shapes
+from netgen.caffe_reader import assign_stages, f32, is_subsample_pattern
+from netgen.errors import NetgenError
+from netgen.shapes import conv_out, pool_out
+from netgen.weights import Weights
+
+SUPPORTED_OPS = (
+    "Add", "AveragePool", "BatchNormalization", "Concat", "Constant", "Conv", "Div", "Dropout",
+    "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu",
+    "MatMul", "Max", "MaxPool", "Mul", "PRelu", "Pad", "Pow", "Relu", "Reshape", "Slice",
+    "Softmax", "Squeeze", "Sub", "Sum", "Unsqueeze", "Where",
+)
+
+MAX_ONNX_BYTES = 4 << 30
+
+
+class _Importer:
+    """One pass over the nodes (ONNX keeps them in topological order)."""
+
+    def __init__(self, model: onnx.ModelProto, name: str):
+        self.model = model
+        self.graph = model.graph
+        self.name = name
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.const: dict[str, np.ndarray] = {}
+        for tensor in self.graph.initializer:
+            self.const[tensor.name] = numpy_helper.to_array(tensor)
+        self.blob: dict[str, str] = {}  # ONNX tensor -> Caffe blob
+        self.shape: dict[str, tuple[int, ...]] = {}  # Caffe blob -> its current shape
+        self.layers: list[ir.Layer] = []
+        self.weights: Weights = {}
+        self.producer: dict[str, int] = {}  # Caffe blob -> index of the layer last writing it
+        self.layer_names: set[str] = set()
+        self.uses: dict[str, int] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.graph.node:
+            for item in node.input:
+                if item:
+                    self.uses[item] = self.uses.get(item, 0) + 1
+                    self.consumers.setdefault(item, []).append(node)
+        self.outputs = {o.name for o in self.graph.output}
+        for item in self.outputs:
+            self.uses[item] = self.uses.get(item, 0) + 1
+        self.input_names: set[str] = set()
+        self.inputs: list[ir.Blob] = []
+
+    # ---------------------------------------------------------------- helpers
+
+    def fail(self, node: onnx.NodeProto, message: str) -> NetgenError:
+        return NetgenError(f"node {self.node_name(node)!r} ({node.op_type}): {message}")
+
+    def node_name(self, node: onnx.NodeProto) -> str:
+        return node.name or f"{node.op_type}_{node.output[0]}"
+
+    def attrs(self, node: onnx.NodeProto) -> dict:
+        return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    def unique(self, name: str) -> str:
+        candidate, i = name, 1
+        while candidate in self.layer_names:
+            i += 1
+            candidate = f"{name}_{i}"
+        self.layer_names.add(candidate)
+        return candidate
+
+    def constant(self, node: onnx.NodeProto, tensor: str, what: str) -> np.ndarray:
+        if tensor not in self.const:
+            raise self.fail(node, f"{what} ({tensor!r}) must be a constant (initializer) to "
+                            "map onto Caffe; a computed one has no Caffe equivalent")
+        return self.const[tensor]
+
+    def is_const(self, tensor: str) -> bool:
+        return tensor in self.const
+
+    def bottom(self, node: onnx.NodeProto, tensor: str) -> str:
+        if tensor not in self.blob:
+            raise self.fail(node, f"input {tensor!r} is produced by no earlier node or graph input")
+        return self.blob[tensor]
+
+    def in_place_ok(self, tensor: str, output: str) -> bool:
+        """Caffe style (BN, Scale, ReLU writing their bottom) where nothing else reads it."""
+        blob = self.blob.get(tensor)
+        return (self.uses.get(tensor, 0) == 1 and blob not in self.input_names
+                and output not in self.outputs and tensor not in self.outputs)
+
+    def add(self, node: onnx.NodeProto, name: str, type_: str, bottoms: list[str], param,
+            output: str | None, blobs: list[np.ndarray] | None = None, in_place: bool = False,
+            top: str | None = None) -> str:
+        """Append one layer, track its top's shape, and map `output` to its top."""
+        name = self.unique(name)
+        if top is None:
+            top = bottoms[0] if in_place else (output or name)
+        layer = ir.Layer(name, type_, tuple(bottoms), (top,), param)
+        try:
+            tops, blob_shapes = shapes.RULES[type_](layer, [self.shape[b] for b in bottoms])
+        except NetgenError as exc:
+            raise self.fail(node, str(exc)) from None
+        if blobs is not None:
+            for array, expected in zip(blobs, blob_shapes):
+                if tuple(array.shape) != tuple(expected):
+                    raise self.fail(node, f"parameter of shape {list(array.shape)}, the layer "
+                                    f"needs {list(expected)}")
+            self.weights[name] = [np.ascontiguousarray(a, dtype=np.float32) for a in blobs]
+        self.layers.append(layer)
+        self.shape[top] = tuple(tops[0])
+        self.producer[top] = len(self.layers) - 1
+        if output is not None:
+            self.blob[output] = top
+        return top
+
+    def alias(self, output: str, blob: str) -> None:
+        self.blob[output] = blob
+
+    # ---------------------------------------------------------------- inputs
+
+    def read_inputs(self) -> None:
+        for value in self.graph.input:
+            if value.name in self.const:
+                continue  # old exporters list initializers among the inputs
+            tensor_type = value.type.tensor_type
+            if not tensor_type.HasField("shape"):
+                raise NetgenError(f"graph input {value.name!r} has no shape")
+            dims = []
+            for i, dim in enumerate(tensor_type.shape.dim):
+                if dim.HasField("dim_value") and dim.dim_value > 0:
+                    dims.append(int(dim.dim_value))
+                elif i == 0:
+                    dims.append(1)  # a symbolic batch: Caffe's deploy nets use 1
+                else:
+                    raise NetgenError(f"graph input {value.name!r} has a dynamic dimension {i} "
+                                      f"({dim.dim_param or '?'}); Caffe needs fixed sizes")
+            self.inputs.append(ir.Blob(value.name, tuple(dims)))
+            self.input_names.add(value.name)
+            self.blob[value.name] = value.name
+            self.shape[value.name] = tuple(dims)
+        if not self.inputs:
+            raise NetgenError("the ONNX graph has no (non-initializer) input")
+
+    # ---------------------------------------------------------------- ops
+
+    def run(self) -> tuple[ir.Graph, Weights]:
+        self.read_inputs()
+        for node in self.graph.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise self.fail(node, f"op of domain {node.domain!r} has no Caffe equivalent")
+            handler = getattr(self, f"op_{node.op_type}", None)
+            if handler is None:
+                raise self.fail(node, "no Caffe equivalent; netgen imports "
+                                + ", ".join(SUPPORTED_OPS))
+            handler(node)
+        for output in self.graph.output:
+            if output.name not in self.blob:
+                raise NetgenError(f"graph output {output.name!r} is produced by no node")
+        if not self.layers:
+            raise NetgenError("the ONNX graph has no node with a Caffe equivalent")
+        layers = assign_stages(self.layers)
+        graph = shapes.infer(self.name, self.inputs, layers)
+        fixed = []
+        for layer in graph.layers:
+            if is_subsample_pattern(layer) and all(
+                    bool(np.all(b == 1.0)) for b in self.weights[layer.name]):
+                layer = replace(layer, fixed=True)
+            fixed.append(layer)
+        return graph.with_layers(fixed), self.weights
+
+    def op_Constant(self, node):
+        a = node.attribute[0] if node.attribute else None
+        if a is None or a.name != "value":
+            raise self.fail(node, "only a Constant with a tensor `value` is supported")
+        self.const[node.output[0]] = numpy_helper.to_array(a.t)
+
+    def op_Identity(self, node):
+        if self.is_const(node.input[0]):
+            self.const[node.output[0]] = self.const[node.input[0]]
+        else:
+            self.alias(node.output[0], self.bottom(node, node.input[0]))
+
+    def op_Dropout(self, node):
+        if len(node.output) > 1 and node.output[1] and self.uses.get(node.output[1]):
+            raise self.fail(node, "its mask output is used; Caffe's Dropout has none")
+        self.alias(node.output[0], self.bottom(node, node.input[0]))
+
+    def _spatial_attrs(self, node, kernel):
+        a = self.attrs(node)
+        rank = len(kernel)
+        if rank != 2:
+            raise self.fail(node, f"{rank}-D kernels: only 2-D ops map onto Caffe")
+        strides = tuple(a.get("strides", [1] * rank))
+        dilations = tuple(a.get("dilations", [1] * rank))
+        pads = list(a.get("pads", [0] * (2 * rank)))
+        auto_pad = a.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        return a, strides, dilations, pads, auto_pad
+
+    def _auto_pads(self, node, auto_pad, size, kernel, strides, dilations):
+        if auto_pad in ("NOTSET", ""):
+            return None
+        if auto_pad == "VALID":
+            return [0, 0, 0, 0]
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            begin, end = [], []
+            for n, k, s, d in zip(size, kernel, strides, dilations):
+                total = max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+                small, large = total // 2, total - total // 2
+                begin.append(small if auto_pad == "SAME_UPPER" else large)
+                end.append(large if auto_pad == "SAME_UPPER" else small)
+            return begin + end
+        raise self.fail(node, f"auto_pad {auto_pad!r} is not supported")
+
+    def _conv_pads(self, node, size, kernel, strides, dilations, pads) -> ir.Pair:
+        """Caffe pads both sides alike: an asymmetric ONNX pad is accepted only where the
+        trailing side's difference changes no output (no window reaches it)."""
+        out = []
+        for axis in range(2):
+            begin, end = pads[axis], pads[axis + 2]
+            extent = dilations[axis] * (kernel[axis] - 1) + 1
+            onnx_out = (size[axis] + begin + end - extent) // strides[axis] + 1
+            caffe_out = conv_out(size[axis], kernel[axis], strides[axis], begin, dilations[axis])
+            if begin != end and onnx_out != caffe_out:
+                raise self.fail(node, f"asymmetric pads {list(pads)} (begin {begin}, end {end} on "
+                                f"axis {axis + 2}) change the output ({onnx_out} vs Caffe's "
+                                f"{caffe_out} with symmetric pad {begin}); not expressible in Caffe")
+            out.append(begin)
+        return out[0], out[1]
+
+    def op_Conv(self, node):
+        x = self.bottom(node, node.input[0])
+        weight = self.constant(node, node.input[1], "the weight")
+        bias = self.constant(node, node.input[2], "the bias") if len(node.input) > 2 and node.input[2] else None
+        if weight.ndim != 4:
+            raise self.fail(node, f"weight of rank {weight.ndim}: only 2-D convolutions map onto Caffe")
+        kernel = tuple(int(k) for k in self.attrs(node).get("kernel_shape", weight.shape[2:]))
+        if kernel != tuple(weight.shape[2:]):
+            raise self.fail(node, f"kernel_shape {list(kernel)} contradicts the weight's {list(weight.shape)}")
+        a, strides, dilations, pads, auto_pad = self._spatial_attrs(node, kernel)
+        size = self.shape[x][2:]
+        pads = self._auto_pads(node, auto_pad, size, kernel, strides, dilations) or pads
+        pad = self._conv_pads(node, size, kernel, strides, dilations, pads)
+        group = int(a.get("group", 1))
+        param = ir.ConvolutionParam(num_output=int(weight.shape[0]), kernel=kernel,
+                                    stride=(int(strides[0]), int(strides[1])), pad=pad,
+                                    dilation=(int(dilations[0]), int(dilations[1])), group=group,
+                                    bias_term=bias is not None)
+        blobs = [weight] + ([bias.reshape(-1)] if bias is not None else [])
+        self.add(node, self.node_name(node), "Convolution", [x], param, node.output[0], blobs)
+
+    def op_BatchNormalization(self, node):
+        a = self.attrs(node)
+        if a.get("training_mode", 0):
+            raise self.fail(node, "training_mode=1: only inference BatchNormalization maps onto Caffe")
+        if any(o and self.uses.get(o) for o in node.output[1:]):
+            raise self.fail(node, "running-statistics outputs are used (training graph)")
+        x = self.bottom(node, node.input[0])
+        scale, bias, mean, var = (self.constant(node, node.input[i], what) for i, what in
+                                  ((1, "scale"), (2, "B"), (3, "mean"), (4, "var")))
+        eps = f32(a.get("epsilon", 1e-5))
+        name = self.node_name(node)
+        in_place = self.in_place_ok(node.input[0], node.output[0])
+        top = self.add(node, name, "BatchNorm", [x], ir.BatchNormParam(use_global_stats=True, eps=eps),
+                       None, [mean, var, np.ones(1, np.float32)], in_place=in_place,
+                       top=None if in_place else f"{node.output[0]}_bn")
+        # The Scale's name: netgen's own files name its initializers after it (scale_conv1.weight).
+        prefix = node.input[1].rsplit(".", 1)[0]
+        if node.input[1].endswith(".weight") and prefix.startswith("scale") and prefix != name:
+            scale_name = prefix
+        elif name.startswith("bn"):
+            scale_name = "scale" + name[2:]
+        else:
+            scale_name = f"{name}_scale"
+        self.add(node, scale_name, "Scale", [top], ir.ScaleParam(bias_term=True), node.output[0],
+                 [scale, bias], in_place=in_place)
+
+    def _activation(self, node, type_, param, blobs=None):
+        x = self.bottom(node, node.input[0])
+        in_place = self.in_place_ok(node.input[0], node.output[0])
+        self.add(node, self.node_name(node), type_, [x], param, node.output[0], blobs,
+                 in_place=in_place)
+
+    def op_Relu(self, node):
+        self._activation(node, "ReLU", ir.ReLUParam())
+
+    def op_LeakyRelu(self, node):
+        self._activation(node, "ReLU", ir.ReLUParam(f32(self.attrs(node).get("alpha", 0.01))))
+
+    def op_PRelu(self, node):
+        slope = self.constant(node, node.input[1], "the slope")
+        x = self.bottom(node, node.input[0])
+        if slope.size == 1:
+            self._activation(node, "PReLU", ir.PReLUParam(channel_shared=True), [slope.reshape(1)])
+            return
+        vector = self._per_channel(node, slope, x)
+        if vector is None:
+            raise self.fail(node, f"slope of shape {list(slope.shape)}: Caffe's PReLU has one "
+                            "slope per channel or one for all")
+        self._activation(node, "PReLU", ir.PReLUParam(), [vector])
+
+    def _per_channel(self, node, value: np.ndarray, x: str) -> np.ndarray | None:
+        """`value` as a (C,) vector if it broadcasts along axis 1 of `x` only, else None."""
+        shape = self.shape[x]
+        if len(shape) < 2:
+            return None
+        channels = shape[1]
+        trailing = len(shape) - 2
+        squeezed = value
+        while squeezed.ndim > 1 and squeezed.shape[0] == 1 and squeezed.ndim > trailing + 1:
+            squeezed = squeezed.reshape(squeezed.shape[1:])
+        if squeezed.ndim == trailing + 1 and squeezed.shape[0] in (1, channels) and \
+                all(d == 1 for d in squeezed.shape[1:]):
+            return np.broadcast_to(squeezed.reshape(-1), (channels,)).copy()
+        return None
+
+    def _eltwise(self, node, operation):
+        bottoms = [self.bottom(node, t) for t in node.input]
+        if len(set(self.shape[b] for b in bottoms)) != 1:
+            raise self.fail(node, "inputs of different shapes (broadcasting) have no Caffe "
+                            "Eltwise equivalent: " + ", ".join(str(list(self.shape[b])) for b in bottoms))
+        if len(bottoms) == 1:
+            self.alias(node.output[0], bottoms[0])
+            return
+        self.add(node, self.node_name(node), "Eltwise", bottoms, ir.EltwiseParam(operation),
+                 node.output[0])
+
+    def _split_const(self, node):
+        consts = [t for t in node.input if self.is_const(t)]
+        others = [t for t in node.input if not self.is_const(t)]
+        return consts, others
+
+    def op_Add(self, node):
+        consts, others = self._split_const(node)
+        if not consts:
+            return self._eltwise(node, "SUM")
+        if len(others) != 1:
+            raise self.fail(node, "adds two constants")
+        self._add_constant(node, others[0], consts[0], 1.0)
+
+    def op_Sub(self, node):
+        if self.is_const(node.input[1]) and not self.is_const(node.input[0]):
+            return self._add_constant(node, node.input[0], node.input[1], -1.0)
+        raise self.fail(node, "only X - constant maps onto Caffe (as a Bias)")
+
+    def _add_constant(self, node, tensor, const_name, sign):
+        x = self.bottom(node, tensor)
+        value = self.const[const_name] * np.float32(sign)
+        producer = self.layers[self.producer[x]] if x in self.producer else None
+        # MatMul + Add: the bias of the InnerProduct, as exporters split a Linear layer.
+        if (producer is not None and producer.type == "InnerProduct" and not producer.param.bias_term
+                and self.uses.get(tensor) == 1 and tensor not in self.outputs):
+            n = producer.param.num_output
+            if value.size in (1, n) and (value.ndim <= 1 or value.reshape(-1).size == n):
+                index = self.producer[x]
+                self.layers[index] = replace(producer, param=replace(producer.param, bias_term=True))
+                self.weights[producer.name].append(np.broadcast_to(value.reshape(-1), (n,)).astype(np.float32))
+                self.alias(node.output[0], x)
+                return
+        vector = self._per_channel(node, value, x)
+        if vector is None:
+            if value.size == 1:
+                self._activation(node, "Power", ir.PowerParam(shift=f32(float(value.reshape(-1)[0]))))
+                return
+            raise self.fail(node, f"a constant of shape {list(value.shape)} added to "
+                            f"{list(self.shape[x])}: only per-channel or scalar constants map onto Caffe")
+        self.add(node, self.node_name(node), "Bias", [x], ir.BiasParam(), node.output[0], [vector],
+                 in_place=self.in_place_ok(tensor, node.output[0]))
+
+    def op_Mul(self, node):
+        consts, others = self._split_const(node)
+        if not consts:
+            return self._eltwise(node, "PROD")
+        if len(others) != 1:
+            raise self.fail(node, "multiplies two constants")
+        self._scale_constant(node, others[0], self.const[consts[0]])
+
+    def op_Div(self, node):
+        if self.is_const(node.input[1]) and not self.is_const(node.input[0]):
+            divisor = self.const[node.input[1]].astype(np.float64)
+            if np.any(divisor == 0):
+                raise self.fail(node, "divides by zero")
+            return self._scale_constant(node, node.input[0], (1.0 / divisor).astype(np.float32))
+        raise self.fail(node, "only X / constant maps onto Caffe (as a Scale)")
+
+    def _scale_constant(self, node, tensor, value):
+        x = self.bottom(node, tensor)
+        if value.size == 1:
+            self._activation(node, "Power", ir.PowerParam(scale=f32(float(value.reshape(-1)[0]))))
+            return
+        vector = self._per_channel(node, value, x)
+        if vector is None:
+            raise self.fail(node, f"a constant of shape {list(value.shape)} times "
+                            f"{list(self.shape[x])}: only per-channel or scalar constants map onto Caffe")
+        self.add(node, self.node_name(node), "Scale", [x], ir.ScaleParam(), node.output[0], [vector],
+                 in_place=self.in_place_ok(tensor, node.output[0]))
+
+    def op_Pow(self, node):
+        if not self.is_const(node.input[1]) or self.const[node.input[1]].size != 1:
+            raise self.fail(node, "only a constant scalar exponent maps onto Caffe (Power)")
+        power = f32(float(self.const[node.input[1]].reshape(-1)[0]))
+        self._activation(node, "Power", ir.PowerParam(power=power))
+
+    def op_Where(self, node):
+        """Where(constant condition, x, c): netgen's realization of Power with scale 0."""
+        cond = self.constant(node, node.input[0], "the condition")
+        picked = node.input[1] if bool(np.all(cond)) else node.input[2] if not np.any(cond) else None
+        if picked is None:
+            raise self.fail(node, "a condition mixing true and false has no Caffe equivalent")
+        other = node.input[2] if picked == node.input[1] else node.input[1]
+        if not self.is_const(picked):
+            self.alias(node.output[0], self.bottom(node, picked))
+            return
+        value = self.const[picked]
+        if value.size != 1 or self.is_const(other):
+            raise self.fail(node, "only Where(constant condition, x, scalar) maps onto Caffe")
+        x = self.bottom(node, other)
+        self.add(node, self.node_name(node), "Power", [x],
+                 ir.PowerParam(scale=0.0, shift=f32(float(value.reshape(-1)[0]))), node.output[0])
+
+    def op_Sum(self, node):
+        self._eltwise(node, "SUM")
+
+    def op_Max(self, node):
+        self._eltwise(node, "MAX")
+
+    def _pool(self, node, method):
+        a = self.attrs(node)
+        x = self.bottom(node, node.input[0])
+        if len(node.output) > 1 and node.output[1] and self.uses.get(node.output[1]):
+            raise self.fail(node, "its Indices output is used; Caffe's pooling has no such top here")
+        kernel = tuple(int(k) for k in a["kernel_shape"])
+        _, strides, dilations, pads, auto_pad = self._spatial_attrs(node, kernel)
+        if any(d != 1 for d in dilations):
+            raise self.fail(node, "dilated pooling has no Caffe equivalent")
+        size = self.shape[x][2:]
+        pads = self._auto_pads(node, auto_pad, size, kernel, strides, dilations) or pads
+        ceil_mode = int(a.get("ceil_mode", 0))
+        if method == "AVE" and any(pads) and not a.get("count_include_pad", 0):
+            raise self.fail(node, "count_include_pad=0 with padding: Caffe's average pooling "
+                            "always counts the padding")
+        if method == "AVE" and (pads[0] != pads[2] or pads[1] != pads[3]):
+            raise self.fail(node, f"asymmetric pads {list(pads)} in average pooling change the "
+                            "divisor; not expressible in Caffe")
+        for axis in range(2):
+            begin, end = pads[axis], pads[axis + 2]
+            n, k, s = size[axis], kernel[axis], strides[axis]
+            if ceil_mode:
+                onnx_out = math.ceil((n + begin + end - k) / s) + 1
+                if (onnx_out - 1) * s >= n + begin:
+                    onnx_out -= 1
+            else:
+                onnx_out = (n + begin + end - k) // s + 1
+            caffe_out = pool_out(n, k, s, begin)
+            if begin >= k:
+                raise self.fail(node, f"pad {begin} is not smaller than kernel {k}")
+            if onnx_out != caffe_out:
+                how = f"ceil_mode={ceil_mode}" + (f" with pads {list(pads)}" if any(pads) else "")
+                raise self.fail(node, f"{how} gives {onnx_out} outputs on axis {axis + 2} (size {n}, "
+                                f"kernel {k}, stride {s}) but Caffe's pooling, which rounds up, gives "
+                                f"{caffe_out}; not expressible in Caffe")
+        param = ir.PoolingParam(method, kernel=kernel, stride=(int(strides[0]), int(strides[1])),
+                                pad=(int(pads[0]), int(pads[1])))
+        self.add(node, self.node_name(node), "Pooling", [x], param, node.output[0])
+
+    def op_MaxPool(self, node):
+        self._pool(node, "MAX")
+
+    def op_AveragePool(self, node):
+        self._pool(node, "AVE")
+
+    def _global_pool(self, node, method):
+        x = self.bottom(node, node.input[0])
+        if len(self.shape[x]) != 4:
+            raise self.fail(node, f"input of shape {list(self.shape[x])}: only 4-D pooling maps onto Caffe")
+        self.add(node, self.node_name(node), "Pooling", [x],
+                 ir.PoolingParam(method, global_pooling=True), node.output[0])
+
+    def op_GlobalAveragePool(self, node):
+        self._global_pool(node, "AVE")
+
+    def op_GlobalMaxPool(self, node):
+        self._global_pool(node, "MAX")
+
+    def op_Flatten(self, node):
+        x = self.bottom(node, node.input[0])
+        shape = self.shape[x]
+        axis = int(self.attrs(node).get("axis", 1))
+        axis = axis % len(shape) if axis < 0 else axis
+        users = self.consumers.get(node.output[0], [])
+        if (axis == 1 and len(users) == 1 and users[0].op_type == "Gemm"
+                and users[0].input[0] == node.output[0] and node.output[0] not in self.outputs):
+            # Flatten + Gemm is one InnerProduct in Caffe (it flattens from axis 1 itself).
+            self.alias(node.output[0], x)
+            return
+        if axis == 1:
+            self.add(node, self.node_name(node), "Flatten", [x], ir.FlattenParam(axis=1),
+                     node.output[0])
+        else:
+            outer = math.prod(shape[:axis])
+            self.add(node, self.node_name(node), "Reshape", [x],
+                     ir.ReshapeParam(shape=(outer, math.prod(shape[axis:]))), node.output[0])
+
+    def _reshape_to(self, node, x, target):
+        self.add(node, self.node_name(node), "Reshape", [x],
+                 ir.ReshapeParam(shape=tuple(int(d) for d in target)), node.output[0])
+
+    def op_Reshape(self, node):
+        x = self.bottom(node, node.input[0])
+        target = [int(d) for d in self.constant(node, node.input[1], "the shape").reshape(-1)]
+        if self.attrs(node).get("allowzero", 0) and 0 in target:
+            raise self.fail(node, "allowzero=1 with a 0 in the shape: Caffe's 0 copies a dimension")
+        self._reshape_to(node, x, target)
+
+    def _axes(self, node) -> list[int] | None:
+        a = self.attrs(node)
+        if "axes" in a:
+            return [int(v) for v in a["axes"]]
+        if len(node.input) > 1 and node.input[1]:
+            return [int(v) for v in self.constant(node, node.input[1], "axes").reshape(-1)]
+        return None
+
+    def op_Squeeze(self, node):
+        x = self.bottom(node, node.input[0])
+        shape = self.shape[x]
+        axes = self._axes(node)
+        axes = ([i for i, d in enumerate(shape) if d == 1] if axes is None
+                else sorted(v % len(shape) for v in axes))
+        if any(shape[i] != 1 for i in axes):
+            raise self.fail(node, f"squeezes an axis of size > 1 in {list(shape)}")
+        self._reshape_to(node, x, [d for i, d in enumerate(shape) if i not in axes])
+
+    def op_Unsqueeze(self, node):
+        x = self.bottom(node, node.input[0])
+        shape = list(self.shape[x])
+        axes = self._axes(node)
+        if not axes:
+            raise self.fail(node, "needs axes")
+        rank = len(shape) + len(axes)
+        for axis in sorted(v % rank for v in axes):
+            shape.insert(axis, 1)
+        self._reshape_to(node, x, shape)
+
+    def op_Gemm(self, node):
+        a = self.attrs(node)
+        x = self.bottom(node, node.input[0])
+        if a.get("transA", 0):
+            raise self.fail(node, "transA=1 has no Caffe InnerProduct equivalent")
+        if len(self.shape[x]) < 2:
+            raise self.fail(node, f"input of shape {list(self.shape[x])}: Gemm takes a matrix")
+        weight = self.constant(node, node.input[1], "B (the weight)").astype(np.float32)
+        weight = weight if a.get("transB", 0) else weight.T
+        weight = weight * np.float32(a.get("alpha", 1.0))
+        n, k = weight.shape
+        if k != math.prod(self.shape[x][1:]):  # more than 2-D only through a Flatten folded in
+            raise self.fail(node, f"weight of {k} inputs for an input of shape {list(self.shape[x])}")
+        blobs = [np.ascontiguousarray(weight)]
+        if len(node.input) > 2 and node.input[2]:
+            bias = self.constant(node, node.input[2], "C (the bias)").astype(np.float32)
+            bias = bias * np.float32(a.get("beta", 1.0))
+            if bias.size not in (1, n) or (bias.ndim == 2 and bias.shape[0] != 1):
+                raise self.fail(node, f"bias of shape {list(bias.shape)}: InnerProduct has one per output")
+            blobs.append(np.broadcast_to(bias.reshape(-1), (n,)).copy())
+        self.add(node, self.node_name(node), "InnerProduct", [x],
+                 ir.InnerProductParam(num_output=n, bias_term=len(blobs) == 2), node.output[0], blobs)
+
+    def op_MatMul(self, node):
+        x = self.bottom(node, node.input[0])
+        weight = self.constant(node, node.input[1], "the second operand").astype(np.float32)
+        if weight.ndim != 2:
+            raise self.fail(node, f"second operand of rank {weight.ndim}: InnerProduct needs a matrix")
+        rank = len(self.shape[x])
+        if rank < 2 or self.shape[x][-1] != weight.shape[0]:
+            raise self.fail(node, f"input of shape {list(self.shape[x])} against a weight "
+                            f"{list(weight.shape)}")
+        self.add(node, self.node_name(node), "InnerProduct", [x],
+                 ir.InnerProductParam(num_output=int(weight.shape[1]), bias_term=False, axis=rank - 1),
+                 node.output[0], [np.ascontiguousarray(weight.T)])
+
+    def op_Softmax(self, node):
+        x = self.bottom(node, node.input[0])
+        shape = self.shape[x]
+        axis = int(self.attrs(node).get("axis", -1 if self.opset >= 13 else 1)) % len(shape)
+        if self.opset < 13 and math.prod(shape[axis + 1:]) != 1:
+            raise self.fail(node, f"opset {self.opset} Softmax normalises over axes {axis}.. of "
+                            f"{list(shape)} together; Caffe's Softmax uses one axis")
+        self.add(node, self.node_name(node), "Softmax", [x], ir.SoftmaxParam(axis=axis),
+                 node.output[0])
+
+    def op_Concat(self, node):
+        bottoms = [self.bottom(node, t) for t in node.input]
+        rank = len(self.shape[bottoms[0]])
+        axis = int(self.attrs(node)["axis"]) % rank
+        self.add(node, self.node_name(node), "Concat", bottoms, ir.ConcatParam(axis=axis),
+                 node.output[0])
+
+    def op_Pad(self, node):
+        """Zero channels appended (option A's widening) -> Power(scale 0) copies + Concat."""
+        a = self.attrs(node)
+        x = self.bottom(node, node.input[0])
+        shape = self.shape[x]
+        mode = a.get("mode", b"constant")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        if "pads" in a:
+            pads = [int(p) for p in a["pads"]]
+            value = float(a.get("value", 0.0))
+        else:
+            pads = [int(p) for p in self.constant(node, node.input[1], "pads").reshape(-1)]
+            value = 0.0
+            if len(node.input) > 2 and node.input[2]:
+                value = float(self.constant(node, node.input[2], "the pad value").reshape(-1)[0])
+        if len(node.input) > 3 and node.input[3]:
+            raise self.fail(node, "the axes input is not supported")
+        rank = len(shape)
+        begin, end = pads[:rank], pads[rank:]
+        channels = shape[1]
+        if (mode != "constant" or value != 0.0 or any(begin) or any(p for i, p in enumerate(end) if i != 1)
+                or end[1] <= 0 or end[1] % channels):
+            raise self.fail(node, f"pads {pads} (mode {mode}, value {value}): only zero channels "
+                            "appended in a multiple of the input's channels map onto Caffe "
+                            "(Power scale 0 + Concat)")
+        name = self.node_name(node)
+        zeros = self.add(node, f"{name}_zeros", "Power", [x], ir.PowerParam(scale=0.0), None,
+                         top=f"{name}_zeros")
+        self.add(node, name, "Concat", [x] + [zeros] * (end[1] // channels), ir.ConcatParam(axis=1),
+                 node.output[0])
+
+    def op_Slice(self, node):
+        """x[:, :, ::s, ::s] -> the fixed depthwise 1x1 convolution of stride s (option A)."""
+        x = self.bottom(node, node.input[0])
+        shape = self.shape[x]
+        if len(node.input) < 3:
+            raise self.fail(node, "opset < 10 Slice (attributes) is not supported")
+        starts, ends = (self.constant(node, node.input[i], w).reshape(-1) for i, w in
+                        ((1, "starts"), (2, "ends")))
+        rank = len(shape)
+        axes = (self.constant(node, node.input[3], "axes").reshape(-1) % rank
+                if len(node.input) > 3 and node.input[3] else np.arange(len(starts)))
+        steps = (self.constant(node, node.input[4], "steps").reshape(-1)
+                 if len(node.input) > 4 and node.input[4] else np.ones(len(starts), np.int64))
+        step = {int(a): (int(b), int(e), int(s)) for a, b, e, s in zip(axes, starts, ends, steps)}
+        hw = [step.get(2), step.get(3)]
+        whole = all(a in (2, 3) or (b == 0 and e >= shape[a] and s == 1) for a, (b, e, s) in step.items())
+        if (rank != 4 or not whole or None in hw or hw[0][0] != 0 or hw[1][0] != 0
+                or hw[0][1] < shape[2] or hw[1][1] < shape[3] or hw[0][2] < 1 or hw[1][2] < 1):
+            raise self.fail(node, "only x[:, :, ::s, ::t] (a strided subsample of H and W) maps "
+                            "onto Caffe, as a fixed depthwise 1x1 convolution")
+        channels = shape[1]
+        param = ir.ConvolutionParam(channels, (1, 1), (hw[0][2], hw[1][2]), group=channels,
+                                    bias_term=False)
+        self.add(node, self.node_name(node), "Convolution", [x], param, node.output[0],
+                 [np.ones((channels, 1, 1, 1), np.float32)])
+
+
+def import_model(model: onnx.ModelProto, name: str | None = None) -> tuple[ir.Graph, Weights]:
+    """The IR and weights of an in-memory ONNX model."""
+    return _Importer(model, name or model.graph.name or "onnx").run()
+
+
+def load_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """An ONNX file with its external data, or a NetgenError saying why not."""
+    name = os.fspath(path)
+    try:
+        size = os.path.getsize(name)
+    except OSError as exc:
+        raise NetgenError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    if size > MAX_ONNX_BYTES:
+        raise NetgenError(f"{name}: {size} bytes is larger than the limit of {MAX_ONNX_BYTES}")
+    try:
+        return onnx.load(name)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError ...
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NetgenError(f"{name}: not a readable ONNX model: {detail}") from None
+
+
+def read_onnx(path: str | os.PathLike) -> tuple[ir.Graph, Weights]:
+    """The IR and weights of an ONNX file, for ops with a Caffe equivalent."""
+    model = load_model(path)
+    return import_model(model, model.graph.name or Path(path).stem)
