@@ -20,6 +20,7 @@ COMMANDS = [
     ("netgen.commands.listing", "list_networks"),
     ("netgen.commands.summary", "summary"),
     ("netgen.commands.validate", "validate"),
+    ("netgen.commands.bench", "bench"),
     ("netgen.commands.convert", "convert"),
     ("netgen.commands.diff", "diff"),
 ]

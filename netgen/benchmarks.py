@@ -1,0 +1,397 @@
+"""Benchmarks: `netgen bench` for one build, and `python -m netgen.benchmarks results.md`.
+
+Timings are medians of repeated runs after warm-up runs. The report (make bench) measures,
+on one machine in one run: netgen's ORT session against a plain ORT session made by hand on
+the same file, OpenCV's Caffe importer on the same weights, and multiply-adds per second as a
+fraction of the machine's single-precision matrix-multiply rate, which it measures itself
+with an ORT MatMul model.
+
+The report is a list of sections (SECTIONS); each renders one markdown section from a shared
+BenchContext, so further sections (a depth-scaling study, say) are appended with `@section`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from netgen.errors import NetgenError
+from netgen.runtime import Timing, create_session, default_threads, random_batch, time_calls
+from netgen.spec import ArchSpec, make_spec
+
+DEFAULT_BATCHES = (1, 8, 32)
+DEFAULT_REPEAT = 10
+DEFAULT_WARMUP = 2
+
+# --------------------------------------------------------------------------- one build
+
+
+def spec_of(folder: Path) -> ArchSpec | None:
+    from netgen.validate import spec_from_summary
+
+    try:
+        return spec_from_summary(json.loads((folder / "summary.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def build_seconds(spec: ArchSpec, repeat: int = 1) -> float:
+    """Median wall time of `netgen build` for `spec` (prototxt, solver, summary, model.onnx)."""
+    from netgen.build_files import write_build
+
+    times = []
+    with tempfile.TemporaryDirectory(prefix="netgen-bench-build-") as tmp:
+        for i in range(max(1, repeat)):
+            start = time.perf_counter()
+            write_build(spec, Path(tmp) / f"{spec.name}-{i}", force=True)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ensure_model(folder: Path, work: Path) -> tuple[Path, str]:
+    """model.onnx of a build folder; emitted (seeded like the build) when the folder has none."""
+    model = folder / "model.onnx"
+    if model.is_file():
+        return model, "model.onnx"
+    from netgen.caffe_reader import read_caffe
+    from netgen.onnx_export import save_onnx, to_onnx
+
+    caffemodel = folder / "model.caffemodel"
+    graph, weights = read_caffe(folder / "deploy.prototxt",
+                                caffemodel if caffemodel.is_file() else None)
+    out = work / "model.onnx"
+    save_onnx(to_onnx(graph, weights), out)
+    return out, "emitted from deploy.prototxt (the folder has no model.onnx)"
+
+
+def bench_path(path: str | os.PathLike, device: str = "auto",
+               batches: tuple[int, ...] = DEFAULT_BATCHES, repeat: int = DEFAULT_REPEAT,
+               warmup: int = DEFAULT_WARMUP, threads: int | None = None) -> dict:
+    """Images/s and ms per batch for each batch size, plus the time to build the files."""
+    path = Path(path)
+    if not batches or any(b < 1 for b in batches):
+        raise NetgenError(f"batch sizes must be positive integers, got {list(batches)}")
+    if repeat < 1:
+        raise NetgenError(f"--repeat must be at least 1, got {repeat}")
+    with tempfile.TemporaryDirectory(prefix="netgen-bench-") as tmp:
+        if path.is_dir():
+            if not (path / "deploy.prototxt").is_file() and not (path / "model.onnx").is_file():
+                raise NetgenError(f"{path}: not a build folder (no deploy.prototxt or model.onnx)")
+            model, origin = ensure_model(path, Path(tmp))
+            spec = spec_of(path)
+        elif path.is_file():
+            model, origin, spec = path, path.name, None
+        else:
+            raise NetgenError(f"{path}: no such build folder or model file")
+        start = time.perf_counter()
+        session = create_session(model, device, threads)
+        session_s = time.perf_counter() - start
+        timings = [session.time_batch(b, warmup, repeat) for b in batches]
+    result = {
+        "path": str(path),
+        "network": spec.name if spec else path.stem,
+        "model": origin,
+        "device": session.device,
+        "providers": session.providers,
+        "threads": session.threads,
+        "session_s": session_s,
+        "build_s": build_seconds(spec) if spec else None,
+        "warmup": warmup,
+        "repeat": repeat,
+        "timings": [t.to_dict() for t in timings],
+        "machine": machine(),
+    }
+    return result
+
+
+def bench_lines(result: dict) -> list[str]:
+    m = result["machine"]
+    lines = [f"{result['network']}: {result['model']} on {result['device'].upper()} "
+             f"({result['threads']} threads; {m['cpu']}, {m['cores']} cores)",
+             f"  session created in {result['session_s'] * 1e3:.0f} ms"]
+    if result["build_s"] is not None:
+        lines.append(f"  build (netgen build: prototxt, solver, summary, model.onnx): "
+                     f"{result['build_s']:.2f} s")
+    lines.append(f"  median of {result['repeat']} runs after {result['warmup']} warm-up runs:")
+    for t in result["timings"]:
+        lines.append(f"  batch {t['batch']:>4}: {t['ms_per_batch']:9.2f} ms/batch  "
+                     f"{t['images_per_s']:9.1f} images/s")
+    return lines
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return {"cpu": cpu, "cores": default_threads(), "os_cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__, "platform": platform.platform()}
+
+
+def matmul_rate(threads: int | None = None, sizes: tuple[int, ...] = (1024, 2048),
+                repeat: int = DEFAULT_REPEAT, warmup: int = DEFAULT_WARMUP) -> dict:
+    """The machine's float32 matrix-multiply rate, multiply-adds/s, from an ORT MatMul model
+    (n x n times an n x n initializer). The best size is the machine's rate."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from netgen.onnx_export import DEFAULT_OPSET, ir_version_for
+
+    best, rows = 0.0, []
+    for n in sizes:
+        weight = numpy_helper.from_array(random_batch((n, n), 1), "B")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["A", "B"], ["C"])], "matmul",
+            [helper.make_tensor_value_info("A", TensorProto.FLOAT, [n, n])],
+            [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])], [weight])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", DEFAULT_OPSET)])
+        model.ir_version = ir_version_for(DEFAULT_OPSET)
+        onnx.checker.check_model(model)
+        session = create_session(model, "cpu", threads)
+        timing = session.time_batch(n, warmup, repeat)  # "batch" n rows of the n x n input
+        rate = n ** 3 / timing.median_s
+        rows.append({"n": n, "ms": timing.ms_per_batch, "macs_per_s": rate})
+        best = max(best, rate)
+    return {"macs_per_s": best, "sizes": rows}
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def time_plain_ort(model: Path, batch: int, repeat: int, warmup: int) -> tuple[float, ...]:
+    """A session made by hand, as a user would: defaults everywhere."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    shape = [batch] + list(session.get_inputs()[0].shape[1:])
+    feed = {name: random_batch(shape, 0)}
+    return time_calls(lambda: session.run(None, feed), warmup, repeat)
+
+
+def time_opencv(deploy: Path, caffemodel: Path, shape: tuple[int, ...], repeat: int,
+                warmup: int) -> tuple[float, ...] | None:
+    try:
+        import cv2
+    except ImportError:
+        return None
+    net = cv2.dnn.readNetFromCaffe(str(deploy), str(caffemodel))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    data = random_batch(shape, 0)
+
+    def run():
+        net.setInput(data)
+        return net.forward()
+
+    return time_calls(run, warmup, repeat)
+
+
+def interleaved(calls: dict[str, Callable[[], object]], repeat: int,
+                warmup: int) -> dict[str, tuple[float, ...]]:
+    """Time several callables round-robin, so drift in the machine's speed hits all alike."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(repeat):
+        for key, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[key].append(time.perf_counter() - start)
+    return {k: tuple(v) for k, v in times.items()}
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class BenchContext:
+    """What the sections share: a scratch folder, settings, and results other sections use."""
+
+    work: Path
+    repeat: int = DEFAULT_REPEAT
+    warmup: int = DEFAULT_WARMUP
+    threads: int = field(default_factory=default_threads)
+    results: dict = field(default_factory=dict)
+    _builds: dict = field(default_factory=dict)
+
+    def build(self, spec: ArchSpec) -> Path:
+        """A build folder with weights (seed 0) for `spec`, made once per report."""
+        if spec.name not in self._builds:
+            from netgen.build_files import write_build
+
+            out = self.work / spec.name
+            write_build(spec, out, force=True, weights=True, seed=0)
+            self._builds[spec.name] = out
+        return self._builds[spec.name]
+
+    def matmul(self) -> dict:
+        if "matmul" not in self.results:
+            self.results["matmul"] = matmul_rate(self.threads, repeat=self.repeat,
+                                                 warmup=self.warmup)
+        return self.results["matmul"]
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    render: Callable[[BenchContext], str]
+
+
+SECTIONS: list[Section] = []
+
+
+def section(title: str) -> Callable[[Callable[[BenchContext], str]], Callable[[BenchContext], str]]:
+    """Append a report section: `@section("Title") def body(ctx) -> markdown`."""
+
+    def register(render: Callable[[BenchContext], str]) -> Callable[[BenchContext], str]:
+        SECTIONS.append(Section(title, render))
+        return render
+
+    return register
+
+
+@section("Machine")
+def _machine_section(ctx: BenchContext) -> str:
+    m = machine()
+    rate = ctx.matmul()
+    sizes = ", ".join(f"{r['n']}x{r['n']}: {r['macs_per_s'] / 1e9:.1f} G/s ({r['ms']:.1f} ms)"
+                      for r in rate["sizes"])
+    return "\n".join([
+        f"- CPU: {m['cpu']}, {m['cores']} usable cores (os.cpu_count {m['os_cpu_count']})",
+        f"- {m['platform']}; Python {m['python']}, onnxruntime {m['onnxruntime']}, "
+        f"numpy {m['numpy']}",
+        f"- threads used by netgen's sessions: {ctx.threads}; timings are medians of "
+        f"{ctx.repeat} runs after {ctx.warmup} warm-up runs",
+        f"- single-precision matrix-multiply rate, measured with an ORT MatMul model: "
+        f"**{rate['macs_per_s'] / 1e9:.1f} G multiply-adds/s** (best of {sizes})",
+    ])
+
+
+RUNTIME_CASES: list[tuple[ArchSpec, tuple[int, ...]]] = [
+    (make_spec("imagenet", 50, "B"), (1, 8)),
+    (make_spec("cifar10", 110, "A"), (1, 32)),
+]
+
+
+@section("Runtimes on the same files")
+def _runtime_section(ctx: BenchContext) -> str:
+    from netgen.counting import count
+    from netgen.builder import build
+
+    rate = ctx.matmul()["macs_per_s"]
+    rows = ["| network | batch | netgen ORT ms | images/s | plain ORT ms | netgen / plain | "
+            "OpenCV (Caffe importer) ms | OpenCV / netgen | multiply-adds/s | of matmul rate |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    notes = []
+    for spec, batches in RUNTIME_CASES:
+        folder = ctx.build(spec)
+        build_s = build_seconds(spec)
+        macs = count(build(spec)).macs
+        model = folder / "model.onnx"
+        session = create_session(model, "cpu", ctx.threads)
+        import onnxruntime as ort
+
+        plain = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        for batch in batches:
+            data = random_batch(session.batch_shape(batch), 0)
+            feed = {session.input_name: data}
+            names = session.output_names
+            times = interleaved({
+                "netgen": lambda: session.session.run(names, feed),
+                "plain": lambda: plain.run(None, feed),
+            }, ctx.repeat, ctx.warmup)
+            ours = Timing(batch, times["netgen"])
+            theirs = Timing(batch, times["plain"])
+            cv = time_opencv(folder / "deploy.prototxt", folder / "model.caffemodel",
+                             data.shape, max(3, ctx.repeat // 2), 1)
+            cv_ms = statistics.median(cv) * 1e3 if cv else None
+            achieved = macs * batch / ours.median_s
+            rows.append(
+                f"| {spec.name} | {batch} | {ours.ms_per_batch:.1f} | {ours.images_per_s:.1f} | "
+                f"{theirs.ms_per_batch:.1f} | {ours.median_s / theirs.median_s:.3f} | "
+                + (f"{cv_ms:.1f} | {cv_ms / ours.ms_per_batch:.2f}" if cv_ms else "n/a | n/a")
+                + f" | {achieved / 1e9:.1f} G | {achieved / rate:.0%} |")
+            ctx.results.setdefault("runtime", []).append(
+                {"network": spec.name, "batch": batch, "netgen_ms": ours.ms_per_batch,
+                 "plain_ms": theirs.ms_per_batch, "opencv_ms": cv_ms,
+                 "macs_per_s": achieved, "fraction_of_matmul": achieved / rate})
+        notes.append(f"- {spec.name}: {macs / 1e9:.3f} G multiply-adds per image; "
+                     f"`netgen build` (prototxt, solver, summary, model.onnx) takes "
+                     f"{build_s:.2f} s")
+    return "\n".join(rows + [""] + notes + [
+        "",
+        "netgen ORT: `netgen.runtime.create_session` (one session, ORT_ENABLE_ALL, one "
+        "intra-op thread per usable core, the batch passed through without copies). Plain "
+        "ORT: `onnxruntime.InferenceSession(path)` with default options on the same file; the "
+        "two are timed round-robin so that drift in the machine's speed hits both alike. "
+        "OpenCV: `cv2.dnn.readNetFromCaffe(deploy.prototxt, model.caffemodel)` on the same "
+        "weights, default settings. The last column divides the network's multiply-adds per "
+        "second by the MatMul rate above.",
+    ])
+
+
+def write_report(path: str | os.PathLike, repeat: int = DEFAULT_REPEAT,
+                 warmup: int = DEFAULT_WARMUP, sections: list[Section] | None = None,
+                 log=sys.stderr) -> str:
+    """Render every section into one markdown file (written atomically) and return it."""
+    from netgen.fileio import write_atomic
+
+    started = time.perf_counter()
+    parts = ["# netgen benchmarks", "",
+             f"Generated by `python -m netgen.benchmarks` on {time.strftime('%Y-%m-%d')}; "
+             "every figure below comes from the same machine in the same run.", ""]
+    with tempfile.TemporaryDirectory(prefix="netgen-bench-") as tmp:
+        ctx = BenchContext(Path(tmp), repeat=repeat, warmup=warmup)
+        for sec in sections if sections is not None else SECTIONS:
+            t0 = time.perf_counter()
+            print(f"benchmarks: {sec.title} ...", file=log, flush=True)
+            body = sec.render(ctx)
+            parts += [f"## {sec.title}", "", body.rstrip(), ""]
+            print(f"benchmarks: {sec.title} done in {time.perf_counter() - t0:.0f} s",
+                  file=log, flush=True)
+    parts.append(f"_Total time of this report: {time.perf_counter() - started:.0f} s._")
+    text = "\n".join(parts) + "\n"
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("usage: python -m netgen.benchmarks RESULTS.md", file=sys.stderr)
+        return 2
+    try:
+        write_report(argv[0])
+    except NetgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {argv[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

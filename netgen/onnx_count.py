@@ -1,0 +1,96 @@
+"""Parameters and multiply-adds counted from an ONNX file alone, as a cross-check of the IR.
+
+Nothing here looks at netgen's IR: the figures come from the ONNX nodes, their initializers
+and ONNX's own shape inference, so agreement with summary.json (counted from the IR) means
+the two representations describe the same network.
+
+- Parameters: initializers that feed Conv, Gemm, MatMul, PRelu, Mul and Add (learned
+  weights, biases, slopes, standalone Scale/Bias), and BatchNormalization's scale and B (2*C).
+  BatchNormalization's mean and var are statistics, not parameters. Constants that only
+  realise a layer (Slice steps, Where fill values, reshape targets) are Constant nodes and
+  count nothing, like option A's subsample and zero channels.
+- Multiply-adds per sample: Conv = output elements per sample x (C_in / group x kh x kw);
+  Gemm and MatMul against an initializer = output rows per sample x K x M.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import onnx
+
+from netgen.errors import NetgenError
+
+PARAM_OPS = frozenset({"Conv", "Gemm", "MatMul", "PRelu", "Mul", "Add"})
+BN_PARAM_INPUTS = (1, 2)  # scale, B; 3 and 4 are mean and var
+
+
+@dataclass(frozen=True)
+class OnnxCounts:
+    params: int
+    macs: int
+    params_by_op: dict[str, int] = field(default_factory=dict)
+    macs_by_op: dict[str, int] = field(default_factory=dict)
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, tuple]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    out = {}
+    for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+            out[value.name] = tuple(d.dim_value if d.HasField("dim_value") else None
+                                    for d in value.type.tensor_type.shape.dim)
+    return out
+
+
+def _per_sample(shape: tuple | None, node: onnx.NodeProto, skip_last: bool = False) -> int:
+    """Elements of an output per sample (axis 0 is the batch), all static."""
+    if shape is None or len(shape) < 1:
+        raise NetgenError(f"node {node.name!r} ({node.op_type}): output shape unknown; cannot "
+                          "count multiply-adds")
+    rest = shape[1:-1] if skip_last else shape[1:]
+    if any(d is None for d in rest):
+        raise NetgenError(f"node {node.name!r} ({node.op_type}): output shape {list(shape)} is "
+                          "not static past the batch axis")
+    return math.prod(rest)
+
+
+def count_onnx(model: onnx.ModelProto) -> OnnxCounts:
+    """Parameters and per-sample multiply-adds of `model` (initializer data not needed)."""
+    dims = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    shapes = _shapes(model)
+    counted: set[str] = set()
+    params: Counter = Counter()
+    macs: Counter = Counter()
+
+    def take(name: str, op: str) -> None:
+        if name in dims and name not in counted:
+            counted.add(name)
+            params[op] += math.prod(dims[name])
+
+    for node in model.graph.node:
+        op = node.op_type
+        if op == "BatchNormalization":
+            for i in BN_PARAM_INPUTS:
+                if i < len(node.input):
+                    take(node.input[i], op)
+        elif op in PARAM_OPS:
+            for name in node.input:
+                take(name, op)
+        if op == "Conv" and len(node.input) > 1 and node.input[1] in dims:
+            weight = dims[node.input[1]]
+            macs[op] += _per_sample(shapes.get(node.output[0]), node) * math.prod(weight[1:])
+        elif op == "Gemm" and len(node.input) > 1 and node.input[1] in dims:
+            # (N, K) x (K, M) or its transpose: K x M per output row
+            rows = _per_sample(shapes.get(node.output[0]), node, skip_last=True)
+            macs[op] += rows * math.prod(dims[node.input[1]])
+        elif op == "MatMul":
+            weight_name = next((n for n in node.input if n in dims), None)
+            if weight_name is not None:
+                rows = _per_sample(shapes.get(node.output[0]), node, skip_last=True)
+                macs[op] += rows * math.prod(dims[weight_name])
+    return OnnxCounts(params=sum(params.values()), macs=sum(macs.values()),
+                      params_by_op=dict(sorted(params.items())),
+                      macs_by_op=dict(sorted(macs.items())))

@@ -1,0 +1,141 @@
+"""The figures the paper prints (and the exact counts behind them), as data.
+
+Table 1 gives multiply-adds to one decimal (x 10^9); for 18/34 they are the parameter-free
+nets (option A and plain), for 50/101/152 option B. The paper rounds (1.795 -> 1.8, 7.570 ->
+7.6) except for ResNet-50, whose 3.858 is printed 3.8 (cut off), so a figure matches when it
+is the rounded or the cut-off value at the printed precision. Table 6 gives CIFAR-10 parameters to the
+precision printed (0.27M ... 19.4M). The exact integers and three-decimal figures are
+netgen's DESIGN.md reference counts: parameters = conv weights + BN scale/shift + fc weights
+and bias, multiply-adds = convolutions + fc, stride on the first 1x1 of a bottleneck (the
+torchvision "v1.5" placement on the 3x3 changes only multiply-adds).
+
+A figure applies only to the paper's networks: Table 1 layouts or CIFAR 6n+2 with the default
+classes and input size. A conv1 bias (the published ResNet-50 has one) adds its 64 (or 16)
+values to the bias-free parameter figures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from netgen.spec import DEFAULT_CLASSES, DEFAULT_INPUT, ArchSpec
+
+PLAIN = "plain"
+
+# (depth, option) -> printed multiply-adds x 10^9, Table 1.
+TABLE1_MACS: dict[tuple[int, str], str] = {
+    (18, "A"): "1.8", (18, PLAIN): "1.8",
+    (34, "A"): "3.6", (34, PLAIN): "3.6",
+    (50, "B"): "3.8", (101, "B"): "7.6", (152, "B"): "11.3",
+}
+
+# CIFAR-10 depth -> Table 6 parameters (millions, as printed); options A and plain.
+TABLE6_PARAMS: dict[int, str] = {20: "0.27", 32: "0.46", 44: "0.66", 56: "0.85", 110: "1.7",
+                                 1202: "19.4"}
+
+# (dataset, depth, option) -> exact parameters, without a conv1 bias.
+EXACT_PARAMS: dict[tuple[str, int, str], int] = {
+    ("imagenet", 18, "A"): 11_515_688, ("imagenet", 18, PLAIN): 11_515_688,
+    ("imagenet", 18, "B"): 11_689_512, ("imagenet", 18, "C"): 12_043_816,
+    ("imagenet", 34, "A"): 21_623_848, ("imagenet", 34, PLAIN): 21_623_848,
+    ("imagenet", 34, "B"): 21_797_672, ("imagenet", 34, "C"): 22_716_840,
+    ("imagenet", 50, "A"): 22_780_456, ("imagenet", 50, "B"): 25_557_032,
+    ("imagenet", 101, "A"): 41_772_584, ("imagenet", 101, "B"): 44_549_160,
+    ("imagenet", 152, "A"): 57_416_232, ("imagenet", 152, "B"): 60_192_808,
+    ("cifar10", 20, "A"): 269_722, ("cifar10", 32, "A"): 464_154,
+    ("cifar10", 44, "A"): 658_586, ("cifar10", 56, "A"): 853_018,
+    ("cifar10", 110, "A"): 1_727_962, ("cifar10", 1202, "A"): 19_421_274,
+}
+for (_dataset, _depth, _option), _count in list(EXACT_PARAMS.items()):
+    if _dataset == "cifar10":  # plain CIFAR nets have the same weights as option A
+        EXACT_PARAMS[(_dataset, _depth, PLAIN)] = _count
+
+# (dataset, depth, option, stride placement) -> multiply-adds as printed, with unit.
+EXACT_MACS: dict[tuple[str, int, str, str], tuple[str, float]] = {
+    ("imagenet", 18, "A", "1x1"): ("1.795", 1e9), ("imagenet", 18, PLAIN, "1x1"): ("1.795", 1e9),
+    ("imagenet", 18, "B", "1x1"): ("1.814", 1e9),
+    ("imagenet", 34, "A", "1x1"): ("3.644", 1e9), ("imagenet", 34, PLAIN, "1x1"): ("3.644", 1e9),
+    ("imagenet", 34, "B", "1x1"): ("3.664", 1e9),
+    ("imagenet", 50, "B", "1x1"): ("3.858", 1e9), ("imagenet", 101, "B", "1x1"): ("7.570", 1e9),
+    ("imagenet", 152, "B", "1x1"): ("11.282", 1e9),
+    ("imagenet", 50, "B", "3x3"): ("4.089", 1e9), ("imagenet", 101, "B", "3x3"): ("7.801", 1e9),
+    ("imagenet", 152, "B", "3x3"): ("11.514", 1e9),
+}
+for _depth, _text in {20: "40.6", 32: "68.9", 44: "97.2", 56: "125.5", 110: "252.9",
+                      1202: "2,829"}.items():
+    for _option in ("A", PLAIN):
+        EXACT_MACS[("cifar10", _depth, _option, "1x1")] = (_text, 1e6)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One printed figure and what it is compared with."""
+
+    quantity: str  # "parameters" or "multiply_adds"
+    printed: str   # as printed: "3.8", "0.27", "25,557,032"
+    unit: float    # 1e9 for "x 10^9", 1e6 for "M", 1 for exact integers
+    source: str    # "Table 1", "Table 6", "exact count"
+    offset: int = 0  # conv1 bias values added to a bias-free parameter figure
+
+    def expected_text(self) -> str:
+        suffix = {1e9: " G", 1e6: " M", 1: ""}[self.unit]
+        extra = f" + {self.offset} (conv1 bias)" if self.offset else ""
+        return f"{self.printed}{suffix}{extra} ({self.source})"
+
+    def _decimals(self) -> int:
+        text = self.printed.replace(",", "")
+        return len(text.split(".")[1]) if "." in text else 0
+
+    def _format(self, scaled: float) -> str:
+        text = f"{scaled:,.{self._decimals()}f}"
+        return text if "," in self.printed else text.replace(",", "")
+
+    def rendered(self, value: int) -> str:
+        """`value` written the way the figure is printed (same unit, decimals rounded)."""
+        value -= self.offset
+        if self.unit == 1:
+            return f"{value:,}"
+        return self._format(value / self.unit)
+
+    def truncated(self, value: int) -> str:
+        value -= self.offset
+        if self.unit == 1:
+            return f"{value:,}"
+        step = 10 ** self._decimals()
+        return self._format(math.floor(value / self.unit * step) / step)
+
+    def matches(self, value: int) -> bool:
+        """Equal to the printed precision: rounded, or cut off as the paper does for
+        ResNet-50 (3.858 x 10^9 printed as 3.8)."""
+        return self.printed in (self.rendered(value), self.truncated(value))
+
+
+def option_of(spec: ArchSpec) -> str:
+    return PLAIN if spec.plain else str(spec.shortcut)
+
+
+def is_paper_network(spec: ArchSpec) -> bool:
+    return (spec.is_paper_layout and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
+            and spec.input_size == DEFAULT_INPUT[spec.dataset])
+
+
+def figures_for(spec: ArchSpec) -> list[Figure]:
+    """Every paper/reference figure that applies to `spec` (empty for custom networks)."""
+    if not is_paper_network(spec):
+        return []
+    option = option_of(spec)
+    conv1_channels = 64 if spec.dataset == "imagenet" else spec.widths[0]  # as the builder
+    bias = conv1_channels if spec.conv1_bias else 0
+    figures = []
+    if spec.dataset == "imagenet" and spec.stride_in == "1x1" and (spec.depth, option) in TABLE1_MACS:
+        figures.append(Figure("multiply_adds", TABLE1_MACS[(spec.depth, option)], 1e9, "Table 1"))
+    if spec.dataset == "cifar10" and option in ("A", PLAIN) and spec.depth in TABLE6_PARAMS:
+        figures.append(Figure("parameters", TABLE6_PARAMS[spec.depth], 1e6, "Table 6", bias))
+    exact = EXACT_PARAMS.get((spec.dataset, spec.depth, option))
+    if exact is not None:
+        figures.append(Figure("parameters", f"{exact:,}", 1, "exact count", bias))
+    macs = EXACT_MACS.get((spec.dataset, spec.depth, option, spec.stride_in))
+    if macs is not None:
+        figures.append(Figure("multiply_adds", macs[0], macs[1], "exact count"))
+    return figures

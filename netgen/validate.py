@@ -1,0 +1,513 @@
+"""`netgen validate`: six independent checks of one build folder, each one line PASS/FAIL/SKIP.
+
+1. prototxt  every .prototxt parses against netgen's caffe.proto; deploy reads into the IR
+2. onnx      onnx.checker (full_check) passes; strict shape inference gives the IR's shapes
+3. forward   ONNX Runtime: logits (N, classes), all finite, prob rows sum to 1 within 1e-5
+4. counts    parameters and multiply-adds counted from the ONNX graph = summary.json = the
+             paper's figures (for the paper's networks)
+5. formats   deploy.prototxt + model.caffemodel -> IR -> ONNX again runs like model.onnx
+             (max abs diff <= 1e-5)
+6. opencv    cv2.dnn's own Caffe importer on the same files agrees with ORT (<= 1e-4 of the
+             largest output)
+
+A folder without weights (generated/ commits none) gets deterministic ones, seeded like the
+build (the solver's random_seed, else 0), written to a temporary folder: the Caffe side and
+any missing model.onnx are made from them, so checks 3, 5 and 6 still run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from netgen import ir
+from netgen.errors import NetgenError
+from netgen.spec import ArchSpec
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+CHECK_NAMES = {1: "prototxt", 2: "onnx", 3: "forward", 4: "counts", 5: "formats", 6: "opencv"}
+PROB_SUM_TOLERANCE = 1e-5
+FORMATS_TOLERANCE = 1e-5
+OPENCV_TOLERANCE = 1e-4
+
+
+@dataclass
+class Check:
+    number: int
+    status: str
+    figure: str
+    details: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return CHECK_NAMES[self.number]
+
+    def line(self) -> str:
+        return f"{self.status} {self.number} {self.name}: {self.figure}"
+
+    def to_dict(self) -> dict:
+        return {"number": self.number, "name": self.name, "status": self.status,
+                "figure": self.figure, "details": self.details,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Report:
+    folder: str
+    network: str
+    checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    def lines(self) -> list[str]:
+        out = [f"validating {self.folder} ({self.network})"]
+        out += [f"  note: {n}" for n in self.notes]
+        for check in self.checks:
+            out.append(check.line())
+            if check.status == FAIL and check.details != [check.figure]:
+                out += [f"    {d}" for d in check.details[:10]]
+                if len(check.details) > 10:
+                    out.append(f"    ... and {len(check.details) - 10} more")
+        verdict = "all checks passed" if self.ok else \
+            "FAILED: " + ", ".join(f"{c.number} {c.name}" for c in self.failed)
+        out.append(f"{verdict} ({self.seconds:.1f} s)")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"folder": self.folder, "network": self.network, "ok": self.ok,
+                "seconds": round(self.seconds, 3), "notes": self.notes,
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+class CheckFailed(Exception):
+    """A check's verdict with its figure, raised from inside the check."""
+
+    def __init__(self, figure: str, details: list[str] | None = None):
+        super().__init__(figure)
+        self.figure = figure
+        self.details = details or []
+
+
+class Skipped(Exception):
+    pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else ""
+    if isinstance(exc, NetgenError):
+        return line
+    return f"{type(exc).__name__}: {line}".rstrip(": ")
+
+
+def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        raise CheckFailed(f"shapes differ: {list(a.shape)} vs {list(b.shape)}")
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) if a.size else 0.0
+
+
+def spec_from_summary(data: dict | None) -> ArchSpec | None:
+    if not data or not isinstance(data.get("spec"), dict):
+        return None
+    fields = dict(data["spec"])
+    fields.pop("plain", None)
+    fields.pop("name", None)
+    try:
+        fields["stages"] = tuple(fields["stages"])
+        fields["widths"] = tuple(fields["widths"])
+        return ArchSpec(**fields)
+    except (KeyError, TypeError):
+        return None
+
+
+class _Validation:
+    """State shared by the checks of one folder; each check is a method returning a figure."""
+
+    def __init__(self, folder: Path, device: str, batch: int, work: Path):
+        self.folder = folder
+        self.device = device
+        self.batch = batch
+        self.work = work
+        self.notes: list[str] = []
+        self.deploy = folder / "deploy.prototxt"
+        self.summary: dict | None = None
+        self.summary_error = ""
+        self.spec: ArchSpec | None = None
+        self.graph: ir.Graph | None = None
+        self.graph_error = ""
+        self.seed = 0
+        self.model_path: Path | None = None
+        self.caffemodel: Path | None = None
+        self.inputs: np.ndarray | None = None
+        self.outputs: dict[str, np.ndarray] | None = None
+
+    # -- preparation ---------------------------------------------------------------
+    def prepare(self) -> None:
+        from netgen import caffe_proto
+        from netgen.caffe_reader import read_prototxt
+
+        path = self.folder / "summary.json"
+        try:
+            self.summary = json.loads(path.read_text())
+            self.spec = spec_from_summary(self.summary)
+        except FileNotFoundError:
+            self.summary_error = "summary.json is missing"
+        except (OSError, ValueError) as exc:
+            self.summary_error = f"summary.json unreadable: {_first_line(exc)}"
+        for solver in sorted(self.folder.glob("solver*.prototxt")):
+            try:
+                parsed = caffe_proto.parse_solver(solver.read_text(), str(solver))
+                if parsed.HasField("random_seed") and parsed.random_seed >= 0:
+                    self.seed = int(parsed.random_seed)
+                break
+            except Exception:  # reported by check 1
+                pass
+        try:
+            self.graph = read_prototxt(self.deploy)
+        except Exception as exc:
+            self.graph_error = _first_line(exc)
+            if self.spec is not None:
+                from netgen.builder import build
+
+                self.graph = build(self.spec)
+                self.notes.append("deploy.prototxt does not read; the IR is rebuilt from "
+                                  "summary.json's spec")
+        model = self.folder / "model.onnx"
+        caffemodel = self.folder / "model.caffemodel"
+        self.caffemodel = caffemodel if caffemodel.is_file() else None
+        self.model_path = model if model.is_file() else None
+        if self.graph is None or (self.caffemodel and self.model_path):
+            return
+        from netgen.caffemodel import caffemodel_bytes
+        from netgen.onnx_export import to_onnx
+        from netgen.weights import initial_weights
+
+        # Scratch files in a private temporary folder: plain writes, no fsync needed.
+
+        weights = None
+        if self.caffemodel is None:
+            weights = initial_weights(self.graph, self.seed)
+            self.caffemodel = self.work / "model.caffemodel"
+            self.caffemodel.write_bytes(caffemodel_bytes(self.graph, weights))
+            self.notes.append(f"no model.caffemodel: weights generated with seed {self.seed} "
+                              f"(the solver's random_seed) in a temporary folder")
+        if self.model_path is None:
+            if weights is None:
+                from netgen.caffe_reader import weights_for
+
+                _, weights = weights_for(self.graph, self.caffemodel)
+            self.model_path = self.work / "model.onnx"
+            self.model_path.write_bytes(to_onnx(self.graph, weights).SerializeToString())
+            self.notes.append("no model.onnx: emitted from deploy.prototxt and the same weights "
+                              "into a temporary folder")
+
+    def need_graph(self) -> ir.Graph:
+        if self.graph is None:
+            raise CheckFailed(f"deploy.prototxt does not read into the IR ({self.graph_error}) "
+                              "and summary.json has no spec to rebuild it from")
+        return self.graph
+
+    def need_model(self) -> Path:
+        if self.model_path is None:
+            raise CheckFailed("no model.onnx and no IR to emit one from")
+        return self.model_path
+
+    # -- 1 ---------------------------------------------------------------------------
+    def check_prototxt(self) -> str:
+        from netgen import caffe_proto
+        from netgen.caffe_reader import read_net
+
+        files = sorted(self.folder.glob("*.prototxt"))
+        if not self.deploy.is_file():
+            raise CheckFailed("deploy.prototxt is missing")
+        parts, problems = [], []
+        for path in files:
+            try:
+                text = path.read_text()
+                if path.name.startswith("solver"):
+                    caffe_proto.parse_solver(text, str(path))
+                    parts.append(path.stem)
+                else:
+                    net = caffe_proto.parse_net(text, str(path))
+                    parts.append(f"{path.stem} {len(net.layer)} layers")
+            except Exception as exc:
+                problems.append(f"{path.name}: {_first_line(exc)}")
+        if problems:
+            raise CheckFailed(f"{len(problems)} of {len(files)} files do not parse: "
+                              f"{problems[0]}", problems)
+        try:
+            reading = read_net(self.deploy)
+        except Exception as exc:
+            raise CheckFailed(f"deploy.prototxt parses but does not read into the IR: "
+                              f"{_first_line(exc)}")
+        return (f"{len(files)} files parse against caffe.proto ({', '.join(parts)}); deploy "
+                f"reads into the IR ({len(reading.graph.layers)} layers, Caffe shape rules)")
+
+    # -- 2 ---------------------------------------------------------------------------
+    def check_onnx(self) -> str:
+        import onnx
+
+        from netgen.onnx_export import shape_mismatches
+
+        graph = self.need_graph()
+        path = self.need_model()
+        try:
+            onnx.checker.check_model(str(path), full_check=True)
+        except Exception as exc:
+            raise CheckFailed(f"onnx.checker: {_first_line(exc)}")
+        model = onnx.load(str(path), load_external_data=False)
+        try:
+            compared, problems = shape_mismatches(model, graph)
+        except Exception as exc:
+            raise CheckFailed(f"strict shape inference fails: {_first_line(exc)}")
+        if problems:
+            raise CheckFailed(f"{len(problems)} of {compared} tensors differ from the IR's "
+                              f"shapes: {problems[0]}", problems)
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), "?")
+        return (f"checker (full) passes; opset {opset}, IR version {model.ir_version}; "
+                f"{compared} tensors' inferred shapes = the IR's (batch symbolic)")
+
+    # -- 3 ---------------------------------------------------------------------------
+    def check_forward(self) -> str:
+        from netgen.runtime import create_session, random_batch
+
+        graph = self.need_graph()
+        session = create_session(self.need_model(), self.device)
+        self.inputs = random_batch(session.batch_shape(self.batch), seed=0)
+        start = time.perf_counter()
+        outputs = session.run(self.inputs)
+        elapsed = time.perf_counter() - start
+        self.outputs = outputs
+        names = list(outputs)
+        prob_name = names[-1]
+        logits_name = names[0]
+        prob = outputs[prob_name]
+        classes = self._classes(graph)
+        problems = []
+        for name, value in outputs.items():
+            if not np.all(np.isfinite(value)):
+                problems.append(f"{name}: {int(np.size(value) - np.isfinite(value).sum())} "
+                                "non-finite values")
+        for name in (logits_name, prob_name):
+            if outputs[name].shape != (self.batch, classes):
+                problems.append(f"{name}: shape {list(outputs[name].shape)}, expected "
+                                f"[{self.batch}, {classes}]")
+        sums = prob.reshape(prob.shape[0], -1).sum(axis=1, dtype=np.float64)
+        worst = float(np.max(np.abs(sums - 1.0))) if sums.size else math.inf
+        if not worst <= PROB_SUM_TOLERANCE:
+            problems.append(f"{prob_name} rows sum to 1 only within {worst:.2e}")
+        figure = (f"{logits_name} {list(outputs[logits_name].shape)}, {prob_name} rows sum to "
+                  f"1 within {worst:.1e}, all finite ({session.device.upper()}, batch "
+                  f"{self.batch}, {elapsed * 1e3:.0f} ms)")
+        if problems:
+            raise CheckFailed(f"{problems[0]}; {figure}", problems)
+        return figure
+
+    def _classes(self, graph: ir.Graph) -> int:
+        if self.spec is not None:
+            return self.spec.num_classes
+        from netgen.onnx_export import tensor_plan
+
+        plan = tensor_plan(graph)
+        return plan.shapes[plan.graph_outputs[-1]][-1]
+
+    # -- 4 ---------------------------------------------------------------------------
+    def check_counts(self) -> str:
+        import onnx
+
+        from netgen.onnx_count import count_onnx
+        from netgen.paper_figures import figures_for
+
+        model = onnx.load(str(self.need_model()), load_external_data=False)
+        counted = count_onnx(model)
+        if self.summary is None:
+            raise CheckFailed(f"{self.summary_error}; ONNX counts {counted.params:,} "
+                              f"parameters, {counted.macs:,} multiply-adds")
+        problems = []
+        for key, value, what in (("parameters", counted.params, "parameters"),
+                                 ("multiply_adds", counted.macs, "multiply-adds")):
+            stated = self.summary.get(key)
+            if stated != value:
+                problems.append(f"{what}: ONNX graph {value:,}, summary.json {stated!r}")
+        figure = f"ONNX graph: {counted.params:,} parameters, {counted.macs / 1e9:.3f} G " \
+                 "multiply-adds = summary.json"
+        if self.spec is None:
+            paper = "no spec in summary.json: paper figures not applicable"
+        else:
+            figures = figures_for(self.spec)
+            matched = []
+            for fig in figures:
+                value = counted.params if fig.quantity == "parameters" else counted.macs
+                if fig.matches(value):
+                    matched.append(f"{fig.quantity.replace('_', '-')} {fig.expected_text()}")
+                else:
+                    problems.append(f"{fig.quantity}: {fig.rendered(value)} at the printed "
+                                    f"precision, {fig.source} prints {fig.expected_text()}")
+            paper = ("matches " + "; ".join(matched)) if figures else \
+                f"{self.spec.name} is not one of the paper's networks: no paper figure applies"
+        if problems:
+            raise CheckFailed(f"{problems[0]}", problems)
+        return f"{figure}; {paper}"
+
+    # -- 5 ---------------------------------------------------------------------------
+    def check_formats(self) -> str:
+        from netgen.caffe_reader import read_caffe
+        from netgen.onnx_export import to_onnx
+        from netgen.runtime import create_session
+
+        if self.outputs is None:
+            raise Skipped("needs check 3's ORT outputs")
+        if self.caffemodel is None:
+            raise CheckFailed("no caffemodel")
+        graph, weights = read_caffe(self.deploy, self.caffemodel)
+        session = create_session(to_onnx(graph, weights), self.device)
+        again = session.run(self.inputs)
+        if list(again) != list(self.outputs):
+            raise CheckFailed(f"outputs differ: re-emitted {list(again)}, model.onnx "
+                              f"{list(self.outputs)}")
+        diffs = {name: _max_abs(again[name], self.outputs[name]) for name in again}
+        worst = max(diffs.values())
+        source = "model.caffemodel" if self.caffemodel.parent == self.folder else \
+            "generated caffemodel"
+        figure = (f"deploy.prototxt + {source} -> IR -> ONNX vs model.onnx: max abs diff "
+                  f"{worst:.1e} (" + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()) + ")")
+        if not worst <= FORMATS_TOLERANCE:
+            raise CheckFailed(f"{figure} > {FORMATS_TOLERANCE:g}")
+        return figure
+
+    # -- 6 ---------------------------------------------------------------------------
+    def check_opencv(self) -> str:
+        try:
+            import cv2
+        except ImportError as exc:
+            raise Skipped(f"cv2 is not importable ({exc})")
+        from netgen.onnx_export import tensor_plan
+
+        if self.outputs is None:
+            raise Skipped("needs check 3's ORT outputs")
+        if self.caffemodel is None:
+            raise Skipped("no caffemodel")
+        graph = self.need_graph()
+        plan = tensor_plan(graph)
+        producer = {name: graph.layers[i].name for i, names in enumerate(plan.outputs)
+                    for name in names}
+        names = list(self.outputs)
+        layers = [producer.get(name, name) for name in names]
+        try:
+            net = cv2.dnn.readNetFromCaffe(str(self.deploy), str(self.caffemodel))
+            net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+            net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+            if hasattr(net, "enableWinograd"):
+                # OpenCV's Winograd 3x3 convolutions lose about a digit: a plain-110's
+                # logits then differ from a float64 reference by 1e-4 (ORT: 7e-6).
+                net.enableWinograd(False)
+            net.setInput(self.inputs)
+            got = net.forward(layers)
+        except cv2.error as exc:
+            raise CheckFailed(f"cv2.dnn cannot run the files: {_first_line(exc)}")
+        parts, worst = [], 0.0
+        for name, value in zip(names, got):
+            ref = self.outputs[name]
+            value = np.asarray(value).reshape(ref.shape) if np.size(value) == ref.size else value
+            scale = float(np.max(np.abs(ref))) or 1.0
+            rel = _max_abs(np.asarray(value), ref) / scale
+            worst = max(worst, rel)
+            parts.append(f"{name} {rel:.1e}")
+        figure = (f"cv2.dnn {cv2.__version__} vs ORT: max abs diff / max |output| {worst:.1e} "
+                  f"(" + ", ".join(parts) + ")")
+        if not worst <= OPENCV_TOLERANCE:
+            raise CheckFailed(f"{figure} > {OPENCV_TOLERANCE:g}")
+        return figure
+
+
+def _run_check(number: int, body: Callable[[], str]) -> Check:
+    start = time.perf_counter()
+    try:
+        check = Check(number, PASS, body())
+    except CheckFailed as exc:
+        check = Check(number, FAIL, exc.figure, exc.details)
+    except Skipped as exc:
+        check = Check(number, SKIP, str(exc))
+    except Exception as exc:  # a corrupted file can make any library raise: report, go on
+        check = Check(number, FAIL, _first_line(exc))
+    check.seconds = time.perf_counter() - start
+    return check
+
+
+def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1) -> Report:
+    """Run the six checks on one build folder."""
+    from netgen.runtime import providers_for
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NetgenError(f"{folder}: not a folder (give a build folder, e.g. generated/resnet50-B)")
+    if batch < 1:
+        raise NetgenError(f"--batch must be at least 1, got {batch}")
+    providers_for(device)  # --device cuda without CUDA is the user's error, before any work
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="netgen-validate-") as tmp:
+        state = _Validation(folder, device, batch, Path(tmp))
+        state.prepare()
+        name = (state.summary or {}).get("name") or (state.graph.name if state.graph else "") \
+            or folder.name
+        report = Report(str(folder), name, notes=state.notes)
+        for number, body in ((1, state.check_prototxt), (2, state.check_onnx),
+                             (3, state.check_forward), (4, state.check_counts),
+                             (5, state.check_formats), (6, state.check_opencv)):
+            report.checks.append(_run_check(number, body))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def validate_spec(spec: ArchSpec, device: str = "auto", batch: int = 1) -> Report:
+    """Build `spec` (with seed-0 weights) into a temporary folder and validate it."""
+    from netgen.build_files import write_build
+
+    with tempfile.TemporaryDirectory(prefix="netgen-build-") as tmp:
+        out = Path(tmp) / spec.name
+        write_build(spec, out, force=True, weights=True, seed=0)
+        report = validate_folder(out, device, batch)
+    report.folder = f"(built in a temporary folder) {spec.name}"
+    return report
+
+
+def find_builds(root: str | Path) -> list[Path]:
+    """Every folder under `root` (itself included) that holds a deploy.prototxt."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NetgenError(f"{root}: not a folder")
+    found = sorted({p.parent for p in root.rglob("deploy.prototxt")})
+    if not found:
+        raise NetgenError(f"{root}: no build folders (none holds a deploy.prototxt)")
+    return found
+
+
+def summary_table(reports: list[Report]) -> list[str]:
+    width = max([len("network")] + [len(r.network) for r in reports])
+    head = f"{'network':<{width}}  " + " ".join(str(n) for n in CHECK_NAMES) + "  result    time"
+    lines = [head, "-" * len(head)]
+    for r in reports:
+        marks = " ".join(c.status[0] for c in r.checks)
+        lines.append(f"{r.network:<{width}}  {marks}  {'ok' if r.ok else 'FAILED':<8}"
+                     f"{r.seconds:6.1f} s")
+    passed = sum(r.ok for r in reports)
+    lines.append(f"{len(reports)} builds: {passed} passed, {len(reports) - passed} failed "
+                 f"(P pass, F fail, S skip; checks: "
+                 + ", ".join(f"{n} {name}" for n, name in CHECK_NAMES.items()) + ")")
+    return lines
