@@ -1,8 +1,9 @@
 """One build: every file of a network, rendered in memory first, then written atomically.
 
 A new folder is assembled under a temporary sibling name and renamed into place, so a build
-that fails or is killed leaves no folder at all; an existing folder (with --force) gets each
-file replaced by rename, so every file is always either the old or the new complete one.
+that fails or is killed leaves no folder at all; an existing folder (with --force) gets its
+files staged, journaled and renamed (netgen.commit), so it always holds either the old
+build or the new one, complete. Leftovers of a killed build are cleaned by the next one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from netgen import caffemodel, ir, prototxt
+from netgen import caffemodel, commit, ir, prototxt
 from netgen.builder import build
 from netgen.counting import count
 from netgen.errors import NetgenError
@@ -111,15 +112,14 @@ def write_build(spec: ArchSpec, out_dir: str | os.PathLike, force: bool = False,
     _check_target(out, force)
     files = render_files(spec, options)
     try:
+        commit.remove_dead_staging(out, BUILD_FILES)
         if out.is_dir():
-            for name, payload in files.items():
-                write_atomic(out / name, payload)
-            for stale in BUILD_FILES:
-                if stale not in files and (out / stale).is_file():
-                    (out / stale).unlink()
+            # All files or none, even if killed: staged, journaled, renamed (netgen.commit).
+            commit.commit_files(out, files, BUILD_FILES)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+            staging = Path(tempfile.mkdtemp(prefix=commit.staging_prefix(out), suffix=".tmp",
+                                            dir=out.parent))
             try:
                 for name, payload in files.items():
                     write_atomic(staging / name, payload)

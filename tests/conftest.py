@@ -22,3 +22,46 @@ def run_cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+# --------------------------------------------------------------------------- options and markers
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("netgen")
+    group.addoption("--fuzz-examples", type=int, default=None, metavar="N",
+                    help="total number of cases tests/test_fuzz.py runs, shared evenly among "
+                         "its properties (default: 200 per property)")
+    group.addoption("--slow", action="store_true", default=False,
+                    help="also run tests marked slow (the largest networks)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow run only with --slow or when `-m` names them."""
+    if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow (or -m slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+# Fuzz properties report how many cases they ran through user_properties, which pytest-xdist
+# carries back from its workers, so the total is right with -n too.
+_FUZZ_CASES = {"cases": 0, "properties": 0}
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == "fuzz_cases":
+            _FUZZ_CASES["cases"] += int(value)
+            _FUZZ_CASES["properties"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FUZZ_CASES["properties"]:
+        terminalreporter.write_line(
+            f"fuzz: {_FUZZ_CASES['cases']:,} cases run by {_FUZZ_CASES['properties']} "
+            "properties, zero uncaught exceptions")

@@ -1,0 +1,555 @@
+"""Property-based fuzzing of everything netgen reads from other people.
+
+Every case must end in a correct result or in netgen's own one-line NetgenError (exit code 2
+through the CLI). Any other exception -- RecursionError, MemoryError, protobuf's DecodeError,
+KeyError, a numpy error -- fails the property, and hypothesis shrinks it to a small case.
+
+Inputs are mutations of valid files netgen itself writes (so most mutations land close to
+something meaningful) plus a hand-written net using every layer type the reader knows:
+deleted, duplicated and swapped lines, values of the wrong type, absurd numbers (kernel 0,
+stride 0, num_output 10^12, negative pads), dangling bottoms, cycles, duplicate tops that are
+not in place, unknown layer types, nesting a million levels deep, truncation and invalid
+UTF-8; truncated, bit-flipped and structurally damaged .caffemodel files; ONNX models with
+missing initializers, unknown ops or broken attributes; and random command lines.
+
+`--fuzz-examples N` sets the total number of cases, shared evenly among the properties
+(default 200 per property; `make fuzz` runs 10,000). The search is derandomized, so a run is
+reproducible and `make test` always checks the same sample.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netgen import caffe_proto, caffe_reader, caffemodel, prototxt
+from netgen.builder import build
+from netgen.cli import main
+from netgen.counting import count
+from netgen.errors import NetgenError
+from netgen.spec import make_spec
+from netgen.weights import initial_weights
+
+DEFAULT_PER_PROPERTY = 200
+# Above this many weights a fuzzed net that reads fine is not also initialised (time, not
+# safety: shape inference has already bounded it).
+CHECK_WEIGHTS_BELOW = 2_000_000
+
+
+# --------------------------------------------------------------------------- running properties
+
+
+def _properties() -> int:
+    return sum(1 for name in globals() if name.startswith("test_fuzz_"))
+
+
+def _per_property(config) -> int:
+    total = config.getoption("--fuzz-examples")
+    if total is None:
+        return DEFAULT_PER_PROPERTY
+    return max(1, math.ceil(total / _properties()))
+
+
+def run_property(request, strategy, check) -> int:
+    """Run `check` on `strategy`'s examples; record how many ran (conftest sums them)."""
+    ran = 0
+
+    @settings(max_examples=_per_property(request.config), derandomize=True, database=None,
+              deadline=None, print_blob=False,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def prop(case):
+        nonlocal ran
+        ran += 1
+        check(case)
+
+    try:
+        prop()
+    finally:
+        request.node.user_properties.append(("fuzz_cases", ran))
+    return ran
+
+
+def one_line(exc: NetgenError) -> str:
+    message = str(exc)
+    assert message and "\n" not in message, f"NetgenError message is not one line: {message!r}"
+    return message
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def _zoo_text() -> str:
+    """A small net using every layer type and parameter spelling the reader accepts."""
+    text = """
+    name: "zoo"
+    layer { name: "data" type: "Input" top: "data"
+            input_param { shape { dim: 1 dim: 4 dim: 12 dim: 12 } } }
+    layer { name: "c1" type: "Convolution" bottom: "data" top: "c1"
+            convolution_param { num_output: 8 kernel_h: 3 kernel_w: 1 pad_h: 1 pad_w: 0
+                                stride_h: 1 stride_w: 1 group: 2 dilation: 1 } }
+    layer { name: "p1" type: "PReLU" bottom: "c1" top: "c1" }
+    layer { name: "b1" type: "Bias" bottom: "c1" top: "c1" }
+    layer { name: "sp" type: "Split" bottom: "c1" top: "s1" top: "s2" }
+    layer { name: "sl" type: "Slice" bottom: "s1" top: "a" top: "b"
+            slice_param { axis: 1 slice_point: 3 } }
+    layer { name: "pw" type: "Power" bottom: "b" top: "pb"
+            power_param { power: 2 scale: 0.5 shift: 1 } }
+    layer { name: "cat" type: "Concat" bottom: "a" bottom: "pb" top: "cat"
+            concat_param { axis: 1 } }
+    layer { name: "mx" type: "Eltwise" bottom: "cat" bottom: "s2" top: "mx"
+            eltwise_param { operation: MAX } }
+    layer { name: "sm" type: "Eltwise" bottom: "mx" bottom: "s2" top: "sm"
+            eltwise_param { operation: SUM coeff: 1 coeff: -1 } }
+    layer { name: "pool" type: "Pooling" bottom: "sm" top: "pool"
+            pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+    layer { name: "drop" type: "Dropout" bottom: "pool" top: "pool"
+            dropout_param { dropout_ratio: 0.3 } }
+    layer { name: "gp" type: "Pooling" bottom: "pool" top: "gp"
+            pooling_param { pool: MAX global_pooling: true } }
+    layer { name: "fl" type: "Flatten" bottom: "gp" top: "fl" }
+    layer { name: "rs" type: "Reshape" bottom: "fl" top: "rs"
+            reshape_param { shape { dim: 0 dim: -1 dim: 1 dim: 1 } } }
+    layer { name: "bn" type: "BatchNorm" bottom: "rs" top: "rs" }
+    layer { name: "sc" type: "Scale" bottom: "rs" top: "rs" scale_param { bias_term: true } }
+    layer { name: "fc" type: "InnerProduct" bottom: "rs" top: "fc"
+            inner_product_param { num_output: 5 } }
+    layer { name: "relu" type: "ReLU" bottom: "fc" top: "fc" relu_param { negative_slope: 0.1 } }
+    layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+    """
+    # One field per line, as people write prototxt, so that line mutations make sense.
+    return caffe_proto.format_message(caffe_proto.parse_net(text, "zoo"))
+
+
+CIFAR8 = build(make_spec("cifar10", 8))
+RESNET18 = build(make_spec("imagenet", 18, "B"))
+SEEDS: dict[str, str] = {
+    "cifar8-deploy": prototxt.render_deploy(CIFAR8),
+    "resnet18-input-layer": prototxt.render_deploy(RESNET18, legacy_input=False),
+    "cifar8-train-val": prototxt.render_train_val(
+        CIFAR8, prototxt.data_options(make_spec("cifar10", 8))),
+    "zoo": _zoo_text(),
+}
+ZOO = caffe_reader.read_prototxt(SEEDS["zoo"])
+MODEL_SEEDS: dict[str, tuple[str, bytes]] = {
+    "cifar8": (SEEDS["cifar8-deploy"], caffemodel.caffemodel_bytes(CIFAR8, initial_weights(CIFAR8))),
+    "zoo": (SEEDS["zoo"], caffemodel.caffemodel_bytes(ZOO, initial_weights(ZOO))),
+}
+
+FIELD_LINE = re.compile(r"^(\s*)([A-Za-z_]\w*)(\s*:\s*)(.*)$")
+KEYS = sorted({m.group(2) for text in SEEDS.values() for line in text.splitlines()
+               if (m := FIELD_LINE.match(line))})
+ABSURD = ["0", "-1", "-7", "1", "2", "3", "1000000000000", "2147483647", "2147483648",
+          "4294967295", "4294967296", "-2147483649", "18446744073709551616", "1e308", "1e-45",
+          "-0.0", "inf", "-inf", "nan", "1.5", "true", "false", "\"text\"", "\"\"", "MAX", "AVE",
+          "STOCHASTIC", "SUM", "PROD", "TEST", "TRAIN", "0x10", "{ }", "", "\"data\"",
+          "\"\\377\\000\"", "'single'", "[1, 2]"]
+TYPES = sorted(caffe_reader.SUPPORTED_TYPES) + sorted(caffe_reader.DATA_TYPES) + sorted(
+    caffe_reader.LOSS_TYPES) + ["LRN", "Python", "Deconvolution", "", "convolution", "Input "]
+NUMBER = re.compile(r"^-?[0-9.]+(e-?[0-9]+)?$")
+IN_RANGE = [0, 0, 1, 2, 3, 4, 5, 7, 13, 64, 100, 1000, 65536, 1_000_000, 2**31 - 1, -1, -2, 0.5]
+NEST_KEYS = ["a", "layer", "convolution_param", "weight_filler", "include", "lrn_param",
+             "input_param", "shape", "state"]
+NEST_DEPTHS = [1, 2, 3, 60, 1000, 100_000, 1_000_000]
+
+
+# --------------------------------------------------------------------------- text mutations
+
+
+def _layer_spans(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last) line of each top-level `layer {` block, by brace counting."""
+    spans, start, depth = [], None, 0
+    for i, line in enumerate(lines):
+        if depth == 0 and line.startswith("layer {"):
+            start = i
+        depth += line.count("{") - line.count("}")
+        if start is not None and depth == 0:
+            spans.append((start, i))
+            start = None
+    return spans
+
+
+def _names(lines: list[str], key: str) -> list[str]:
+    return [m.group(4).strip('"') for line in lines
+            if (m := FIELD_LINE.match(line)) and m.group(2) == key]
+
+
+@st.composite
+def text_mutation(draw, lines: list[str]):
+    """Apply one mutation to `lines` (a list, changed in place); returns its description."""
+    # Mostly mutations that keep the text parseable (they reach shape inference and the
+    # wiring checks), some that break the syntax.
+    kind = draw(st.sampled_from([
+        "in_range", "in_range", "in_range", "in_range", "bottom", "bottom", "bottom", "top",
+        "top", "type", "move_layer", "drop_layer", "duplicate_layer", "delete", "duplicate",
+        "value", "value", "number", "key", "swap", "nest", "truncate", "insert"]))
+    if not lines:
+        lines.append("")
+    index = draw(st.integers(0, len(lines) - 1))
+    fields = [i for i, line in enumerate(lines) if FIELD_LINE.match(line)]
+    if kind in ("in_range", "value", "number", "key", "bottom", "top", "type") and fields:
+        wanted = {"bottom": "bottom", "top": "top", "type": "type"}.get(kind)
+        candidates = [i for i in fields if not wanted or FIELD_LINE.match(lines[i]).group(2) == wanted]
+        if kind == "in_range":
+            candidates = [i for i in fields if NUMBER.match(FIELD_LINE.match(lines[i]).group(4))]
+        index = draw(st.sampled_from(candidates or fields))
+        indent, key, sep, value = FIELD_LINE.match(lines[index]).groups()
+        if kind == "in_range":  # a number of the right type, but absurd for the field
+            value = str(draw(st.sampled_from(IN_RANGE)))
+        elif kind == "value":
+            value = draw(st.sampled_from(ABSURD))
+        elif kind == "number":
+            value = str(draw(st.one_of(st.integers(-2**70, 2**70), st.integers(-3, 3),
+                                       st.floats(allow_nan=True, allow_infinity=True))))
+        elif kind == "key":
+            key = draw(st.sampled_from(KEYS))
+        elif kind == "type":
+            value = f'"{draw(st.sampled_from(TYPES))}"'
+        else:  # bottom / top: another blob of the file (a cycle, a clash) or none at all
+            blobs = _names(lines, "top") + _names(lines, "bottom") + ["nowhere", ""]
+            value = f'"{draw(st.sampled_from(sorted(set(blobs))))}"'
+        lines[index] = f"{indent}{key}{sep}{value}"
+        return f"{kind}@{index}: {lines[index].strip()[:80]}"
+    if kind == "delete":
+        del lines[index]
+    elif kind == "duplicate":
+        lines.insert(draw(st.integers(0, len(lines))), lines[index])
+    elif kind == "swap":
+        other = draw(st.integers(0, len(lines) - 1))
+        lines[index], lines[other] = lines[other], lines[index]
+    elif kind == "nest":
+        key = draw(st.sampled_from(NEST_KEYS))
+        depth = draw(st.sampled_from(NEST_DEPTHS))
+        closed = draw(st.booleans())
+        lines.insert(index, f"{key} {{ " * depth + ("} " * depth if closed else ""))
+        return f"nest@{index}: {key} x{depth} {'closed' if closed else 'open'}"
+    elif kind == "truncate":
+        text = "\n".join(lines)
+        cut = draw(st.integers(0, len(text)))
+        lines[:] = text[:cut].split("\n")
+        return f"truncate@{cut}"
+    elif kind == "insert":
+        junk = draw(st.text(max_size=12))
+        lines.insert(index, junk)
+        return f"insert@{index}: {junk!r}"
+    else:
+        spans = _layer_spans(lines)
+        if not spans:
+            return "no layer"
+        first, last = draw(st.sampled_from(spans))
+        block = lines[first:last + 1]
+        if kind in ("move_layer", "drop_layer"):
+            del lines[first:last + 1]
+        if kind in ("move_layer", "duplicate_layer"):
+            starts = [s for s, _ in _layer_spans(lines)] + [len(lines)]
+            at = draw(st.sampled_from(starts))
+            lines[at:at] = block
+        return f"{kind}: {block[1].strip() if len(block) > 1 else ''}"
+    return f"{kind}@{index}"
+
+
+@st.composite
+def mutated_prototxt(draw):
+    seed = draw(st.sampled_from(sorted(SEEDS)))
+    lines = SEEDS[seed].split("\n")
+    ops = [draw(text_mutation(lines)) for _ in range(draw(st.sampled_from([1, 1, 2, 3, 4])))]
+    data = "\n".join(lines).encode("utf-8")
+    if draw(st.integers(0, 9)) == 0:  # occasionally break the encoding itself
+        at = draw(st.integers(0, max(0, len(data) - 1)))
+        byte = draw(st.integers(0, 255))
+        data = data[:at] + bytes([byte]) + data[at + 1:]
+        ops.append(f"byte@{at}={byte}")
+    return seed, ops, data
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_graph(graph) -> None:
+    """A graph the reader accepted must be usable by the rest of netgen."""
+    assert graph.layers and graph.inputs
+    for layer in graph.layers:
+        assert len(layer.top_shapes) == len(layer.tops), layer.name
+    counts = count(graph)
+    assert counts.params >= 0 and counts.macs >= 0
+    if sum(math.prod(s) for layer in graph.layers for s in layer.blob_shapes) < CHECK_WEIGHTS_BELOW:
+        weights = initial_weights(graph)
+        for layer in graph.layers:
+            if layer.blob_shapes:
+                assert [w.shape for w in weights[layer.name]] == list(layer.blob_shapes)
+    # What was read can be written again and reads back as the same net.
+    try:
+        text = prototxt.render_deploy(graph, legacy_input=False)
+    except NetgenError as exc:  # e.g. a nan power scale: readable, but not writable as text
+        one_line(exc)
+        return
+    again = caffe_reader.read_prototxt(text)
+    assert [(l.name, l.type, l.bottoms, l.tops, l.top_shapes) for l in again.layers] == \
+        [(l.name, l.type, l.bottoms, l.tops, l.top_shapes) for l in graph.layers]
+
+
+def _write(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def scratch():
+    with tempfile.TemporaryDirectory(prefix="netgen-fuzz-") as folder:
+        yield Path(folder)
+
+
+def test_seeds_are_valid():
+    """Mutations start from files that read cleanly, so what breaks is the mutation."""
+    for text in SEEDS.values():
+        check_graph(caffe_reader.read_prototxt(text))
+    for text, model in MODEL_SEEDS.values():
+        graph = caffe_reader.read_prototxt(text)
+        with tempfile.TemporaryDirectory() as folder:
+            caffe_reader.weights_for(graph, _write(Path(folder), "m.caffemodel", model))
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def test_fuzz_prototxt(request, scratch):
+    """Mutated prototxt: a graph that works, or one line of NetgenError."""
+
+    def check(case):
+        _, _, data = case
+        path = _write(scratch, "net.prototxt", data)
+        try:
+            graph = caffe_reader.read_prototxt(path)
+        except NetgenError as exc:
+            one_line(exc)
+            return
+        check_graph(graph)
+
+    run_property(request, mutated_prototxt(), check)
+
+
+def test_fuzz_prototxt_train_phase(request, scratch):
+    """The same for phase TRAIN, with an explicit input shape: other rules, other paths."""
+
+    def check(case):
+        (_, _, data), shape = case
+        path = _write(scratch, "train.prototxt", data)
+        try:
+            reading = caffe_reader.read_net(path, phase="TRAIN", input_shape=shape)
+        except NetgenError as exc:
+            one_line(exc)
+            return
+        check_graph(reading.graph)
+
+    shapes = st.one_of(st.none(), st.tuples(*[st.sampled_from([1, 2, 3, 8, 32, 0, -1])] * 4),
+                       st.lists(st.integers(-2, 40), max_size=6).map(tuple))
+    run_property(request, st.tuples(mutated_prototxt(), shapes), check)
+
+
+@st.composite
+def mutated_caffemodel(draw):
+    seed = draw(st.sampled_from(sorted(MODEL_SEEDS)))
+    text, data = MODEL_SEEDS[seed]
+    ops = []
+    if draw(st.booleans()):
+        data, op = draw(structural_mutation(data))
+        ops.append(op)
+    for _ in range(draw(st.integers(0 if ops else 1, 3))):
+        kind = draw(st.sampled_from(["truncate", "flip", "flip", "overwrite", "insert", "splice"]))
+        if kind == "truncate":
+            cut = draw(st.integers(0, len(data)))
+            data = data[:cut]
+            ops.append(f"truncate@{cut}")
+        elif kind == "flip":
+            for _ in range(draw(st.integers(1, 8))):
+                at = draw(st.integers(0, max(0, len(data) - 1)))
+                bit = draw(st.integers(0, 7))
+                if data:
+                    data = data[:at] + bytes([data[at] ^ (1 << bit)]) + data[at + 1:]
+                ops.append(f"flip@{at}.{bit}")
+        elif kind == "overwrite":
+            at = draw(st.integers(0, len(data)))
+            junk = draw(st.binary(min_size=1, max_size=16))
+            data = data[:at] + junk + data[at + len(junk):]
+            ops.append(f"overwrite@{at}")
+        elif kind == "insert":
+            at = draw(st.integers(0, len(data)))
+            data = data[:at] + draw(st.binary(max_size=16)) + data[at:]
+            ops.append(f"insert@{at}")
+        else:
+            a, b = sorted((draw(st.integers(0, len(data))), draw(st.integers(0, len(data)))))
+            at = draw(st.integers(0, len(data)))
+            data = data[:at] + data[a:b] + data[at:]
+            ops.append(f"splice {a}:{b}@{at}")
+    return seed, text, ops, data
+
+
+@st.composite
+def structural_mutation(draw, data: bytes):
+    """Decode, damage one layer or blob in a way protobuf itself cannot notice, encode."""
+    net = caffe_proto.NetParameter.FromString(data)
+    layer = net.layer[draw(st.integers(0, len(net.layer) - 1))]
+    kind = draw(st.sampled_from(["drop_layer", "drop_blob", "add_blob", "rename", "duplicate",
+                                 "dims", "legacy", "double", "values", "no_data"]))
+    blob = layer.blobs[draw(st.integers(0, len(layer.blobs) - 1))] if layer.blobs else None
+    if kind == "drop_layer":
+        net.layer.remove(layer)
+    elif kind == "drop_blob" and blob is not None:
+        layer.blobs.remove(blob)
+    elif kind == "add_blob":
+        values = np.array(draw(st.lists(st.floats(width=32), max_size=8)), dtype=np.float32)
+        layer.blobs.append(caffe_proto.blob_from_array(values))
+    elif kind == "rename":
+        layer.name = draw(st.sampled_from([l.name for l in net.layer] + ["", "other"]))
+    elif kind == "duplicate":
+        net.layer.add().CopyFrom(layer)
+    elif kind == "dims" and blob is not None:
+        dims = draw(st.lists(st.one_of(st.integers(-2, 70), st.sampled_from([2**31, 2**40, 2**62])),
+                             max_size=5))
+        blob.shape.ClearField("dim")
+        blob.shape.dim.extend(dims)
+    elif kind == "legacy" and blob is not None:
+        for name in draw(st.lists(st.sampled_from(["num", "channels", "height", "width"]),
+                                  min_size=1, max_size=4)):
+            setattr(blob, name, draw(st.integers(-2**31, 2**31 - 1)))
+    elif kind == "double" and blob is not None:
+        values = list(blob.data)
+        blob.ClearField("data")
+        blob.double_data.extend(values[:draw(st.integers(0, len(values)))])
+    elif kind == "values" and blob is not None:
+        special = draw(st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1e38]))
+        blob.data[draw(st.integers(0, len(blob.data) - 1))] = special if blob.data else None
+    elif kind == "no_data" and blob is not None:
+        blob.ClearField("data")
+    return net.SerializeToString(), f"{kind} {layer.name}"
+
+
+def test_fuzz_caffemodel(request, scratch):
+    """Truncated, bit-flipped and damaged .caffemodel: weights that fit, or NetgenError."""
+
+    def check(case):
+        _, text, _, data = case
+        proto = _write(scratch, "net.prototxt", text.encode())
+        model = _write(scratch, "net.caffemodel", data)
+        try:
+            graph, weights = caffe_reader.read_caffe(proto, model)
+        except NetgenError as exc:
+            one_line(exc)
+            return
+        for layer in graph.layers:
+            if layer.blob_shapes:
+                got = [w.shape for w in weights[layer.name]]
+                assert got == list(layer.blob_shapes), layer.name
+                assert all(w.dtype == np.float32 for w in weights[layer.name])
+
+    run_property(request, mutated_caffemodel(), check)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_clean_exit(code: int, err: str) -> None:
+    """Exit 0, or exit 2 with exactly one line `error: ...` on stderr."""
+    assert code in (0, 2), (code, err)
+    if code == 2:
+        lines = err.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+SMALL_INT = st.one_of(st.integers(-3, 60), st.sampled_from([10**12, 2**31, 2**63, -2**63]))
+
+
+@st.composite
+def spec_arguments(draw):
+    args: list[str] = []
+    maybe = lambda: draw(st.integers(0, 2)) == 0  # noqa: E731
+    if maybe():
+        args += ["--dataset", draw(st.sampled_from(["imagenet", "cifar10", "mnist", ""]))]
+    if maybe():
+        args += ["--depth", str(draw(st.one_of(st.sampled_from([18, 34, 50, 101, 152, 20, 110, 1202]),
+                                              SMALL_INT)))]
+    if maybe():
+        args += ["--shortcut", draw(st.sampled_from(["A", "b", "C", "D", ""]))]
+    if draw(st.integers(0, 4)) == 0:
+        args.append("--plain")
+    if maybe():
+        stages = draw(st.lists(st.integers(-1, 12), max_size=6))
+        text = ",".join(str(s) for s in stages)
+        args += ["--stages", draw(st.sampled_from([text, text + ",", "x", "1,,2", "1e3"]))]
+    if maybe():
+        args += ["--block", draw(st.sampled_from(["basic", "bottleneck", "wide"]))]
+    if maybe():
+        args += ["--classes", str(draw(SMALL_INT))]
+    if maybe():
+        args += ["--input-size", str(draw(st.one_of(st.sampled_from([1, 7, 31, 32, 33, 224, 4096, 4097]),
+                                                    SMALL_INT)))]
+    if maybe():
+        args += ["--stride-in", draw(st.sampled_from(["1x1", "3x3", "2x2"]))]
+    return args
+
+
+def test_fuzz_cli_summary(request):
+    """Random architecture options: a summary, or one line `error: ...` and exit 2."""
+
+    def check(args):
+        code, out, err = run_cli("summary", "--json", *args)
+        assert_clean_exit(code, err)
+        if code == 0:
+            assert '"parameters"' in out
+
+    run_property(request, spec_arguments(), check)
+
+
+def test_fuzz_cli_build(request, scratch):
+    """`netgen build` with random options writes a build or says why not, in one line."""
+    counter = iter(range(10**9))
+
+    @st.composite
+    def build_arguments(draw):
+        # Small CIFAR nets only: what is fuzzed here is option handling, not big writes.
+        args = ["--dataset", "cifar10", "--depth",
+                str(draw(st.sampled_from([8, 14, 0, -8, 9, 10**12])))]
+        for option, values in (
+                ("--shortcut", ["A", "B", "C", "x"]),
+                ("--classes", ["1", "10", "0", "-1", "1000001", "10000000000000"]),
+                ("--input-size", ["8", "4", "3", "31", "0", "4096", "9999999"]),
+                ("--data", ["lmdb", "imagedata", "hdf5", "dummy", "csv"]),
+                ("--batch-size", ["1", "128", "0", "-5", "100000000000"]),
+                ("--mean-value", ["104,117,123", "1", "a,b", "nan,1,2", ""]),
+                ("--mean-file", ["m.binaryproto", ""]),
+                ("--train-source", ["train_lmdb", "", "a\nb"]),
+                ("--opset", ["13", "17", "21", "9", "25"]),
+                ("--seed", ["0", "7", "-1", "18446744073709551616"]),
+                ("--external-data", None), ("--plain", None), ("--input-layer", None)):
+            if draw(st.integers(0, 3)) == 0:
+                args += [option] if values is None else [option, draw(st.sampled_from(values))]
+        return args
+
+    def check(args):
+        out = scratch / f"build-{next(counter)}"
+        code, _, err = run_cli("build", *args, "--out", out)
+        assert_clean_exit(code, err)
+        if code == 2:
+            assert not out.exists(), "a refused build left its folder behind"
+        assert not [p.name for p in scratch.iterdir() if p.name.startswith(".")], \
+            "temporary files left behind"
+
+    run_property(request, build_arguments(), check)
