@@ -19,6 +19,10 @@ from netgen.ir import Shape
 # Activations above this many float32 elements (summed over every distinct top) are refused
 # before anything is allocated: 2**31 elements is 8 GiB.
 MAX_ACTIVATION_ELEMENTS = 2**31
+# Parameter blobs (weights and statistics) above this many float32 elements are refused too:
+# 2**30 elements is 4 GiB, the largest .caffemodel netgen reads back
+# (caffe_proto.DEFAULT_MAX_CAFFEMODEL_BYTES).
+MAX_PARAMETER_ELEMENTS = 2**30
 
 
 def conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -> int:
@@ -252,8 +256,18 @@ RULES: dict[str, Callable] = {
 
 
 def infer(name: str, inputs: list[ir.Blob] | tuple[ir.Blob, ...], layers: list[ir.Layer],
-          max_activation_elements: int = MAX_ACTIVATION_ELEMENTS) -> ir.Graph:
-    """Fill top_shapes and blob_shapes of every layer, checking Caffe's wiring rules."""
+          max_activation_elements: int | None = None,
+          max_parameter_elements: int | None = None) -> ir.Graph:
+    """Fill top_shapes and blob_shapes of every layer, checking Caffe's wiring rules.
+
+    The limits default to the module's MAX_ACTIVATION_ELEMENTS and MAX_PARAMETER_ELEMENTS,
+    read at call time.
+    """
+    if max_activation_elements is None:
+        max_activation_elements = MAX_ACTIVATION_ELEMENTS
+    if max_parameter_elements is None:
+        max_parameter_elements = MAX_PARAMETER_ELEMENTS
+    parameters = 0
     current: dict[str, Shape] = {}
     for blob in inputs:
         if any(d <= 0 for d in blob.shape):
@@ -298,6 +312,12 @@ def infer(name: str, inputs: list[ir.Blob] | tuple[ir.Blob, ...], layers: list[i
                 f"the activations would need more than {max_activation_elements:,} float32 "
                 f"elements ({activations * 4 / 2**30:.1f} GiB) by layer {layer.name!r}; "
                 "use a smaller input, batch or network")
+        parameters += sum(math.prod(b) for b in blobs)
+        if parameters > max_parameter_elements:
+            raise NetgenError(
+                f"the weights would need more than {max_parameter_elements:,} float32 "
+                f"elements ({parameters * 4 / 2**30:.1f} GiB) by layer {layer.name!r}; "
+                "use fewer or narrower layers")
         out.append(replace(layer, top_shapes=tuple(tuple(s) for s in tops),
                            blob_shapes=tuple(tuple(b) for b in blobs)))
     return ir.Graph(name=name, inputs=tuple(inputs), layers=tuple(out))
