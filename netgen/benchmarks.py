@@ -366,11 +366,13 @@ def write_report(path: str | os.PathLike, repeat: int = DEFAULT_REPEAT,
         ctx = BenchContext(Path(tmp), repeat=repeat, warmup=warmup)
         for sec in sections if sections is not None else SECTIONS:
             t0 = time.perf_counter()
-            print(f"benchmarks: {sec.title} ...", file=log, flush=True)
+            if log is not None:
+                print(f"benchmarks: {sec.title} ...", file=log, flush=True)
             body = sec.render(ctx)
             parts += [f"## {sec.title}", "", body.rstrip(), ""]
-            print(f"benchmarks: {sec.title} done in {time.perf_counter() - t0:.0f} s",
-                  file=log, flush=True)
+            if log is not None:
+                print(f"benchmarks: {sec.title} done in {time.perf_counter() - t0:.0f} s",
+                      file=log, flush=True)
     parts.append(f"_Total time of this report: {time.perf_counter() - started:.0f} s._")
     text = "\n".join(parts) + "\n"
     target = Path(path)
