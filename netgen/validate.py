@@ -294,26 +294,34 @@ class _Validation:
         outputs = session.run(self.inputs)
         elapsed = time.perf_counter() - start
         self.outputs = outputs
-        names = list(outputs)
-        prob_name = names[-1]
-        logits_name = names[0]
-        prob = outputs[prob_name]
+        from netgen.onnx_export import tensor_plan
+
+        plan = tensor_plan(graph)
+        kind = {name: graph.layers[i].type for i, names in enumerate(plan.outputs)
+                for name in names}
+        probs = [name for name in outputs if kind.get(name) == "Softmax"]
+        logits_name = next((name for name in outputs if name not in probs), None)
         classes = self._classes(graph)
         problems = []
         for name, value in outputs.items():
             if not np.all(np.isfinite(value)):
                 problems.append(f"{name}: {int(np.size(value) - np.isfinite(value).sum())} "
                                 "non-finite values")
-        for name in (logits_name, prob_name):
+        for name in [n for n in (logits_name, *probs) if n is not None]:
             if outputs[name].shape != (self.batch, classes):
                 problems.append(f"{name}: shape {list(outputs[name].shape)}, expected "
                                 f"[{self.batch}, {classes}]")
-        sums = prob.reshape(prob.shape[0], -1).sum(axis=1, dtype=np.float64)
-        worst = float(np.max(np.abs(sums - 1.0))) if sums.size else math.inf
-        if not worst <= PROB_SUM_TOLERANCE:
-            problems.append(f"{prob_name} rows sum to 1 only within {worst:.2e}")
-        figure = (f"{logits_name} {list(outputs[logits_name].shape)}, {prob_name} rows sum to "
-                  f"1 within {worst:.1e}, all finite ({session.device.upper()}, batch "
+        parts = [f"{name} {list(outputs[name].shape)}" for name in outputs if name not in probs]
+        for name in probs:
+            prob = outputs[name]
+            sums = prob.reshape(prob.shape[0], -1).sum(axis=1, dtype=np.float64)
+            worst = float(np.max(np.abs(sums - 1.0))) if sums.size else math.inf
+            if not worst <= PROB_SUM_TOLERANCE:
+                problems.append(f"{name} rows sum to 1 only within {worst:.2e}")
+            parts.append(f"{name} rows sum to 1 within {worst:.1e}")
+        if not probs:
+            parts.append("no Softmax output to sum")
+        figure = (", ".join(parts) + f", all finite ({session.device.upper()}, batch "
                   f"{self.batch}, {elapsed * 1e3:.0f} ms)")
         if problems:
             raise CheckFailed(f"{problems[0]}; {figure}", problems)

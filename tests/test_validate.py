@@ -227,3 +227,11 @@ def test_paper_figures_precision_and_bias():
     assert figures_for(make_spec("imagenet", 18, num_classes=10)) == []
     assert not is_paper_network(make_spec("cifar10", 20, input_size=40))
     assert math.isclose(float(figures_for(make_spec("cifar10", 1202))[0].printed), 19.4)
+
+
+def test_external_data_build_validates(tmp_path):
+    folder = tmp_path / "ext"
+    write_build(make_spec("cifar10", 8), folder, weights=True, external_data=True)
+    assert (folder / "model.onnx.data").is_file()
+    report = validate_folder(folder, "cpu")
+    assert [c.status for c in report.checks] == ["PASS"] * 6, report.lines()
