@@ -13,6 +13,7 @@ BenchContext, so further sections (a depth-scaling study, say) are appended with
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -207,12 +208,20 @@ def time_opencv(deploy: Path, caffemodel: Path, shape: tuple[int, ...], repeat: 
     return time_calls(run, warmup, repeat)
 
 
-def interleaved(calls: dict[str, Callable[[], object]], repeat: int,
-                warmup: int) -> dict[str, tuple[float, ...]]:
-    """Time several callables round-robin, so drift in the machine's speed hits all alike."""
-    for _ in range(warmup):
+def interleaved(calls: dict[str, Callable[[], object]], repeat: int, warmup: int,
+                target_s: float = 0.0, max_repeat: int = 200) -> dict[str, tuple[float, ...]]:
+    """Time several callables round-robin, so drift in the machine's speed hits all alike.
+
+    With target_s, short calls get more rounds (up to max_repeat) so that the timed rounds
+    last about target_s in all: a median of 10 runs of 10 ms is at the mercy of one hiccup.
+    """
+    for _ in range(max(1, warmup)):
+        start = time.perf_counter()
         for call in calls.values():
             call()
+        round_s = time.perf_counter() - start
+    if target_s > 0 and round_s > 0:
+        repeat = min(max_repeat, max(repeat, math.ceil(target_s / round_s)))
     times: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(repeat):
         for key, call in calls.items():
@@ -233,6 +242,7 @@ class BenchContext:
     repeat: int = DEFAULT_REPEAT
     warmup: int = DEFAULT_WARMUP
     threads: int = field(default_factory=default_threads)
+    target_s: float = 4.0  # timed seconds per comparison at least (short runs get more rounds)
     results: dict = field(default_factory=dict)
     _builds: dict = field(default_factory=dict)
 
@@ -278,12 +288,19 @@ def _machine_section(ctx: BenchContext) -> str:
     rate = ctx.matmul()
     sizes = ", ".join(f"{r['n']}x{r['n']}: {r['macs_per_s'] / 1e9:.1f} G/s ({r['ms']:.1f} ms)"
                       for r in rate["sizes"])
+    try:
+        load = "load average {:.2f} {:.2f} {:.2f} (1, 5, 15 min) when the report started".format(
+            *os.getloadavg())
+    except OSError:
+        load = "load average unknown"
     return "\n".join([
-        f"- CPU: {m['cpu']}, {m['cores']} usable cores (os.cpu_count {m['os_cpu_count']})",
+        f"- CPU: {m['cpu']}, {m['cores']} usable cores (os.cpu_count {m['os_cpu_count']}); "
+        f"{load}: other work on the machine shows up in every figure below",
         f"- {m['platform']}; Python {m['python']}, onnxruntime {m['onnxruntime']}, "
         f"numpy {m['numpy']}",
-        f"- threads used by netgen's sessions: {ctx.threads}; timings are medians of "
-        f"{ctx.repeat} runs after {ctx.warmup} warm-up runs",
+        f"- threads used by netgen's sessions: {ctx.threads}; timings are medians of at least "
+        f"{ctx.repeat} runs (more for short runs, to fill {ctx.target_s:.0f} s) after "
+        f"{ctx.warmup} warm-up runs",
         f"- single-precision matrix-multiply rate, measured with an ORT MatMul model: "
         f"**{rate['macs_per_s'] / 1e9:.1f} G multiply-adds/s** (best of {sizes})",
     ])
@@ -301,9 +318,9 @@ def _runtime_section(ctx: BenchContext) -> str:
     from netgen.builder import build
 
     rate = ctx.matmul()["macs_per_s"]
-    rows = ["| network | batch | netgen ORT ms | images/s | plain ORT ms | netgen / plain | "
+    rows = ["| network | batch | runs | netgen ORT ms | images/s | plain ORT ms | netgen / plain | "
             "OpenCV (Caffe importer) ms | OpenCV / netgen | multiply-adds/s | of matmul rate |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     notes = []
     for spec, batches in RUNTIME_CASES:
         folder = ctx.build(spec)
@@ -321,7 +338,7 @@ def _runtime_section(ctx: BenchContext) -> str:
             times = interleaved({
                 "netgen": lambda: session.session.run(names, feed),
                 "plain": lambda: plain.run(None, feed),
-            }, ctx.repeat, ctx.warmup)
+            }, ctx.repeat, ctx.warmup, target_s=ctx.target_s)
             ours = Timing(batch, times["netgen"])
             theirs = Timing(batch, times["plain"])
             cv = time_opencv(folder / "deploy.prototxt", folder / "model.caffemodel",
@@ -329,14 +346,15 @@ def _runtime_section(ctx: BenchContext) -> str:
             cv_ms = statistics.median(cv) * 1e3 if cv else None
             achieved = macs * batch / ours.median_s
             rows.append(
-                f"| {spec.name} | {batch} | {ours.ms_per_batch:.1f} | {ours.images_per_s:.1f} | "
+                f"| {spec.name} | {batch} | {len(ours.times_s)} | {ours.ms_per_batch:.1f} | {ours.images_per_s:.1f} | "
                 f"{theirs.ms_per_batch:.1f} | {ours.median_s / theirs.median_s:.3f} | "
                 + (f"{cv_ms:.1f} | {cv_ms / ours.ms_per_batch:.2f}" if cv_ms else "n/a | n/a")
                 + f" | {achieved / 1e9:.1f} G | {achieved / rate:.0%} |")
             ctx.results.setdefault("runtime", []).append(
                 {"network": spec.name, "batch": batch, "netgen_ms": ours.ms_per_batch,
                  "plain_ms": theirs.ms_per_batch, "opencv_ms": cv_ms,
-                 "macs_per_s": achieved, "fraction_of_matmul": achieved / rate})
+                 "runs": len(ours.times_s), "macs_per_s": achieved,
+                 "fraction_of_matmul": achieved / rate})
         notes.append(f"- {spec.name}: {macs / 1e9:.3f} G multiply-adds per image; "
                      f"`netgen build` (prototxt, solver, summary, model.onnx) takes "
                      f"{build_s:.2f} s")
