@@ -506,7 +506,7 @@ def _slide(ops: list[tuple[str, int, int]], ia: list[int], ib: list[int],
                         other = next(others)
                         seq.append(("=", pos, other) if side == 1 else ("=", other, pos))
                 ops[lo:hi] = seq
-        k = end + max(0, 0)
+        k = end
 
 
 def _myers(a: list[int], b: list[int]) -> list[tuple[str, int, int]] | None:
@@ -627,11 +627,6 @@ def _same(x, y) -> bool:
     if isinstance(x, float) and isinstance(y, float):
         return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
     return x == y
-
-
-def _block_name(entry: Entry) -> str:
-    name = entry.op.name
-    return name
 
 
 @dataclass
@@ -780,7 +775,7 @@ def _shortcut_diff(x: Entry | None, y: Entry | None) -> dict:
     def one(entry: Entry | None) -> dict:
         if entry is None:
             return {"block": None, "shortcut": "none (no shortcut)", "kind": "none", "ops": []}
-        return {"block": _block_name(entry), "index": entry.block,
+        return {"block": entry.op.name, "index": entry.block,
                 "shortcut": entry.shortcut.describe(), "kind": entry.shortcut.kind,
                 "ops": [name for op in entry.shortcut.ops for name in op.layers]}
 
