@@ -39,6 +39,9 @@ LOSS_TYPES = frozenset({"SoftmaxWithLoss", "Accuracy", "EuclideanLoss", "HingeLo
                         "InfogainLoss", "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss",
                         "ContrastiveLoss", "Silence"})
 SUPPORTED_TYPES = tuple(sorted(set(ir.PARAM_TYPES) | {"Input"}))
+# Larger prototxt files are refused before reading: 64 MiB is about 300,000 layers, past
+# spec.MAX_LAYERS, and text_format parses it in about 20 s.
+MAX_PROTOTXT_BYTES = 64 << 20
 
 # Option A's realization: netgen's exact stride-2 subsample is a depthwise 1x1 convolution
 # with constant weight 1 named like this.
@@ -67,19 +70,42 @@ def _looks_like_text(value: str) -> bool:
     return "\n" in value or "{" in value or ":" in value and not os.path.exists(value)
 
 
+def _too_big(source: str, size: int) -> NetgenError:
+    return NetgenError(f"{source}: {size:,} bytes ({size / 2**20:.1f} MiB) is more than the "
+                       f"{MAX_PROTOTXT_BYTES:,}-byte limit for a prototxt")
+
+
 def load_text(path_or_text: str | os.PathLike) -> tuple[str, str]:
-    """(text, source) from a path or from prototxt text itself."""
+    """(text, source) from a path or from prototxt text itself.
+
+    Files over MAX_PROTOTXT_BYTES are refused before they are read (and at most that much
+    is ever read, so a pipe or a device that never ends cannot exhaust memory either).
+    """
     if isinstance(path_or_text, str) and _looks_like_text(path_or_text):
+        if len(path_or_text) > MAX_PROTOTXT_BYTES:
+            raise _too_big("<prototxt>", len(path_or_text))
         return path_or_text, "<prototxt>"
     path = Path(path_or_text)
     try:
-        return path.read_text(encoding="utf-8"), str(path)
+        size = path.stat().st_size
+        if size > MAX_PROTOTXT_BYTES:
+            raise _too_big(str(path), size)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PROTOTXT_BYTES + 1)
+        if len(data) > MAX_PROTOTXT_BYTES:
+            raise NetgenError(f"{path}: more than the {MAX_PROTOTXT_BYTES:,}-byte limit for a "
+                              "prototxt")
+        return data.decode("utf-8"), str(path)
     except FileNotFoundError:
         raise NetgenError(f"{path}: no such file") from None
     except UnicodeDecodeError:
         raise NetgenError(f"{path}: not a text prototxt (is it a binary .caffemodel?)") from None
+    except IsADirectoryError:
+        raise NetgenError(f"{path}: is a folder, not a prototxt") from None
     except OSError as exc:
         raise NetgenError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError:  # e.g. a NUL byte in the path
+        raise NetgenError(f"{path_or_text!r}: neither prototxt text nor a valid path") from None
 
 
 def parse_text(text: str, source: str) -> Any:

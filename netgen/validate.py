@@ -158,9 +158,26 @@ class _Validation:
         self.outputs: dict[str, np.ndarray] | None = None
 
     # -- preparation ---------------------------------------------------------------
+    def oversized(self, *names: str) -> None:
+        """Files over netgen's reading limits are never handed to ORT, onnx or OpenCV
+        (which would read them whole): the checks that would, fail with the size."""
+        from netgen.caffe_proto import DEFAULT_MAX_CAFFEMODEL_BYTES
+        from netgen.caffe_reader import MAX_PROTOTXT_BYTES
+        from netgen.onnx_import import MAX_ONNX_BYTES
+
+        limits = {"deploy.prototxt": MAX_PROTOTXT_BYTES,
+                  "model.caffemodel": DEFAULT_MAX_CAFFEMODEL_BYTES, "model.onnx": MAX_ONNX_BYTES}
+        for name in names:
+            limit = limits[name]
+            path = self.folder / name
+            size = path.stat().st_size if path.is_file() else 0
+            if size > limit:
+                raise CheckFailed(f"{name}: {size:,} bytes is more than netgen's {limit:,}-byte "
+                                  "limit; not handed to other tools")
+
     def prepare(self) -> None:
         from netgen import caffe_proto
-        from netgen.caffe_reader import read_prototxt
+        from netgen.caffe_reader import load_text, read_prototxt
 
         path = self.folder / "summary.json"
         try:
@@ -172,7 +189,7 @@ class _Validation:
             self.summary_error = f"summary.json unreadable: {_first_line(exc)}"
         for solver in sorted(self.folder.glob("solver*.prototxt")):
             try:
-                parsed = caffe_proto.parse_solver(solver.read_text(), str(solver))
+                parsed = caffe_proto.parse_solver(load_text(solver)[0], str(solver))
                 if parsed.HasField("random_seed") and parsed.random_seed >= 0:
                     self.seed = int(parsed.random_seed)
                 break
@@ -231,7 +248,7 @@ class _Validation:
     # -- 1 ---------------------------------------------------------------------------
     def check_prototxt(self) -> str:
         from netgen import caffe_proto
-        from netgen.caffe_reader import read_net
+        from netgen.caffe_reader import load_text, read_net
 
         files = sorted(self.folder.glob("*.prototxt"))
         if not self.deploy.is_file():
@@ -239,7 +256,7 @@ class _Validation:
         parts, problems = [], []
         for path in files:
             try:
-                text = path.read_text()
+                text = load_text(path)[0]  # bounded by MAX_PROTOTXT_BYTES
                 if path.name.startswith("solver"):
                     caffe_proto.parse_solver(text, str(path))
                     parts.append(path.stem)
@@ -267,6 +284,7 @@ class _Validation:
 
         graph = self.need_graph()
         path = self.need_model()
+        self.oversized("model.onnx")
         try:
             onnx.checker.check_model(str(path), full_check=True)
         except Exception as exc:
@@ -288,6 +306,7 @@ class _Validation:
         from netgen.runtime import create_session, random_batch
 
         graph = self.need_graph()
+        self.oversized("model.onnx")
         session = create_session(self.need_model(), self.device)
         self.inputs = random_batch(session.batch_shape(self.batch), seed=0)
         start = time.perf_counter()
@@ -342,6 +361,7 @@ class _Validation:
         from netgen.onnx_count import count_onnx
         from netgen.paper_figures import figures_for
 
+        self.oversized("model.onnx")
         model = onnx.load(str(self.need_model()), load_external_data=False)
         counted = count_onnx(model)
         if self.summary is None:
@@ -412,6 +432,7 @@ class _Validation:
         if self.caffemodel is None:
             raise Skipped("no caffemodel")
         graph = self.need_graph()
+        self.oversized("deploy.prototxt", "model.caffemodel")
         plan = tensor_plan(graph)
         producer = {name: graph.layers[i].name for i, names in enumerate(plan.outputs)
                     for name in names}
