@@ -54,7 +54,7 @@ class _Importer:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.const: dict[str, np.ndarray] = {}
         for tensor in self.graph.initializer:
-            self.const[tensor.name] = numpy_helper.to_array(tensor)
+            self.const[tensor.name] = _to_array(tensor, f"initializer {tensor.name!r}")
         self.blob: dict[str, str] = {}  # ONNX tensor -> Caffe blob
         self.shape: dict[str, tuple[int, ...]] = {}  # Caffe blob -> its current shape
         self.layers: list[ir.Layer] = []
@@ -80,7 +80,7 @@ class _Importer:
         return NetgenError(f"node {self.node_name(node)!r} ({node.op_type}): {message}")
 
     def node_name(self, node: onnx.NodeProto) -> str:
-        return node.name or f"{node.op_type}_{node.output[0]}"
+        return node.name or f"{node.op_type}_{node.output[0] if node.output else '?'}"
 
     def attrs(self, node: onnx.NodeProto) -> dict:
         return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
@@ -177,7 +177,13 @@ class _Importer:
             if handler is None:
                 raise self.fail(node, "no Caffe equivalent; netgen imports "
                                 + ", ".join(SUPPORTED_OPS))
-            handler(node)
+            try:
+                handler(node)
+            except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
+                # A node missing an input, output or attribute, or with one of the wrong
+                # type: a malformed file, reported as such instead of a traceback.
+                raise self.fail(node, f"malformed node ({type(exc).__name__}: "
+                                f"{_first_line(exc)})") from None
         for output in self.graph.output:
             if output.name not in self.blob:
                 raise NetgenError(f"graph output {output.name!r} is produced by no node")
@@ -197,7 +203,7 @@ class _Importer:
         a = node.attribute[0] if node.attribute else None
         if a is None or a.name != "value":
             raise self.fail(node, "only a Constant with a tensor `value` is supported")
-        self.const[node.output[0]] = numpy_helper.to_array(a.t)
+        self.const[node.output[0]] = _to_array(a.t, f"node {self.node_name(node)!r} (Constant)")
 
     def op_Identity(self, node):
         if self.is_const(node.input[0]):
@@ -677,6 +683,21 @@ class _Importer:
                  [np.ones((channels, 1, 1, 1), np.float32)])
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _to_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
+    """numpy_helper.to_array, with a damaged tensor (dims that do not match its data, an
+    unknown data type) reported as a NetgenError."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # ValueError, TypeError, KeyError from onnx's tables
+        raise NetgenError(f"{what}: unreadable tensor ({type(exc).__name__}: "
+                          f"{_first_line(exc)})") from None
+
+
 def import_model(model: onnx.ModelProto, name: str | None = None) -> tuple[ir.Graph, Weights]:
     """The IR and weights of an in-memory ONNX model."""
     return _Importer(model, name or model.graph.name or "onnx").run()
@@ -695,6 +716,8 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         return onnx.load(name)
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError ...
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if len(detail) > 200:  # a text-format error quotes the whole offending line
+            detail = detail[:200] + " ..."
         raise NetgenError(f"{name}: not a readable ONNX model: {detail}") from None
 
 

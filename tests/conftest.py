@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config, items):
 
 # Fuzz properties report how many cases they ran through user_properties, which pytest-xdist
 # carries back from its workers, so the total is right with -n too.
-_FUZZ_CASES = {"cases": 0, "properties": 0}
+_FUZZ_CASES = {"cases": 0, "properties": 0, "failed": 0}
 
 
 def pytest_runtest_logreport(report):
@@ -58,10 +58,13 @@ def pytest_runtest_logreport(report):
         if key == "fuzz_cases":
             _FUZZ_CASES["cases"] += int(value)
             _FUZZ_CASES["properties"] += 1
+            _FUZZ_CASES["failed"] += int(report.failed)
 
 
 def pytest_terminal_summary(terminalreporter):
     if _FUZZ_CASES["properties"]:
+        failed = _FUZZ_CASES["failed"]
+        outcome = f"{failed} properties FAILED" if failed else "zero uncaught exceptions"
         terminalreporter.write_line(
             f"fuzz: {_FUZZ_CASES['cases']:,} cases run by {_FUZZ_CASES['properties']} "
-            "properties, zero uncaught exceptions")
+            f"properties, {outcome}")

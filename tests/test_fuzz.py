@@ -20,6 +20,7 @@ reproducible and `make test` always checks the same sample.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import math
 import os
@@ -87,6 +88,15 @@ def one_line(exc: NetgenError) -> str:
 
 
 # --------------------------------------------------------------------------- seeds
+
+
+class Payload(bytes):
+    """File contents whose repr in a failure report is a size and a digest, not megabytes."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} bytes, sha256 {hashlib.sha256(self).hexdigest()[:16]}>"
+
+
 
 
 def _zoo_text() -> str:
@@ -269,7 +279,7 @@ def mutated_prototxt(draw):
         byte = draw(st.integers(0, 255))
         data = data[:at] + bytes([byte]) + data[at + 1:]
         ops.append(f"byte@{at}={byte}")
-    return seed, ops, data
+    return seed, ops, Payload(data)
 
 
 # --------------------------------------------------------------------------- checks
@@ -392,7 +402,7 @@ def mutated_caffemodel(draw):
             at = draw(st.integers(0, len(data)))
             data = data[:at] + data[a:b] + data[at:]
             ops.append(f"splice {a}:{b}@{at}")
-    return seed, text, ops, data
+    return seed, Payload(text.encode()), ops, Payload(data)
 
 
 @st.composite
@@ -440,7 +450,7 @@ def test_fuzz_caffemodel(request, scratch):
 
     def check(case):
         _, text, _, data = case
-        proto = _write(scratch, "net.prototxt", text.encode())
+        proto = _write(scratch, "net.prototxt", text)
         model = _write(scratch, "net.caffemodel", data)
         try:
             graph, weights = caffe_reader.read_caffe(proto, model)
@@ -553,3 +563,233 @@ def test_fuzz_cli_build(request, scratch):
             "temporary files left behind"
 
     run_property(request, build_arguments(), check)
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+# The ONNX importer's counterpart of the zoo: every op it maps (Split/Slice aside, which
+# netgen's ONNX importer does not take).
+ONNX_ZOO_TEXT = """
+name: "zoo_onnx"
+layer { name: "data" type: "Input" top: "data"
+        input_param { shape { dim: 1 dim: 4 dim: 12 dim: 12 } } }
+layer { name: "c1" type: "Convolution" bottom: "data" top: "c1"
+        convolution_param { num_output: 8 kernel_h: 3 kernel_w: 1 pad_h: 1 pad_w: 0 group: 2 } }
+layer { name: "p1" type: "PReLU" bottom: "c1" top: "c1" }
+layer { name: "b1" type: "Bias" bottom: "c1" top: "c1" }
+layer { name: "pw" type: "Power" bottom: "c1" top: "pb"
+        power_param { power: 2 scale: 0.5 shift: 1 } }
+layer { name: "cat" type: "Concat" bottom: "c1" bottom: "pb" top: "cat" }
+layer { name: "c2" type: "Convolution" bottom: "cat" top: "c2"
+        convolution_param { num_output: 8 kernel_size: 1 } }
+layer { name: "mx" type: "Eltwise" bottom: "c2" bottom: "c1" top: "mx"
+        eltwise_param { operation: MAX } }
+layer { name: "sm" type: "Eltwise" bottom: "mx" bottom: "c1" top: "sm"
+        eltwise_param { operation: SUM coeff: 1 coeff: -1 } }
+layer { name: "pool" type: "Pooling" bottom: "sm" top: "pool"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "drop" type: "Dropout" bottom: "pool" top: "pool" }
+layer { name: "mp" type: "Pooling" bottom: "pool" top: "mp"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "gp" type: "Pooling" bottom: "mp" top: "gp"
+        pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fl" type: "Flatten" bottom: "gp" top: "fl" }
+layer { name: "fc" type: "InnerProduct" bottom: "fl" top: "fc"
+        inner_product_param { num_output: 5 } }
+layer { name: "relu" type: "ReLU" bottom: "fc" top: "fc" relu_param { negative_slope: 0.1 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def _onnx_seeds() -> dict[str, bytes]:
+    from netgen import onnx_export
+
+    seeds = {}
+    for name, graph in (("cifar8", CIFAR8), ("zoo", caffe_reader.read_prototxt(ONNX_ZOO_TEXT))):
+        model = onnx_export.to_onnx(graph, initial_weights(graph))
+        seeds[name] = model.SerializeToString()
+    return seeds
+
+
+ONNX_SEEDS = _onnx_seeds()
+ONNX_OPS = ["Conv", "Relu", "Add", "MaxPool", "AveragePool", "Gemm", "Concat", "Mul", "Pad",
+            "Slice", "Softmax", "Reshape", "Flatten", "LRN", "FooOp", "Loop", "If", "Scan", ""]
+
+
+@st.composite
+def mutated_onnx(draw):
+    """An ONNX model with one to three semantic injuries, sometimes also byte-level damage."""
+    import onnx
+
+    seed = draw(st.sampled_from(sorted(ONNX_SEEDS)))
+    model = onnx.ModelProto.FromString(ONNX_SEEDS[seed])
+    graph = model.graph
+    ops = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from([
+            "drop_initializer", "drop_initializer", "op_type", "op_type", "drop_node",
+            "node_input", "drop_node_input", "attribute", "drop_attribute", "dims", "dtype",
+            "drop_graph_input", "input_dim", "opset", "duplicate_node", "external", "domain",
+            "drop_output", "swap_nodes"]))
+        node = graph.node[draw(st.integers(0, len(graph.node) - 1))] if graph.node else None
+        init = graph.initializer[draw(st.integers(0, len(graph.initializer) - 1))] \
+            if graph.initializer else None
+        if kind == "drop_initializer" and init is not None:
+            graph.initializer.remove(init)
+        elif kind == "op_type" and node is not None:
+            node.op_type = draw(st.sampled_from(ONNX_OPS))
+        elif kind == "drop_node" and node is not None:
+            graph.node.remove(node)
+        elif kind == "node_input" and node is not None and node.input:
+            names = [o for n in graph.node for o in n.output] + ["nowhere", ""]
+            node.input[draw(st.integers(0, len(node.input) - 1))] = draw(st.sampled_from(names))
+        elif kind == "drop_node_input" and node is not None and node.input:
+            del node.input[draw(st.integers(0, len(node.input) - 1))]
+        elif kind == "attribute" and node is not None and node.attribute:
+            attr = node.attribute[draw(st.integers(0, len(node.attribute) - 1))]
+            value = draw(st.sampled_from([0, -1, -3, 2, 7, 2**31, 2**62]))
+            if attr.ints:
+                attr.ints[draw(st.integers(0, len(attr.ints) - 1))] = value
+            elif attr.type == onnx.AttributeProto.INT:
+                attr.i = value
+            elif attr.type == onnx.AttributeProto.FLOAT:
+                attr.f = draw(st.floats(width=32))
+            else:
+                attr.type = onnx.AttributeProto.STRING
+                attr.s = b"x"
+        elif kind == "drop_attribute" and node is not None and node.attribute:
+            del node.attribute[draw(st.integers(0, len(node.attribute) - 1))]
+        elif kind == "dims" and init is not None:
+            dims = draw(st.lists(st.integers(-2, 70), max_size=5))
+            del init.dims[:]
+            init.dims.extend(dims)
+        elif kind == "dtype" and init is not None:
+            init.data_type = draw(st.sampled_from([0, 2, 6, 7, 8, 10, 11, 16, 99]))
+        elif kind == "drop_graph_input" and graph.input:
+            graph.input.remove(graph.input[0])
+        elif kind == "input_dim" and graph.input:
+            dims = graph.input[0].type.tensor_type.shape.dim
+            if dims:
+                dim = dims[draw(st.integers(0, len(dims) - 1))]
+                choice = draw(st.sampled_from(["param", 0, -1, 1, 10**9]))
+                if choice == "param":
+                    dim.dim_param = "N"
+                else:
+                    dim.dim_value = choice
+        elif kind == "opset":
+            model.opset_import[0].version = draw(st.sampled_from([1, 6, 9, 12, 13, 21, 99]))
+        elif kind == "duplicate_node" and node is not None:
+            graph.node.insert(draw(st.integers(0, len(graph.node))), node)
+        elif kind == "external" and init is not None:
+            init.ClearField("raw_data")
+            init.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", draw(st.sampled_from(
+                    ["missing.data", "../../../etc/passwd", "/etc/passwd", "", "model.onnx"]))),
+                               ("offset", draw(st.sampled_from(["0", "-1", "99999999999", "x"]))),
+                               ("length", draw(st.sampled_from(["4", "0", "-4", "10**12"])))):
+                entry = init.external_data.add()
+                entry.key, entry.value = key, value
+        elif kind == "domain" and node is not None:
+            node.domain = draw(st.sampled_from(["com.microsoft", "ai.onnx.ml", "x"]))
+        elif kind == "drop_output" and graph.output:
+            graph.output.remove(graph.output[0])
+        elif kind == "swap_nodes" and len(graph.node) > 1:
+            i, j = draw(st.integers(0, len(graph.node) - 1)), draw(st.integers(0, len(graph.node) - 1))
+            a, b = onnx.NodeProto(), onnx.NodeProto()
+            a.CopyFrom(graph.node[i])
+            b.CopyFrom(graph.node[j])
+            graph.node[i].CopyFrom(b)
+            graph.node[j].CopyFrom(a)
+        ops.append(kind)
+    data = model.SerializeToString()
+    if draw(st.integers(0, 4)) == 0:
+        if draw(st.booleans()):
+            cut = draw(st.integers(0, len(data)))
+            data = data[:cut]
+            ops.append(f"truncate@{cut}")
+        else:
+            at = draw(st.integers(0, len(data) - 1))
+            data = data[:at] + bytes([data[at] ^ (1 << draw(st.integers(0, 7)))]) + data[at + 1:]
+            ops.append(f"flip@{at}")
+    return seed, ops, Payload(data)
+
+
+def test_fuzz_onnx_import(request, scratch):
+    """Damaged ONNX models (missing initializers, unknown ops, ...): a graph, or NetgenError."""
+    from netgen.onnx_import import read_onnx
+
+    folder = scratch / "onnx"
+    folder.mkdir(exist_ok=True)
+
+    def check(case):
+        _, _, data = case
+        path = _write(folder, "model.onnx", data)
+        try:
+            graph, weights = read_onnx(path)
+        except NetgenError as exc:
+            one_line(exc)
+            return
+        check_graph(graph)
+        for layer in graph.layers:
+            if layer.blob_shapes:
+                assert [w.shape for w in weights[layer.name]] == list(layer.blob_shapes), layer.name
+
+    run_property(request, mutated_onnx(), check)
+
+
+def test_fuzz_cli_convert(request, scratch):
+    """`netgen convert` both ways on damaged inputs: files written, or one line and exit 2."""
+    folder = scratch / "convert"
+    folder.mkdir(exist_ok=True)
+
+    @st.composite
+    def cases(draw):
+        if draw(st.booleans()):
+            _, _, data = draw(mutated_onnx())
+            return "model.onnx", data, None, "out.prototxt"
+        if draw(st.booleans()):
+            _, text, _, model = draw(mutated_caffemodel())
+            return "net.prototxt", text, model, "out.onnx"
+        _, _, data = draw(mutated_prototxt())
+        return "net.prototxt", data, None, "out.onnx"
+
+    def check(case):
+        name, data, model, output = case
+        for stale in folder.iterdir():
+            stale.unlink()
+        args = ["convert", _write(folder, name, data)]
+        if model is not None:
+            args.append(_write(folder, "net.caffemodel", model))
+        code, _, err = run_cli(*args, "--output", folder / output)
+        assert_clean_exit(code, err)
+        leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+        assert not leftovers, f"temporary files left behind: {leftovers}"
+        if code == 2:
+            assert not (folder / output).exists(), "a failed conversion wrote its output"
+
+    run_property(request, cases(), check)
+
+
+def test_fuzz_cli_diff(request, scratch):
+    """`netgen diff` of a valid net against a damaged one: 0, 1, or one line and exit 2."""
+    folder = scratch / "diff"
+    folder.mkdir(exist_ok=True)
+    reference = _write(folder, "a.prototxt", SEEDS["cifar8-deploy"].encode())
+
+    @st.composite
+    def cases(draw):
+        if draw(st.integers(0, 2)) == 0:
+            _, _, data = draw(mutated_onnx())
+            return "b.onnx", data
+        _, _, data = draw(mutated_prototxt())
+        return "b.prototxt", data
+
+    def check(case):
+        name, data = case
+        code, out, err = run_cli("diff", reference, _write(folder, name, data))
+        assert code in (0, 1, 2), (code, err)
+        if code == 2:
+            assert_clean_exit(code, err)
+
+    run_property(request, cases(), check)
