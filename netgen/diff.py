@@ -33,12 +33,6 @@ from netgen.weights import Weights, initial_weights
 CONTEXT = 3  # ops shown before and after the first divergence
 SKIPPED_TYPES = frozenset({"Dropout", "Flatten", "Split"})
 ZERO_PAD_TYPES = frozenset({"Subsample", "Zeros", "Concat", "Pool", "Slice", "Reshape"})
-ACCEPTED_NAMES = ("resnet50-B", "resnet18-A", "resnet34-C", "plain34", "cifar10-resnet20-A",
-                  "cifar10-plain20", "resnet50-B-stride3x3", "resnet26-2-2-2-2-bottleneck-B")
-_SPEC_NAME = re.compile(
-    r"^(?P<cifar>cifar10-)?(?P<kind>resnet|plain)(?P<depth>\d+)"
-    r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
-    r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?$")
 
 
 # --------------------------------------------------------------------------- the two sides
@@ -57,29 +51,16 @@ class Side:
 
 def parse_spec_name(name: str):
     """The ArchSpec a name like resnet50-B, plain34 or cifar10-resnet20-A stands for."""
-    from netgen.spec import make_spec
+    from netgen.spec import NAME_EXAMPLES, spec_from_name
 
-    match = _SPEC_NAME.match(name)
-    if not match:
+    try:
+        return spec_from_name(name)
+    except NetgenError as exc:
+        if "is not a network name" not in str(exc):
+            raise
         raise NetgenError(f"{name!r} is neither a file nor a network name; accepted: an ONNX "
                           "file (.onnx), a prototxt (.prototxt, deploy or train_val), or a name "
-                          "as `netgen build` gives it: " + ", ".join(ACCEPTED_NAMES))
-    g = match.groupdict()
-    plain = g["kind"] == "plain"
-    if plain and g["shortcut"]:
-        raise NetgenError(f"{name!r}: plain nets have no shortcut option; write "
-                          f"{name[:match.start('shortcut') - 1]}")
-    stages = tuple(int(s) for s in g["stages"].split("-")) if g["stages"] else None
-    try:
-        spec = make_spec(dataset="cifar10" if g["cifar"] else "imagenet", depth=int(g["depth"]),
-                         shortcut=g["shortcut"], plain=plain, stages=stages, block=g["block"],
-                         stride_in=g["stride"] or "1x1")
-    except NetgenError as exc:
-        raise NetgenError(f"{name!r}: {exc}") from None
-    given = name if g["shortcut"] or plain else None
-    if given is not None and spec.name != name:
-        raise NetgenError(f"{name!r} is not a canonical network name; did you mean {spec.name!r}?")
-    return spec
+                          "as `netgen build` gives it: " + ", ".join(NAME_EXAMPLES)) from None
 
 
 def load_side(arg: str, caffemodel: str | os.PathLike | None = None, seed: int = 0) -> Side:

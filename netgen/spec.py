@@ -6,6 +6,7 @@ reads them and never branches on a depth.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from netgen.errors import NetgenError
@@ -69,6 +70,9 @@ class ArchSpec:
             base += f"-{self.shortcut}"
         if self.stride_in != "1x1":
             base += f"-stride{self.stride_in}"
+        if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(self.block,
+                                                                                self.stages):
+            base += "-conv1bias" if self.conv1_bias else "-noconv1bias"
         return base
 
     @property
@@ -195,11 +199,20 @@ def _imagenet_spec(depth, stages, block, shortcut, num_classes, input_size, stri
                               f"(they give depth {derived}); drop --depth")
         depth = derived
     if conv1_bias is None:
-        # The published MSRA ResNet-50 has a biased conv1 (its caffemodel holds 2 blobs there);
-        # 101 and 152 do not. Matching that keeps the published weights loadable.
-        conv1_bias = (block, stages) == IMAGENET_LAYOUTS[50]
+        conv1_bias = default_conv1_bias(block, tuple(stages))
     return ArchSpec("imagenet", depth, block, tuple(stages), IMAGENET_WIDTHS, shortcut,
                     num_classes, input_size, stride_in, conv1_bias)
+
+
+def default_conv1_bias(block: str, stages: tuple[int, ...]) -> bool:
+    """Whether conv1 has a bias unless the user says otherwise: for the ResNet-50 layout.
+
+    The published MSRA ResNet-50 caffemodel has a biased conv1 (2 blobs there); 101 and 152
+    do not. Every variant of the 50 layout (A, B, C, plain, stride on the 3x3) keeps the
+    bias so that they differ from the published model only in what their name says;
+    --no-conv1-bias gives the bias-free counts of DESIGN.md (e.g. 25,557,032 for B).
+    """
+    return (block, stages) == IMAGENET_LAYOUTS[50]
 
 
 def _check_size(spec: ArchSpec) -> None:
@@ -214,3 +227,35 @@ def _check_size(spec: ArchSpec) -> None:
     if size < 2 ** halvings:
         raise NetgenError(f"input size {spec.input_size} is too small for {len(spec.stages)} "
                           f"stages (the last stage would be smaller than 1x1)")
+
+
+NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "cifar10-plain20",
+                 "resnet50-B-stride3x3", "resnet50-B-noconv1bias", "resnet26-2-2-2-2-bottleneck-B")
+_NAME = re.compile(
+    r"^(?P<cifar>cifar10-)?(?P<kind>resnet|plain)(?P<depth>\d+)"
+    r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
+    r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?$")
+
+
+def spec_from_name(name: str) -> ArchSpec:
+    """The inverse of ArchSpec.name: resnet50-B, plain34, cifar10-resnet20-A, ..."""
+    match = _NAME.match(name)
+    if not match:
+        raise NetgenError(f"{name!r} is not a network name; names look like "
+                          + ", ".join(NAME_EXAMPLES))
+    g = match.groupdict()
+    plain = g["kind"] == "plain"
+    if plain and g["shortcut"]:
+        raise NetgenError(f"{name!r}: plain nets have no shortcut option; write "
+                          f"{name[:match.start('shortcut') - 1]}")
+    stages = tuple(int(n) for n in g["stages"].split("-")) if g["stages"] else None
+    bias = None if g["bias"] is None else g["bias"] == "conv1bias"
+    try:
+        spec = make_spec(dataset="cifar10" if g["cifar"] else "imagenet", depth=int(g["depth"]),
+                         shortcut=g["shortcut"], plain=plain, stages=stages, block=g["block"],
+                         stride_in=g["stride"] or "1x1", conv1_bias=bias)
+    except NetgenError as exc:
+        raise NetgenError(f"{name!r}: {exc}") from None
+    if (g["shortcut"] or plain) and spec.name != name:
+        raise NetgenError(f"{name!r} is not a canonical network name; did you mean {spec.name!r}?")
+    return spec

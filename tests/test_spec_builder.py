@@ -43,13 +43,18 @@ def _within_last_digit(value: float, printed: str) -> bool:
 
 @pytest.mark.parametrize(("depth", "shortcut"), sorted(EXACT_PARAMS))
 def test_imagenet_parameters_equal_design_exact_counts(depth, shortcut):
-    graph = build(make_spec("imagenet", depth, shortcut, conv1_bias=False))
-    assert count(graph).params == EXACT_PARAMS[(depth, shortcut)]
+    spec = make_spec("imagenet", depth, shortcut)
+    bias = 64 if depth == 50 else 0  # the published ResNet-50's conv1 bias, kept by default
+    assert spec.conv1_bias == bool(bias)
+    assert count(build(spec)).params == EXACT_PARAMS[(depth, shortcut)] + bias
+    assert count(build(make_spec("imagenet", depth, shortcut, conv1_bias=False))).params == \
+        EXACT_PARAMS[(depth, shortcut)]
 
 
 def test_plain_nets_have_option_a_parameter_counts():
-    for depth in (18, 34):
-        assert count(build(make_spec("imagenet", depth, plain=True))).params == EXACT_PARAMS[(depth, "A")]
+    for depth in (18, 34, 50):
+        spec = make_spec("imagenet", depth, plain=True, conv1_bias=False)
+        assert count(build(spec)).params == EXACT_PARAMS[(depth, "A")]
 
 
 def test_published_resnet50_conv1_bias_adds_64_parameters():
@@ -77,6 +82,8 @@ def test_option_b_multiply_adds_exact(depth, stride_in, expected):
     assert _printed(counts.macs / 1e9, expected)
     if depth == 50:
         assert counts.params == 25_557_096  # stride placement moves no parameter
+        bias_free = make_spec("imagenet", 50, "B", stride_in=stride_in, conv1_bias=False)
+        assert count(build(bias_free)).params == 25_557_032
 
 
 @pytest.mark.parametrize("depth", sorted(CIFAR_EXACT))
@@ -199,3 +206,17 @@ def test_custom_layout():
 def test_spec_errors_name_what_is_allowed(kwargs, message):
     with pytest.raises(NetgenError, match=message):
         make_spec(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["resnet50-B", "resnet50-A", "plain34", "cifar10-resnet110-A",
+                                  "resnet50-B-stride3x3", "resnet50-B-noconv1bias",
+                                  "resnet101-B-conv1bias", "resnet50-A-stride3x3-noconv1bias", "resnet200-3-24-36-3-bottleneck-B"])
+def test_names_round_trip(name):
+    from netgen.spec import spec_from_name
+    assert spec_from_name(name).name == name
+
+
+def test_conv1_bias_override_shows_in_the_name():
+    spec = make_spec("imagenet", 50, conv1_bias=False)
+    assert spec.name == "resnet50-B-noconv1bias"
+    assert count(build(spec)).params == 25_557_032

@@ -45,6 +45,8 @@ def spec_options(func: Callable) -> Callable:
         click.option("--input-size", type=int, default=None, help="Input height and width. [default: 224 / 32]"),
         click.option("--stride-in", default="1x1", show_default=True,
                      help="Where a bottleneck downsamples: 1x1 (the paper's Caffe models) or 3x3 (torchvision)."),
+        click.option("--conv1-bias/--no-conv1-bias", default=None,
+                     help="Bias on conv1. [default: only for ResNet-50-B, as the published caffemodel]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -53,7 +55,8 @@ def spec_options(func: Callable) -> Callable:
 
 def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool,
               stages: str | None, block: str | None, num_classes: int | None,
-              input_size: int | None, stride_in: str) -> ArchSpec:
+              input_size: int | None, stride_in: str, conv1_bias: bool | None) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
-                     num_classes=num_classes, input_size=input_size, stride_in=stride_in)
+                     num_classes=num_classes, input_size=input_size, stride_in=stride_in,
+                     conv1_bias=conv1_bias)
