@@ -370,6 +370,15 @@ def _runtime_section(ctx: BenchContext) -> str:
     ])
 
 
+def _scaling_section(ctx: BenchContext) -> str:
+    from netgen import bench_scaling  # its own module: measured in fresh interpreters
+
+    return bench_scaling.section(ctx)
+
+
+section("Depth scaling: build time, peak memory and file sizes")(_scaling_section)
+
+
 def write_report(path: str | os.PathLike, repeat: int = DEFAULT_REPEAT,
                  warmup: int = DEFAULT_WARMUP, sections: list[Section] | None = None,
                  log=sys.stderr) -> str:
