@@ -72,6 +72,8 @@ def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:
     for name, solver in prototxt.solver_options(spec, data.batch_size["TRAIN"], options.seed):
         files[name] = prototxt.render_solver(solver, name).encode()
     files["summary.json"] = (json.dumps(summary(spec, graph), indent=2) + "\n").encode()
+    if options.weights:
+        caffemodel.check_size(graph)  # before hours of weights Caffe could not read
     weights: Weights | None = None
     if options.weights or options.onnx:
         weights = initial_weights(graph, options.seed)

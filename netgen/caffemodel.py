@@ -8,6 +8,7 @@ keeps a ResNet-152's 240 MB of floats to a single copy instead of a tree of Pyth
 
 from __future__ import annotations
 
+import math
 import os
 
 from netgen import caffe_proto, ir
@@ -24,8 +25,27 @@ def _record(number: int, payload: bytes) -> bytes:
     return caffe_proto._varint(number << 3 | _LEN) + caffe_proto._varint(len(payload)) + payload
 
 
+# Caffe reads a .caffemodel through protobuf with a total-bytes limit of INT_MAX
+# (kProtoReadBytesLimit in caffe/util/io.cpp), and protobuf cannot even build one blob of
+# 2 GiB or more: larger weights are refused before anything is computed.
+MAX_CAFFEMODEL_BYTES = 2**31 - 1
+
+
+def check_size(graph: ir.Graph) -> int:
+    """The caffemodel's approximate size in bytes, or a NetgenError if Caffe could not read it."""
+    size = sum(4 * math.prod(shape) for layer in graph.layers for shape in layer.blob_shapes)
+    size += 200 * len(graph.layers)  # names, tops, shapes: generous
+    if size > MAX_CAFFEMODEL_BYTES:
+        raise NetgenError(
+            f"model.caffemodel would be about {size:,} bytes ({size / 2**30:.1f} GiB); Caffe "
+            f"reads at most {MAX_CAFFEMODEL_BYTES:,} (protobuf's 2 GiB limit). Build without "
+            "--weights: model.onnx stores large weights as external data")
+    return size
+
+
 def caffemodel_bytes(graph: ir.Graph, weights: Weights) -> bytes:
     """NetParameter bytes holding every layer of `graph` that has blobs."""
+    check_size(graph)
     parts = [caffe_proto.NetParameter(name=graph.name).SerializeToString()]
     for layer in graph.layers:
         if not layer.blob_shapes:

@@ -156,6 +156,7 @@ class _Validation:
         self.caffemodel: Path | None = None
         self.inputs: np.ndarray | None = None
         self.outputs: dict[str, np.ndarray] | None = None
+        self.no_caffemodel = ""  # why no caffemodel can exist (over Caffe's 2 GiB), if so
 
     # -- preparation ---------------------------------------------------------------
     def oversized(self, *names: str) -> None:
@@ -219,6 +220,16 @@ class _Validation:
 
         weights = None
         if self.caffemodel is None:
+            from netgen.caffemodel import check_size
+
+            try:
+                check_size(self.graph)  # over 2 GiB: no caffemodel can exist for this net
+            except NetgenError as exc:
+                self.no_caffemodel = str(exc)
+                self.notes.append(f"no model.caffemodel and none can be made: {exc}")
+                if self.model_path is not None:
+                    return
+                raise
             weights = initial_weights(self.graph, self.seed)
             self.caffemodel = self.work / "model.caffemodel"
             self.caffemodel.write_bytes(caffemodel_bytes(self.graph, weights))
@@ -401,6 +412,8 @@ class _Validation:
 
         if self.outputs is None:
             raise Skipped("needs check 3's ORT outputs")
+        if self.caffemodel is None and self.no_caffemodel:
+            raise Skipped(self.no_caffemodel)
         if self.caffemodel is None:
             raise CheckFailed("no caffemodel")
         graph, weights = read_caffe(self.deploy, self.caffemodel)
