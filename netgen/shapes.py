@@ -97,24 +97,25 @@ def _batch_norm(layer, shapes):
     return [shapes[0]], [(c,), (c,), (1,)]
 
 
+def _learned_shape(layer, shapes, form: str, axis: int, num_axes: int) -> Shape:
+    """Scale's and Bias's one-bottom form: a parameter over axes [axis, axis + num_axes)."""
+    if len(shapes) != 1:
+        raise _fail(layer, f"only the one-bottom form (learned {form}) is supported")
+    shape = shapes[0]
+    start = axis % len(shape) if shape else 0
+    end = len(shape) if num_axes == -1 else start + num_axes
+    return tuple(shape[start:end])
+
+
 def _scale(layer, shapes):
     p: ir.ScaleParam = layer.param
-    if len(shapes) != 1:
-        raise _fail(layer, "only the one-bottom form (learned scale) is supported")
-    axis = p.axis % len(shapes[0]) if shapes[0] else 0
-    end = len(shapes[0]) if p.num_axes == -1 else axis + p.num_axes
-    param_shape = tuple(shapes[0][axis:end])
-    blobs = [param_shape] + ([param_shape] if p.bias_term else [])
-    return [shapes[0]], blobs
+    param_shape = _learned_shape(layer, shapes, "scale", p.axis, p.num_axes)
+    return [shapes[0]], [param_shape] + ([param_shape] if p.bias_term else [])
 
 
 def _bias(layer, shapes):
     p: ir.BiasParam = layer.param
-    if len(shapes) != 1:
-        raise _fail(layer, "only the one-bottom form (learned bias) is supported")
-    axis = p.axis % len(shapes[0]) if shapes[0] else 0
-    end = len(shapes[0]) if p.num_axes == -1 else axis + p.num_axes
-    return [shapes[0]], [tuple(shapes[0][axis:end])]
+    return [shapes[0]], [_learned_shape(layer, shapes, "bias", p.axis, p.num_axes)]
 
 
 def _same(layer, shapes):

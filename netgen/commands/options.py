@@ -10,22 +10,21 @@ from netgen.errors import NetgenError
 from netgen.spec import ArchSpec, make_spec
 
 
-def parse_int_list(text: str | None, what: str) -> tuple[int, ...] | None:
+def _parse_list(text: str | None, what: str, cast: Callable, example: str) -> tuple | None:
     if text is None:
         return None
     try:
-        return tuple(int(part) for part in text.split(","))
+        return tuple(cast(part) for part in text.split(","))
     except ValueError:
-        raise NetgenError(f"{what} must be comma-separated integers like 3,4,6,3, got {text!r}") from None
+        raise NetgenError(f"{what} must be comma-separated {example}, got {text!r}") from None
+
+
+def parse_int_list(text: str | None, what: str) -> tuple[int, ...] | None:
+    return _parse_list(text, what, int, "integers like 3,4,6,3")
 
 
 def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise NetgenError(f"{what} must be comma-separated numbers like 104,117,123, got {text!r}") from None
+    return _parse_list(text, what, float, "numbers like 104,117,123")
 
 
 def spec_options(func: Callable) -> Callable:
