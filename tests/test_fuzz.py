@@ -12,8 +12,9 @@ not in place, unknown layer types, nesting a million levels deep, truncation and
 UTF-8; truncated, bit-flipped and structurally damaged .caffemodel files; ONNX models with
 missing initializers, unknown ops or broken attributes; and random command lines.
 
-`--fuzz-examples N` sets the total number of cases, shared evenly among the properties
-(default 200 per property; `make fuzz` runs 10,000). The search is derandomized, so a run is
+`--fuzz-examples N` sets the total number of cases, shared among the properties (evenly,
+but the slower validate property gets half a share; default 200 per property, 100 for
+validate; `make fuzz` runs 10,000). The search is derandomized, so a run is
 reproducible and `make test` always checks the same sample.
 """
 
@@ -50,22 +51,25 @@ CHECK_WEIGHTS_BELOW = 2_000_000
 # --------------------------------------------------------------------------- running properties
 
 
-def _properties() -> int:
-    return sum(1 for name in globals() if name.startswith("test_fuzz_"))
+# Share of the budget per property, relative to 1 (the default): slower properties get less.
+WEIGHTS = {"test_fuzz_cli_validate": 0.5}
 
 
-def _per_property(config) -> int:
+def _per_property(config, name: str) -> int:
+    names = [n for n in globals() if n.startswith("test_fuzz_")]
+    weight = WEIGHTS.get(name, 1.0)
     total = config.getoption("--fuzz-examples")
     if total is None:
-        return DEFAULT_PER_PROPERTY
-    return max(1, math.ceil(total / _properties()))
+        return max(1, round(DEFAULT_PER_PROPERTY * weight))
+    return max(1, math.ceil(total * weight / sum(WEIGHTS.get(n, 1.0) for n in names)))
 
 
 def run_property(request, strategy, check) -> int:
     """Run `check` on `strategy`'s examples; record how many ran (conftest sums them)."""
     ran = 0
 
-    @settings(max_examples=_per_property(request.config), derandomize=True, database=None,
+    @settings(max_examples=_per_property(request.config, request.node.originalname),
+              derandomize=True, database=None,
               deadline=None, print_blob=False,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
@@ -788,6 +792,118 @@ def test_fuzz_cli_diff(request, scratch):
     def check(case):
         name, data = case
         code, out, err = run_cli("diff", reference, _write(folder, name, data))
+        assert code in (0, 1, 2), (code, err)
+        if code == 2:
+            assert_clean_exit(code, err)
+
+    run_property(request, cases(), check)
+
+
+# --------------------------------------------------------------------------- fixed extremes
+
+
+MILLION = 1_000_000
+
+
+@pytest.mark.parametrize("where", ["top", "net_field", "unknown_layer", "param"])
+def test_a_million_levels_of_nesting(tmp_path, where):
+    """`a { a { ... } }` a million deep, at the top, in known and unknown messages."""
+    nest = "a { " * MILLION + "} " * MILLION
+    base = SEEDS["cifar8-deploy"]
+    text = {
+        "top": nest,
+        "net_field": base + "\nstate { " + nest + "}\n",
+        # An LRN layer: the reader re-parses leniently to name the unsupported type.
+        "unknown_layer": base + '\nlayer { name: "n" type: "LRN" bottom: "data" top: "n" '
+                                'lrn_param { ' + nest + "} }\n",
+        "param": base.replace("convolution_param {", "convolution_param { weight_filler { "
+                              + nest + "} ", 1),
+    }[where]
+    path = _write(tmp_path, "deep.prototxt", text.encode())
+    with pytest.raises(NetgenError) as info:
+        caffe_reader.read_prototxt(path)
+    one_line(info.value)
+    code, _, err = run_cli("convert", path, "--output", tmp_path / "deep.onnx")
+    assert_clean_exit(code, err)
+    assert code == 2
+
+
+def test_a_million_nested_groups_in_a_caffemodel(tmp_path):
+    """Binary nesting: a million nested groups of an unknown field."""
+    start, end = caffe_proto._varint(999 << 3 | 3), caffe_proto._varint(999 << 3 | 4)
+    model = _write(tmp_path, "deep.caffemodel", start * MILLION + end * MILLION)
+    proto = _write(tmp_path, "net.prototxt", SEEDS["cifar8-deploy"].encode())
+    with pytest.raises(NetgenError, match="not a Caffe model"):
+        caffe_reader.read_caffe(proto, model)
+    code, _, err = run_cli("convert", proto, model, "--output", tmp_path / "deep.onnx")
+    assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def _mutate_json(draw, data: bytes) -> bytes:
+    """One key of summary.json deleted or given a value of another type or an absurd size."""
+    import json
+
+    doc = json.loads(data)
+    paths = []
+    stack = [((), doc)]
+    while stack:
+        path, node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) \
+            if isinstance(node, list) else ()
+        for key, value in items:
+            paths.append(path + (key,))
+            stack.append((path + (key,), value))
+    path = draw(st.sampled_from(sorted(paths, key=str)))
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if draw(st.booleans()) and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draw(st.sampled_from(
+            [None, -1, 0, 10**30, "x", [], {}, 1.5, True, "A", "imagenet", [0, 0, 0]]))
+    return json.dumps(doc).encode()
+
+
+def test_fuzz_cli_validate(request, scratch):
+    """`netgen validate` on a build folder with one damaged or missing file: a report (exit
+    0 or 1), or one line and exit 2."""
+    import shutil
+
+    base = scratch / "validate-base"
+    if not base.exists():
+        assert run_cli("build", "--dataset", "cifar10", "--depth", "8", "--weights",
+                       "--out", base)[0] == 0
+    files = {p.name: p.read_bytes() for p in base.iterdir()}
+    folder = scratch / "validate"
+
+    @st.composite
+    def cases(draw):
+        name = draw(st.sampled_from(sorted(files)))
+        if draw(st.integers(0, 9)) == 0:
+            return name, None, ["deleted"]
+        data = files[name]
+        if name.endswith(".prototxt"):
+            lines = data.decode().split("\n")
+            ops = [draw(text_mutation(lines)) for _ in range(draw(st.integers(1, 2)))]
+            return name, Payload("\n".join(lines).encode("utf-8", "surrogatepass")), ops
+        if name == "summary.json":
+            return name, Payload(_mutate_json(draw, data)), ["json"]
+        if name == "model.onnx":
+            _, ops, payload = draw(mutated_onnx())
+            return name, payload, ops
+        _, _, ops, payload = draw(mutated_caffemodel())
+        return name, payload, ops
+
+    def check(case):
+        name, data, _ = case
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(base, folder)
+        if data is None:
+            (folder / name).unlink()
+        else:
+            (folder / name).write_bytes(data)
+        code, out, err = run_cli("validate", folder, "--device", "cpu")
         assert code in (0, 1, 2), (code, err)
         if code == 2:
             assert_clean_exit(code, err)

@@ -283,11 +283,12 @@ def kill_builds(tmp_path: Path, depth: int, kills: int, seed: int) -> list[dict]
 def _report(log: list[dict]) -> str:
     *runs, times = log
     lines = [f"full build {times['duration_s']} s, of which writing {times['write_window_s']} s",
-             f"{'run':>3} {'mode':<6} {'timing':<10} {'killed at':>9} {'state':<7} leftovers"]
+             f"{'run':>3} {'mode':<6} {'timing':<10} {'killed at':>9} {'exit':>4} {'state':<7} "
+             "hidden leftovers"]
     for e in runs:
         lines.append(f"{e['run']:>3} {'force' if e['force'] else 'new':<6} "
                      f"{'write+' if e['from_write'] else 'uniform':<10} {e['kill_after_s']:>8.2f}s "
-                     f"{e['state']:<7} {len(e['leftovers'])}")
+                     f"{e['exit']:>4} {e['state']:<7} {len(e['leftovers'])}")
     return "\n".join(lines)
 
 
