@@ -6,7 +6,7 @@ kinds of build per network: the prototxt files only (deploy, train_val, solvers,
 and everything `netgen build --weights` writes (plus model.caffemodel and model.onnx). The
 deploy prototxt is also read back (netgen.caffe_reader) in the same process.
 
-Cost per Caffe layer and per parameter staying flat across an 90-fold range of depth is
+Cost per Caffe layer and per parameter staying flat across a 90-fold range of depth is
 the evidence that nothing is quadratic; a recursion anywhere would have failed outright at
 the deep end. Registered as a section of netgen.benchmarks (`make bench`); also runnable
 alone: `python -m netgen.bench_scaling [OUT.md]`.
@@ -108,20 +108,30 @@ def render(rows: list[dict]) -> str:
         def growth(kind: str, key: str) -> float:
             return last[kind][key] / first[kind][key]
 
+        deep = [r for r in cifar if r["prototxt"]["layers"] >= 3000] or cifar
+        per_layer = [r["prototxt"]["build_s"] / r["prototxt"]["layers"] * 1e6 for r in deep]
+        per_param = [r["weights"]["build_s"] / r["weights"]["parameters"] * 1e9 for r in deep]
         notes.append(
             f"From {first['label']} to {last['label']} the Caffe layer count grows "
             f"{depth_ratio:.0f}-fold; prototxt build time grows {growth('prototxt', 'build_s'):.0f}-fold, "
             f"read-back time {growth('prototxt', 'read_s'):.0f}-fold and the --weights build "
             f"{growth('weights', 'build_s'):.0f}-fold (parameters "
-            f"{last['weights']['parameters'] / first['weights']['parameters']:.0f}-fold): linear, "
-            "with a fixed start-up share that makes the small nets' per-layer cost look higher.")
+            f"{last['weights']['parameters'] / first['weights']['parameters']:.0f}-fold). From "
+            f"{deep[0]['label']} up the cost per layer stays within {min(per_layer):.0f} to "
+            f"{max(per_layer):.0f} µs and per parameter within {min(per_param):.0f} to "
+            f"{max(per_param):.0f} ns: linear; the small nets' higher per-layer figures are a "
+            "fixed start-up share.")
     base = rows[0]["prototxt"]["base_kib"] / 1024 if rows else 0
+    biggest = max(rows, key=lambda r: r["weights"]["parameters"]) if rows else None
+    ratio = (biggest["weights"]["peak_kib"] * 1024 / (4 * biggest["weights"]["parameters"])
+             if biggest else 0)
     notes.append(
         f"Peak MB is the build process's maximum resident set (ru_maxrss), interpreter and "
         f"imports ({base:,.0f} MB before building) included. A --weights build holds the "
         "weights, the caffemodel bytes and the serialised ONNX model in memory at once before "
         "writing anything (all files are rendered before the first byte is written, so that a "
-        "failed build writes nothing), hence about 4 to 5 times the parameter bytes.")
+        f"failed build writes nothing): about {ratio:.1f} times the parameter bytes for "
+        f"{biggest['label'] if biggest else '-'}. Memory, like time, grows linearly.")
     notes.append(
         "Prototxt build: deploy, train_val, solvers and summary.json (each prototxt parsed back "
         "against caffe.proto before it is written); read back: netgen.caffe_reader on the "

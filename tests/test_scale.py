@@ -210,3 +210,15 @@ print(json.dumps({{"build_s": build_s, "check_s": check_s, "ort_load_s": load_s,
     sizes = {p.name: p.stat().st_size for p in out.iterdir()}
     print(json.dumps({**figures, "sizes": sizes}, indent=1))
     assert sizes["model.onnx.data"] > 2**31 > 10 * sizes["model.onnx"]
+
+
+def test_scaling_benchmark_measures_in_fresh_processes(tmp_path):
+    """The depth-scaling section of the benchmarks, on two small nets."""
+    from netgen import bench_scaling
+
+    rows = bench_scaling.run(tmp_path, [("CIFAR-10 ResNet-8", {"dataset": "cifar10", "depth": 8}),
+                                        ("CIFAR-10 ResNet-14", {"dataset": "cifar10", "depth": 14})])
+    text = bench_scaling.render(rows)
+    assert "| CIFAR-10 ResNet-14 | 67 | 172,506 |" in text
+    assert rows[1]["weights"]["sizes"]["model.caffemodel"] > rows[0]["weights"]["sizes"]["model.caffemodel"]
+    assert list(tmp_path.iterdir()) == []
