@@ -1,7 +1,7 @@
 """Depth scaling: build time, peak memory and file sizes from ResNet-110 to a 10,000-layer net.
 
 Each measurement runs `write_build` in a fresh interpreter, so that its peak resident memory
-(getrusage's ru_maxrss) is its own and not what an earlier, larger build left behind. Two
+(VmHWM of /proc/self/status) is its own and not what an earlier, larger build left behind. Two
 kinds of build per network: the prototxt files only (deploy, train_val, solvers, summary),
 and everything `netgen build --weights` writes (plus model.caffemodel and model.onnx). The
 deploy prototxt is also read back (netgen.caffe_reader) in the same process.
@@ -30,11 +30,25 @@ NETWORKS: list[tuple[str, dict]] = (
 _MEASURE = r"""
 import json, resource, sys, time
 from pathlib import Path
+
+
+def peak_kib():
+    # VmHWM belongs to this address space; ru_maxrss would carry over the high-water mark
+    # of the process that forked us (Linux keeps it across execve).
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 args, weights, out = json.loads(sys.argv[1]), sys.argv[2] == "1", Path(sys.argv[3])
 from netgen.build_files import write_build
 from netgen.caffe_reader import read_prototxt
 from netgen.spec import make_spec
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kib()
 spec = make_spec(**args)
 start = time.perf_counter()
 files = write_build(spec, out, weights=weights, onnx=weights)
@@ -47,7 +61,7 @@ if not weights:
     graph = read_prototxt(out / "deploy.prototxt")
     read_s = time.perf_counter() - start
     assert len(graph.layers) == summary["layers"]
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kib()
 print(json.dumps({"name": spec.name, "depth": spec.depth, "layers": summary["layers"],
                   "parameters": summary["parameters"], "build_s": build_s, "read_s": read_s,
                   "peak_kib": peak, "base_kib": base,
@@ -126,7 +140,7 @@ def render(rows: list[dict]) -> str:
     ratio = (biggest["weights"]["peak_kib"] * 1024 / (4 * biggest["weights"]["parameters"])
              if biggest else 0)
     notes.append(
-        f"Peak MB is the build process's maximum resident set (ru_maxrss), interpreter and "
+        f"Peak MB is the build process's maximum resident set (VmHWM), interpreter and "
         f"imports ({base:,.0f} MB before building) included. A --weights build holds the "
         "weights, the caffemodel bytes and the serialised ONNX model in memory at once before "
         "writing anything (all files are rendered before the first byte is written, so that a "
