@@ -73,6 +73,10 @@ class ArchSpec:
         if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(self.block,
                                                                                 self.stages):
             base += "-conv1bias" if self.conv1_bias else "-noconv1bias"
+        if self.num_classes != DEFAULT_CLASSES[self.dataset]:
+            base += f"-classes{self.num_classes}"
+        if self.input_size != DEFAULT_INPUT[self.dataset]:
+            base += f"-input{self.input_size}"
         return base
 
     @property
@@ -230,11 +234,13 @@ def _check_size(spec: ArchSpec) -> None:
 
 
 NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "cifar10-plain20",
-                 "resnet50-B-stride3x3", "resnet50-B-noconv1bias", "resnet26-2-2-2-2-bottleneck-B")
+                 "resnet50-B-stride3x3", "resnet50-B-noconv1bias", "resnet26-2-2-2-2-bottleneck-B",
+                 "resnet18-A-classes100-input112")
 _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<kind>resnet|plain)(?P<depth>\d+)"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
-    r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?$")
+    r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
+    r"(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
 
 
 def spec_from_name(name: str) -> ArchSpec:
@@ -253,7 +259,9 @@ def spec_from_name(name: str) -> ArchSpec:
     try:
         spec = make_spec(dataset="cifar10" if g["cifar"] else "imagenet", depth=int(g["depth"]),
                          shortcut=g["shortcut"], plain=plain, stages=stages, block=g["block"],
-                         stride_in=g["stride"] or "1x1", conv1_bias=bias)
+                         stride_in=g["stride"] or "1x1", conv1_bias=bias,
+                         num_classes=int(g["classes"]) if g["classes"] else None,
+                         input_size=int(g["input"]) if g["input"] else None)
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
     if (g["shortcut"] or plain) and spec.name != name:

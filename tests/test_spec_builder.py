@@ -210,7 +210,7 @@ def test_spec_errors_name_what_is_allowed(kwargs, message):
 
 @pytest.mark.parametrize("name", ["resnet50-B", "resnet50-A", "plain34", "cifar10-resnet110-A",
                                   "resnet50-B-stride3x3", "resnet50-B-noconv1bias",
-                                  "resnet101-B-conv1bias", "resnet50-A-stride3x3-noconv1bias", "resnet200-3-24-36-3-bottleneck-B"])
+                                  "resnet101-B-conv1bias", "resnet18-A-classes100-input112", "cifar10-resnet20-A-classes100", "resnet50-A-stride3x3-noconv1bias", "resnet200-3-24-36-3-bottleneck-B"])
 def test_names_round_trip(name):
     from netgen.spec import spec_from_name
     assert spec_from_name(name).name == name
