@@ -30,7 +30,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message, text_format
 from google.protobuf.internal import enum_type_wrapper
 
-from netgen.errors import NetgenError
+from netgen.errors import NetgenError, first_line
 
 PACKAGE = "caffe"
 FILE_NAME = "caffe.proto"
@@ -633,7 +633,7 @@ def proto_text() -> str:
 
 def _text_error(source: str, exc: Exception) -> NetgenError:
     """A one-line ``source:line:col: detail`` error from a text_format failure."""
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = first_line(exc)
     line = getattr(exc, "GetLine", lambda: None)()
     column = getattr(exc, "GetColumn", lambda: None)()
     if line is not None:
@@ -716,7 +716,7 @@ def read_caffemodel(path: str | os.PathLike[str],
     except (message.DecodeError, ValueError, RuntimeError) as exc:
         raise NetgenError(
             f"{name}: not a Caffe model (truncated or corrupt protobuf, {size} bytes): "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            f"{first_line(exc)}") from exc
     if not net.layer and not net.layers:
         raise NetgenError(f"{name}: contains no layers ({size} bytes); not a Caffe model?")
     return net

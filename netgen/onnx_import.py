@@ -30,7 +30,7 @@ from onnx import numpy_helper
 
 from netgen import ir, shapes
 from netgen.caffe_reader import assign_stages, f32, is_subsample_pattern
-from netgen.errors import NetgenError
+from netgen.errors import NetgenError, first_line
 from netgen.shapes import conv_out, pool_out
 from netgen.weights import Weights
 
@@ -183,7 +183,7 @@ class _Importer:
                 # A node missing an input, output or attribute, or with one of the wrong
                 # type: a malformed file, reported as such instead of a traceback.
                 raise self.fail(node, f"malformed node ({type(exc).__name__}: "
-                                f"{_first_line(exc)})") from None
+                                f"{first_line(exc)})") from None
         for output in self.graph.output:
             if output.name not in self.blob:
                 raise NetgenError(f"graph output {output.name!r} is produced by no node")
@@ -683,11 +683,6 @@ class _Importer:
                  [np.ones((channels, 1, 1, 1), np.float32)])
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _to_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
     """numpy_helper.to_array, with a damaged tensor (dims that do not match its data, an
     unknown data type) reported as a NetgenError."""
@@ -695,7 +690,7 @@ def _to_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
         return numpy_helper.to_array(tensor)
     except Exception as exc:  # ValueError, TypeError, KeyError from onnx's tables
         raise NetgenError(f"{what}: unreadable tensor ({type(exc).__name__}: "
-                          f"{_first_line(exc)})") from None
+                          f"{first_line(exc)})") from None
 
 
 def import_model(model: onnx.ModelProto, name: str | None = None) -> tuple[ir.Graph, Weights]:
@@ -715,7 +710,7 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
     try:
         return onnx.load(name)
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError ...
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = first_line(exc)
         if len(detail) > 200:  # a text-format error quotes the whole offending line
             detail = detail[:200] + " ..."
         raise NetgenError(f"{name}: not a readable ONNX model: {detail}") from None

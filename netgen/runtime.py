@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from netgen.errors import NetgenError
+from netgen.errors import NetgenError, first_line
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -203,7 +203,7 @@ def create_session(model_path_or_bytes, device: str = "auto", threads: int | Non
     try:
         session = ort.InferenceSession(model, sess_options=options, providers=providers)
     except Exception as exc:  # ORT raises its own types (Fail, InvalidGraph, ...) for bad models
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = first_line(exc)
         raise NetgenError(f"{source}: onnxruntime cannot load it: {message}") from exc
     running = "cuda" if CUDA in session.get_providers() else "cpu"
     if device == "cuda" and running != "cuda":

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from netgen import ir
-from netgen.errors import NetgenError
+from netgen.errors import NetgenError, first_line
 from netgen.spec import ArchSpec
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -109,11 +109,10 @@ class Skipped(Exception):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
+    """netgen's own errors as they are; a library's with its type, which says what failed."""
     if isinstance(exc, NetgenError):
-        return line
-    return f"{type(exc).__name__}: {line}".rstrip(": ")
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
