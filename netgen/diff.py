@@ -25,10 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from netgen import ir
 from netgen.counting import count, layer_macs, layer_params
 from netgen.errors import NetgenError
 from netgen.weights import Weights, initial_weights
+
+if TYPE_CHECKING:
+    from netgen.spec import ArchSpec
 
 CONTEXT = 3  # ops shown before and after the first divergence
 SKIPPED_TYPES = frozenset({"Dropout", "Flatten", "Split"})
@@ -49,7 +54,7 @@ class Side:
     weights_source: str
 
 
-def parse_spec_name(name: str):
+def parse_spec_name(name: str) -> "ArchSpec":
     """The ArchSpec a name like resnet50-B, plain34 or cifar10-resnet20-A stands for."""
     from netgen.spec import NAME_EXAMPLES, spec_from_name
 

@@ -14,11 +14,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from netgen.errors import NetgenError, first_line
+
+if TYPE_CHECKING:  # imported lazily at run time: `netgen build` never needs ORT
+    import onnx
+    import onnxruntime
 
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
@@ -167,7 +171,7 @@ class Session:
         return Timing(batch, time_calls(lambda: run(names, feed), warmup, repeat))
 
 
-def session_options(threads: int | None = None):
+def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -178,7 +182,8 @@ def session_options(threads: int | None = None):
     return options
 
 
-def create_session(model_path_or_bytes, device: str = "auto", threads: int | None = None) -> Session:
+def create_session(model_path_or_bytes: str | os.PathLike | bytes | onnx.ModelProto,
+                   device: str = "auto", threads: int | None = None) -> Session:
     """A Session over a model file, the bytes of one, or an onnx.ModelProto.
 
     device `auto` takes CUDA when onnxruntime offers it, else the CPU with a one-line notice
