@@ -215,15 +215,5 @@ class Graph:
                 pending[top] = None
         return tuple(pending)
 
-    def blob_shape(self, blob: str) -> Shape:
-        """The shape a blob has at the end of the net (in-place layers keep shapes)."""
-        for layer in reversed(self.layers):
-            if blob in layer.tops:
-                return layer.top_shapes[layer.tops.index(blob)]
-        for item in self.inputs:
-            if item.name == blob:
-                return item.shape
-        raise KeyError(blob)
-
     def with_layers(self, layers: list[Layer] | tuple[Layer, ...]) -> "Graph":
         return replace(self, layers=tuple(layers))
