@@ -60,21 +60,18 @@ class Counts:
 
 def count(graph: ir.Graph) -> Counts:
     """Totals, per-stage figures (in order of first appearance) and layers by type."""
-    order: list[str] = []
-    per_stage: dict[str, list] = {}
+    stage_layers: dict[str, list[ir.Layer]] = {}  # dicts keep first-appearance order
     for layer in graph.layers:
-        stage = layer.stage or "unassigned"
-        if stage not in per_stage:
-            order.append(stage)
-            per_stage[stage] = [(), set(), 0, 0]
-        entry = per_stage[stage]
-        entry[0] = layer.top_shapes[0][1:]
-        if layer.type == "ReLU" and BLOCK_OUTPUT.match(layer.name):
-            entry[1].add(layer.name)
-        entry[2] += layer_params(layer)
-        entry[3] += layer_macs(layer)
-    stages = tuple(StageCount(s, tuple(per_stage[s][0]), len(per_stage[s][1]), per_stage[s][2],
-                              per_stage[s][3]) for s in order)
+        stage_layers.setdefault(layer.stage or "unassigned", []).append(layer)
+    stages = tuple(
+        StageCount(
+            stage=stage,
+            output_size=tuple(layers[-1].top_shapes[0][1:]),
+            blocks=len({l.name for l in layers if l.type == "ReLU" and BLOCK_OUTPUT.match(l.name)}),
+            params=sum(layer_params(l) for l in layers),
+            macs=sum(layer_macs(l) for l in layers),
+        )
+        for stage, layers in stage_layers.items())
     types = Counter(layer.type for layer in graph.layers)
     return Counts(params=sum(s.params for s in stages), macs=sum(s.macs for s in stages),
                   stages=stages, layer_types=dict(sorted(types.items())))
