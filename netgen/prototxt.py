@@ -6,6 +6,7 @@ netgen's caffe.proto makes a template slip a loud bug instead of a file Caffe re
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import math
 from dataclasses import dataclass, field
@@ -62,7 +63,9 @@ def family(layer_type: str) -> str:
         raise NetgenError(f"no prototxt template for layer type {layer_type!r}") from None
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    """Built once per process: jinja2 compiles each template on first use and keeps it."""
     folder = importlib.resources.files("netgen.templates")
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
