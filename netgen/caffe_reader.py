@@ -453,6 +453,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     input_source = "the net's input/input_dim fields" if inputs else ""
     if net.input_shape and inputs:
         input_source = "the net's input/input_shape fields"
+    shape_given = False  # input_shape already applied to the data layer that is the input
     dropped: list[str] = []
     dead_blobs: set[str] = set()  # labels and what only they feed
     layers: list[ir.Layer] = []
@@ -483,9 +484,10 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
             inputs.append(ir.Blob(layer.top[0], tuple(shape)))
             dead_blobs.update(layer.top[1:])
             dropped.append(layer.name)
-            how = "given shape" if input_shape else "batch 1"
-            input_source = input_source or (f"the {layer.type} layer {layer.name!r} of phase "
-                                            f"{phase} ({how})")
+            if not input_source:
+                how = "given shape" if input_shape else "batch 1"
+                input_source = f"the {layer.type} layer {layer.name!r} of phase {phase} ({how})"
+                shape_given = input_shape is not None
             continue
         if layer.type in LOSS_TYPES or any(b in dead_blobs for b in layer.bottom):
             dead_blobs.update(t for t in layer.top if t not in layer.bottom)
@@ -500,7 +502,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
             frozen.add(layer.name)
         layers.append(ir.Layer(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top),
                                param))
-    if input_shape is not None and inputs and "given" not in input_source:
+    if input_shape is not None and inputs and not shape_given:
         if len(inputs) != 1:
             raise NetgenError(f"an input shape was given but the net has {len(inputs)} inputs")
         inputs = [ir.Blob(inputs[0].name, tuple(input_shape))]

@@ -242,6 +242,17 @@ def test_train_val_without_a_size_needs_an_explicit_input_shape():
     assert "given shape" in reading.input_source
 
 
+@pytest.mark.parametrize("input_name", ["img", "given"])
+def test_explicit_input_shape_overrides_an_input_layer_whatever_its_name(input_name):
+    text = (f'layer {{ name: "{input_name}" type: "Input" top: "img" '
+            'input_param { shape { dim: 1 dim: 3 dim: 9 dim: 9 } } }\n'
+            'layer { name: "c" type: "Convolution" bottom: "img" top: "c" '
+            'convolution_param { num_output: 4 kernel_size: 3 } }')
+    reading = read_net(text, input_shape=(1, 3, 16, 16))
+    assert reading.graph.inputs == (ir.Blob("img", (1, 3, 16, 16)),)
+    assert reading.input_source.endswith("(shape given explicitly)")
+
+
 def test_include_exclude_rules_with_stages_and_levels():
     text = '''
 input: "x" input_dim: 1 input_dim: 1 input_dim: 4 input_dim: 4
