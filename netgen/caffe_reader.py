@@ -25,7 +25,7 @@ from google.protobuf import text_format
 
 from netgen import caffe_proto, ir
 from netgen.errors import NetgenError
-from netgen.shapes import infer, pool_out
+from netgen.shapes import conv_out, infer, pool_out
 from netgen.weights import Weights, initial_weights
 
 PHASES = ("TRAIN", "TEST")
@@ -417,11 +417,11 @@ def _round_floor_check(graph: ir.Graph, floor_layers: set[str]) -> None:
             _, _, h, w = shapes[layer.bottoms[0]]
             for size, k, s, pad in ((h, p.kernel[0], p.stride[0], p.pad[0]),
                                     (w, p.kernel[1], p.stride[1], p.pad[1])):
-                floor = (size + 2 * pad - k) // s + 1
-                if floor != pool_out(size, k, s, pad):
+                floor, ceil = conv_out(size, k, s, pad), pool_out(size, k, s, pad)
+                if floor != ceil:  # convolution's arithmetic is round_mode FLOOR's
                     raise NetgenError(
                         f"layer {layer.name!r} (Pooling): round_mode FLOOR gives {floor} but "
-                        f"Caffe's default rounding gives {pool_out(size, k, s, pad)} on an input of "
+                        f"Caffe's default rounding gives {ceil} on an input of "
                         f"{size}; netgen's IR keeps Caffe's CEIL rounding only")
         for top, shape in zip(layer.tops, layer.top_shapes):
             shapes[top] = shape

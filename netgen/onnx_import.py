@@ -249,8 +249,8 @@ class _Importer:
         out = []
         for axis in range(2):
             begin, end = pads[axis], pads[axis + 2]
-            extent = dilations[axis] * (kernel[axis] - 1) + 1
-            onnx_out = (size[axis] + begin + end - extent) // strides[axis] + 1
+            onnx_out = conv_out(size[axis] + begin + end, kernel[axis], strides[axis], 0,
+                                dilations[axis])
             caffe_out = conv_out(size[axis], kernel[axis], strides[axis], begin, dilations[axis])
             if begin != end and onnx_out != caffe_out:
                 raise self.fail(node, f"asymmetric pads {list(pads)} (begin {begin}, end {end} on "
@@ -481,7 +481,7 @@ class _Importer:
                 if (onnx_out - 1) * s >= n + begin:
                     onnx_out -= 1
             else:
-                onnx_out = (n + begin + end - k) // s + 1
+                onnx_out = conv_out(n + begin + end, k, s, 0)
             caffe_out = pool_out(n, k, s, begin)
             if begin >= k:
                 raise self.fail(node, f"pad {begin} is not smaller than kernel {k}")
