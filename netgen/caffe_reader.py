@@ -598,8 +598,9 @@ def map_blobs(graph: ir.Graph, blobs: dict[str, list[np.ndarray]],
     return weights
 
 
-def _mark_fixed_by_weights(graph: ir.Graph, weights: Weights) -> ir.Graph:
-    """With real weights the subsample is fixed exactly when its weights are all 1."""
+def mark_fixed_by_weights(graph: ir.Graph, weights: Weights) -> ir.Graph:
+    """With real weights (a caffemodel's, an ONNX file's) the subsample is fixed exactly
+    when its weights are all 1."""
     layers = []
     for layer in graph.layers:
         if is_subsample_pattern(layer):
@@ -622,4 +623,4 @@ def weights_for(graph: ir.Graph, caffemodel_path: str | os.PathLike | None = Non
     if caffemodel_path is None:
         return graph, initial_weights(graph, seed)
     weights = map_blobs(graph, caffemodel_blobs(caffemodel_path), os.fspath(caffemodel_path))
-    return _mark_fixed_by_weights(graph, weights), weights
+    return mark_fixed_by_weights(graph, weights), weights

@@ -29,7 +29,7 @@ import onnx
 from onnx import numpy_helper
 
 from netgen import ir, shapes
-from netgen.caffe_reader import assign_stages, f32, is_subsample_pattern
+from netgen.caffe_reader import assign_stages, f32, mark_fixed_by_weights
 from netgen.errors import NetgenError, first_line
 from netgen.shapes import conv_out, pool_out
 from netgen.weights import Weights
@@ -191,13 +191,7 @@ class _Importer:
             raise NetgenError("the ONNX graph has no node with a Caffe equivalent")
         layers = assign_stages(self.layers)
         graph = shapes.infer(self.name, self.inputs, layers)
-        fixed = []
-        for layer in graph.layers:
-            if is_subsample_pattern(layer) and all(
-                    bool(np.all(b == 1.0)) for b in self.weights[layer.name]):
-                layer = replace(layer, fixed=True)
-            fixed.append(layer)
-        return graph.with_layers(fixed), self.weights
+        return mark_fixed_by_weights(graph, self.weights), self.weights
 
     def op_Constant(self, node):
         a = node.attribute[0] if node.attribute else None
