@@ -34,13 +34,6 @@ from netgen.errors import NetgenError, first_line
 from netgen.shapes import conv_out, pool_out
 from netgen.weights import Weights
 
-SUPPORTED_OPS = (
-    "Add", "AveragePool", "BatchNormalization", "Concat", "Constant", "Conv", "Div", "Dropout",
-    "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu",
-    "MatMul", "Max", "MaxPool", "Mul", "PRelu", "Pad", "Pow", "Relu", "Reshape", "Slice",
-    "Softmax", "Squeeze", "Sub", "Sum", "Unsqueeze", "Where",
-)
-
 MAX_ONNX_BYTES = 4 << 30
 
 
@@ -675,6 +668,10 @@ class _Importer:
                                     bias_term=False)
         self.add(node, self.node_name(node), "Convolution", [x], param, node.output[0],
                  [np.ones((channels, 1, 1, 1), np.float32)])
+
+
+# The ops with a Caffe equivalent: those _Importer has an op_<type> handler for.
+SUPPORTED_OPS = tuple(sorted(name[3:] for name in vars(_Importer) if name.startswith("op_")))
 
 
 def _to_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
