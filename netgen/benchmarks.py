@@ -42,7 +42,7 @@ def spec_of(folder: Path) -> ArchSpec | None:
 
     try:
         return spec_from_summary(json.loads((folder / "summary.json").read_text()))
-    except (OSError, ValueError):
+    except (OSError, ValueError, NetgenError):
         return None
 
 

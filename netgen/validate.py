@@ -29,7 +29,7 @@ import numpy as np
 
 from netgen import ir
 from netgen.errors import NetgenError, first_line
-from netgen.spec import ArchSpec
+from netgen.spec import ArchSpec, spec_from_name
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 CHECK_NAMES = {1: "prototxt", 2: "onnx", 3: "forward", 4: "counts", 5: "formats", 6: "opencv"}
@@ -122,17 +122,24 @@ def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def spec_from_summary(data: dict | None) -> ArchSpec | None:
+    """The spec summary.json records, or None where it records none.
+
+    Made again from the recorded name by spec_from_name, so it passes make_spec's checks;
+    NetgenError where the record is not one netgen writes (a field contradicting the name,
+    an unknown dataset), so that no IR is ever built from it.
+    """
     if not data or not isinstance(data.get("spec"), dict):
         return None
-    fields = dict(data["spec"])
-    fields.pop("plain", None)
-    fields.pop("name", None)
-    try:
-        fields["stages"] = tuple(fields["stages"])
-        fields["widths"] = tuple(fields["widths"])
-        return ArchSpec(**fields)
-    except (KeyError, TypeError):
-        return None
+    record = data["spec"]
+    name = record.get("name")
+    if not isinstance(name, str):
+        raise NetgenError("no network name")
+    spec = spec_from_name(name)
+    made = spec.to_dict()
+    if made != record:
+        differ = sorted(k for k in set(made) | set(record) if made.get(k) != record.get(k))
+        raise NetgenError(f"fields contradicting the name {name!r}: {', '.join(differ)}")
+    return spec
 
 
 class _Validation:
@@ -148,6 +155,7 @@ class _Validation:
         self.summary: dict | None = None
         self.summary_error = ""
         self.spec: ArchSpec | None = None
+        self.spec_error = ""
         self.graph: ir.Graph | None = None
         self.graph_error = ""
         self.seed = 0
@@ -182,11 +190,15 @@ class _Validation:
         path = self.folder / "summary.json"
         try:
             self.summary = json.loads(path.read_text())
-            self.spec = spec_from_summary(self.summary)
         except FileNotFoundError:
             self.summary_error = "summary.json is missing"
         except (OSError, ValueError) as exc:
             self.summary_error = f"summary.json unreadable: {_first_line(exc)}"
+        try:
+            self.spec = spec_from_summary(self.summary)
+        except NetgenError as exc:
+            self.spec_error = f"summary.json's spec is not valid ({first_line(exc)})"
+            self.notes.append(f"{self.spec_error}: ignored")
         for solver in sorted(self.folder.glob("solver*.prototxt")):
             try:
                 parsed = caffe_proto.parse_solver(load_text(solver)[0], str(solver))
@@ -247,7 +259,7 @@ class _Validation:
     def need_graph(self) -> ir.Graph:
         if self.graph is None:
             raise CheckFailed(f"deploy.prototxt does not read into the IR ({self.graph_error}) "
-                              "and summary.json has no spec to rebuild it from")
+                              "and summary.json has no valid spec to rebuild it from")
         return self.graph
 
     def need_model(self) -> Path:
@@ -386,7 +398,7 @@ class _Validation:
         figure = f"ONNX graph: {counted.params:,} parameters, {counted.macs / 1e9:.3f} G " \
                  "multiply-adds = summary.json"
         if self.spec is None:
-            paper = "no spec in summary.json: paper figures not applicable"
+            paper = f"{self.spec_error or 'no spec in summary.json'}: paper figures not applicable"
         else:
             figures = figures_for(self.spec)
             matched = []

@@ -235,3 +235,29 @@ def test_external_data_build_validates(tmp_path):
     assert (folder / "model.onnx.data").is_file()
     report = validate_folder(folder, "cpu")
     assert [c.status for c in report.checks] == ["PASS"] * 6, report.lines()
+
+
+@pytest.mark.parametrize("change", [{"dataset": "mnist"}, {"depth": 32}, {"stages": [0, 0, 0]},
+                                    {"widths": [16]}, {"shortcut": "Z"}])
+def test_summary_spec_is_revalidated(builds, tmp_path, change):
+    """summary.json's spec goes through make_spec: one netgen would not write is ignored
+    (with a note), never built into an IR or held against the paper's figures."""
+    folder = _copy(builds, "cifar20", tmp_path)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["spec"].update(change)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "deploy.prototxt").write_text("garbage {")  # the IR would be rebuilt from the spec
+    report = validate_folder(folder, "cpu")
+    assert any("summary.json's spec" in note and "ignored" in note for note in report.notes)
+    status = {c.name: c.status for c in report.checks}
+    assert status["prototxt"] == "FAIL" and status["counts"] == "PASS", report.lines()
+    assert "paper figures not applicable" in report.checks[3].figure
+
+
+def test_spec_from_summary_round_trips():
+    from netgen.validate import spec_from_summary
+
+    for spec in (make_spec("cifar10", 20), make_spec("imagenet", 50, "C", stride_in="3x3"),
+                 make_spec("imagenet", stages=(1, 2, 3, 1), block="basic", num_classes=7)):
+        assert spec_from_summary({"spec": spec.to_dict()}) == spec
+    assert spec_from_summary({"spec": None}) is None and spec_from_summary(None) is None
