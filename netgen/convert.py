@@ -42,12 +42,15 @@ class ConvertReport:
         return out
 
 
+PROTOTXT_SUFFIXES = (".prototxt", ".pt", ".txt")
+
+
 def is_onnx_file(path: str | os.PathLike) -> bool:
     """By extension, else by content (a prototxt is text, an ONNX model is binary)."""
     p = Path(path)
     if p.suffix.lower() == ".onnx":
         return True
-    if p.suffix.lower() in (".prototxt", ".pt", ".txt"):
+    if p.suffix.lower() in PROTOTXT_SUFFIXES:
         return False
     try:
         with open(p, "rb") as handle:

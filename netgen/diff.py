@@ -70,9 +70,11 @@ def parse_spec_name(name: str) -> "ArchSpec":
 
 def load_side(arg: str, caffemodel: str | os.PathLike | None = None, seed: int = 0) -> Side:
     """A file (by extension, else by content) or a spec name, with its weights."""
+    from netgen.convert import PROTOTXT_SUFFIXES, is_onnx_file
+
     path = Path(arg)
     if path.is_file():
-        if path.suffix.lower() == ".onnx" or _looks_binary(path):
+        if is_onnx_file(path):
             if caffemodel is not None:
                 raise NetgenError(f"{arg}: a caffemodel goes with a prototxt, not an ONNX file")
             from netgen.onnx_import import read_onnx
@@ -86,19 +88,13 @@ def load_side(arg: str, caffemodel: str | os.PathLike | None = None, seed: int =
         return Side(arg, "prototxt", graph, weights, source)
     if caffemodel is not None:
         raise NetgenError(f"{arg}: a caffemodel goes with a prototxt file, not a network name")
-    if os.sep in arg or path.suffix.lower() in (".onnx", ".prototxt", ".pt", ".txt"):
+    if os.sep in arg or path.suffix.lower() in (".onnx",) + PROTOTXT_SUFFIXES:
         raise NetgenError(f"{arg}: no such file")
     from netgen.builder import build
 
     graph = build(parse_spec_name(arg))
     return Side(arg, "spec", graph, initial_weights(graph, seed),
                 f"netgen's initialisation (seed {seed})")
-
-
-def _looks_binary(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        head = handle.read(512)
-    return b"\0" in head
 
 
 # --------------------------------------------------------------------------- logical ops

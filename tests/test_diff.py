@@ -182,6 +182,18 @@ def test_errors_exit_2(tmp_path, run_cli):
     assert result.code == 2 and "a caffemodel goes with a prototxt file" in result.err
 
 
+def test_a_file_is_a_prototxt_or_onnx_model_as_convert_decides(tmp_path, run_cli):
+    """A .prototxt is read as one even with a NUL byte in a comment (binary sniffing is for
+    files whose extension does not tell), so diff accepts what convert accepts."""
+    net = tmp_path / "net.prototxt"
+    net.write_bytes(b'# a comment with a NUL \0 byte\n'
+                    b'input: "x" input_dim: 1 input_dim: 2 input_dim: 4 input_dim: 4\n'
+                    b'layer { name: "r" type: "ReLU" bottom: "x" top: "r" }\n')
+    assert run_cli("convert", net, "--output", tmp_path / "net.onnx").code == 0
+    result = run_cli("diff", net, net)
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out
+
+
 def test_spec_names_parse_back_to_their_spec():
     for kwargs in (dict(dataset="imagenet", depth=50), dict(dataset="imagenet", depth=18, shortcut="A"),
                    dict(dataset="imagenet", depth=34, plain=True), dict(dataset="cifar10", depth=110),
