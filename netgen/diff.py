@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import numpy as np
 from typing import TYPE_CHECKING
 
 from netgen import ir
-from netgen.counting import count, layer_macs, layer_params
+from netgen.counting import count
 from netgen.errors import NetgenError
 from netgen.weights import Weights, initial_weights
 
@@ -107,8 +106,6 @@ class Op:
     attrs: dict
     layers: list[str]
     inputs: list[int] = field(default_factory=list)
-    params: int = 0
-    macs: int = 0
 
     @property
     def name(self) -> str:
@@ -151,26 +148,20 @@ def logical_ops(graph: ir.Graph) -> tuple[list[Op], list[int]]:
     for layer in graph.layers:
         in_shape = shape_of[layer.bottoms[0]]
         sources = [producer[b] for b in layer.bottoms]
-        params, macs = layer_params(layer), layer_macs(layer)
-        merged = None
+        first = ops[sources[0]]
         if layer.type in SKIPPED_TYPES:
-            for top, shape in zip(layer.tops, layer.top_shapes):
-                producer[top] = sources[0]
-                shape_of[top] = shape
-            continue
-        if layer.type == "Scale" and ops[sources[0]].type == "BN" and not ops[sources[0]].attrs["affine"]:
-            merged = ops[sources[0]]
-            merged.attrs["affine"] = True
-            merged.attrs["shift"] = layer.param.bias_term
-            merged.layers.append(layer.name)
-            merged.params += params
-        if merged is None:
+            op_id = first.id  # its tops stand for its bottom
+        elif layer.type == "Scale" and first.type == "BN" and not first.attrs["affine"]:
+            first.attrs["affine"] = True
+            first.attrs["shift"] = layer.param.bias_term
+            first.layers.append(layer.name)
+            op_id = first.id
+        else:
             kind, attrs = _classify(layer, in_shape)
-            op = Op(len(ops), kind, attrs, [layer.name], sources, params, macs)
-            ops.append(op)
-            merged = op
+            op_id = len(ops)
+            ops.append(Op(op_id, kind, attrs, [layer.name], sources))
         for top, shape in zip(layer.tops, layer.top_shapes):
-            producer[top] = merged.id
+            producer[top] = op_id
             shape_of[top] = shape
     return ops, inputs
 
