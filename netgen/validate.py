@@ -23,13 +23,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from netgen import ir
 from netgen.errors import NetgenError, first_line
 from netgen.spec import ArchSpec, spec_from_name
+
+if TYPE_CHECKING:
+    from netgen.caffe_reader import Reading
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 CHECK_NAMES = {1: "prototxt", 2: "onnx", 3: "forward", 4: "counts", 5: "formats", 6: "opencv"}
@@ -156,7 +159,8 @@ class _Validation:
         self.summary_error = ""
         self.spec: ArchSpec | None = None
         self.spec_error = ""
-        self.graph: ir.Graph | None = None
+        self.reading: Reading | None = None  # deploy.prototxt read into the IR, once
+        self.graph: ir.Graph | None = None  # that reading's graph, else one built from the spec
         self.graph_error = ""
         self.seed = 0
         self.model_path: Path | None = None
@@ -185,7 +189,7 @@ class _Validation:
 
     def prepare(self) -> None:
         from netgen import caffe_proto
-        from netgen.caffe_reader import load_text, read_prototxt
+        from netgen.caffe_reader import load_text, read_net
 
         path = self.folder / "summary.json"
         try:
@@ -208,7 +212,8 @@ class _Validation:
             except Exception:  # reported by check 1
                 pass
         try:
-            self.graph = read_prototxt(self.deploy)
+            self.reading = read_net(self.deploy)
+            self.graph = self.reading.graph
         except Exception as exc:
             self.graph_error = _first_line(exc)
             if self.spec is not None:
@@ -270,7 +275,7 @@ class _Validation:
     # -- 1 ---------------------------------------------------------------------------
     def check_prototxt(self) -> str:
         from netgen import caffe_proto
-        from netgen.caffe_reader import load_text, read_net
+        from netgen.caffe_reader import load_text
 
         files = sorted(self.folder.glob("*.prototxt"))
         if not self.deploy.is_file():
@@ -290,13 +295,11 @@ class _Validation:
         if problems:
             raise CheckFailed(f"{len(problems)} of {len(files)} files do not parse: "
                               f"{problems[0]}", problems)
-        try:
-            reading = read_net(self.deploy)
-        except Exception as exc:
+        if self.reading is None:
             raise CheckFailed(f"deploy.prototxt parses but does not read into the IR: "
-                              f"{_first_line(exc)}")
+                              f"{self.graph_error}")
         return (f"{len(files)} files parse against caffe.proto ({', '.join(parts)}); deploy "
-                f"reads into the IR ({len(reading.graph.layers)} layers, Caffe shape rules)")
+                f"reads into the IR ({len(self.reading.graph.layers)} layers, Caffe shape rules)")
 
     # -- 2 ---------------------------------------------------------------------------
     def check_onnx(self) -> str:
@@ -417,7 +420,7 @@ class _Validation:
 
     # -- 5 ---------------------------------------------------------------------------
     def check_formats(self) -> str:
-        from netgen.caffe_reader import read_caffe
+        from netgen.caffe_reader import weights_for
         from netgen.onnx_export import to_onnx
         from netgen.runtime import create_session
 
@@ -427,7 +430,9 @@ class _Validation:
             raise Skipped(self.no_caffemodel)
         if self.caffemodel is None:
             raise CheckFailed("no caffemodel")
-        graph, weights = read_caffe(self.deploy, self.caffemodel)
+        if self.reading is None:
+            raise CheckFailed(self.graph_error)
+        graph, weights = weights_for(self.reading.graph, self.caffemodel)
         session = create_session(to_onnx(graph, weights), self.device)
         again = session.run(self.inputs)
         if list(again) != list(self.outputs):
