@@ -20,6 +20,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 from typing import TYPE_CHECKING
 
 from netgen import ir
-from netgen.counting import count
+from netgen.counting import Counts, count
 from netgen.errors import NetgenError
 from netgen.weights import Weights, initial_weights
 
@@ -373,9 +374,14 @@ class Analysis:
     entries: list[Entry]
     covered: set[int]
 
-    @property
+    @cached_property
     def op_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(op.type for op in self.ops if op.type != "Input").items()))
+
+    @cached_property
+    def counts(self) -> Counts:
+        """The side's parameters, multiply-adds and layer types, counted once."""
+        return count(self.side.graph)
 
 
 def analyse(side: Side) -> Analysis:
@@ -618,7 +624,7 @@ class DiffResult:
     def totals(self) -> dict:
         out = {}
         for key, analysis in (("a", self.a), ("b", self.b)):
-            counts = count(analysis.side.graph)
+            counts = analysis.counts
             out[key] = {"parameters": counts.params, "multiply_adds": counts.macs}
         return out
 
@@ -641,7 +647,7 @@ class DiffResult:
                 "source": s.label, "kind": s.kind, "name": s.graph.name,
                 "input": {b.name: list(b.shape) for b in s.graph.inputs},
                 "layers": len(s.graph.layers),
-                "layer_counts": count(s.graph).layer_types,
+                "layer_counts": analysis.counts.layer_types,
                 "op_counts": analysis.op_counts,
                 "main_path_ops": len(analysis.entries),
                 "blocks": sum(1 for e in analysis.entries if e.shortcut is not None),
