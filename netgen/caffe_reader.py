@@ -175,9 +175,10 @@ def _included(layer: Any, phase: int, level: int, stages: set[str]) -> bool:
 # --------------------------------------------------------------------------- parameters
 
 
-def _pair_repeated(layer: Any, p: Any, name: str, default: int | None) -> ir.Pair:
-    """kernel_size / pad / stride of a ConvolutionParameter: repeated, or the _h/_w pair."""
-    values = [int(v) for v in getattr(p, name)]
+def _hw_pair(layer: Any, p: Any, name: str, values: list[int], default: int | None,
+             missing: str) -> ir.Pair:
+    """kernel_size / pad / stride: the `values` given under `name` (one or two), or the
+    _h/_w pair, or the default; `missing` is the error where there is none."""
     base = "kernel" if name == "kernel_size" else name
     h_name, w_name = f"{base}_h", f"{base}_w"
     if p.HasField(h_name) or p.HasField(w_name):
@@ -188,13 +189,19 @@ def _pair_repeated(layer: Any, p: Any, name: str, default: int | None) -> ir.Pai
         return int(getattr(p, h_name)), int(getattr(p, w_name))
     if not values:
         if default is None:
-            raise _fail(layer, f"convolution_param needs {name} (or {h_name} and {w_name})")
+            raise _fail(layer, missing)
         return default, default
     if len(values) == 1:
         return values[0], values[0]
     if len(values) == 2:
         return values[0], values[1]
     raise _fail(layer, f"{len(values)} values of {name}: only 2-D convolutions are supported")
+
+
+def _pair_repeated(layer: Any, p: Any, name: str, default: int | None) -> ir.Pair:
+    """kernel_size / pad / stride of a ConvolutionParameter: repeated, or the _h/_w pair."""
+    return _hw_pair(layer, p, name, [int(v) for v in getattr(p, name)], default,
+                    "convolution_param needs kernel_size (or kernel_h and kernel_w)")
 
 
 def _convolution(layer: Any) -> ir.ConvolutionParam:
@@ -219,18 +226,10 @@ def _convolution(layer: Any) -> ir.ConvolutionParam:
 
 
 def _pool_pair(layer: Any, p: Any, name: str, default: int | None) -> ir.Pair:
-    h_name, w_name = ("kernel_h", "kernel_w") if name == "kernel_size" else (f"{name}_h", f"{name}_w")
-    if p.HasField(h_name) or p.HasField(w_name):
-        if p.HasField(name):
-            raise _fail(layer, f"give either {name} or {h_name}/{w_name}, not both")
-        if name != "pad" and not (p.HasField(h_name) and p.HasField(w_name)):
-            raise _fail(layer, f"{h_name} and {w_name} must be given together")
-        return int(getattr(p, h_name)), int(getattr(p, w_name))
-    if not p.HasField(name) and default is None:
-        raise _fail(layer, "pooling_param needs kernel_size (or kernel_h and kernel_w, "
-                    "or global_pooling)")
-    value = int(getattr(p, name)) if p.HasField(name) else default
-    return value, value
+    """kernel_size / pad / stride of a PoolingParameter: optional, or the _h/_w pair."""
+    values = [int(getattr(p, name))] if p.HasField(name) else []
+    return _hw_pair(layer, p, name, values, default, "pooling_param needs kernel_size (or "
+                    "kernel_h and kernel_w, or global_pooling)")
 
 
 def _pooling(layer: Any) -> ir.PoolingParam:
