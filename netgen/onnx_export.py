@@ -545,15 +545,17 @@ def dims(value_info: onnx.ValueInfoProto) -> tuple:
     return tuple(out)
 
 
-def shape_mismatches(model: onnx.ModelProto, graph: ir.Graph) -> tuple[int, list[str]]:
+def shape_mismatches(model: onnx.ModelProto, graph: ir.Graph,
+                     plan: TensorPlan | None = None) -> tuple[int, list[str]]:
     """Strict shape inference vs the IR: (tensors compared, descriptions of mismatches).
 
     Every IR tensor that exists in the ONNX graph must be inferred as ("N", *IR shape[1:]).
+    `plan` is tensor_plan(graph), for a caller that has it already.
     """
     inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     found = {v.name: dims(v) for v in (*inferred.graph.value_info, *inferred.graph.output,
                                        *inferred.graph.input)}
-    plan = tensor_plan(graph)
+    plan = plan or tensor_plan(graph)
     problems = []
     for name, shape in plan.shapes.items():
         want = (BATCH_DIM, *shape[1:])

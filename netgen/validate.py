@@ -22,6 +22,7 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -33,6 +34,7 @@ from netgen.spec import ArchSpec, spec_from_name
 
 if TYPE_CHECKING:
     from netgen.caffe_reader import Reading
+    from netgen.onnx_export import TensorPlan
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 CHECK_NAMES = {1: "prototxt", 2: "onnx", 3: "forward", 4: "counts", 5: "formats", 6: "opencv"}
@@ -272,6 +274,19 @@ class _Validation:
             raise CheckFailed("no model.onnx and no IR to emit one from")
         return self.model_path
 
+    @cached_property
+    def plan(self) -> TensorPlan:
+        """The IR's ONNX tensor names (onnx_export.tensor_plan), made once for checks 2, 3, 6."""
+        from netgen.onnx_export import tensor_plan
+
+        return tensor_plan(self.need_graph())
+
+    @cached_property
+    def producers(self) -> dict[str, ir.Layer]:
+        """ONNX tensor name -> the IR layer that writes it."""
+        layers = self.need_graph().layers
+        return {name: layers[i] for i, names in enumerate(self.plan.outputs) for name in names}
+
     # -- 1 ---------------------------------------------------------------------------
     def check_prototxt(self) -> str:
         from netgen import caffe_proto
@@ -316,7 +331,7 @@ class _Validation:
             raise CheckFailed(f"onnx.checker: {_first_line(exc)}")
         model = onnx.load(str(path), load_external_data=False)
         try:
-            compared, problems = shape_mismatches(model, graph)
+            compared, problems = shape_mismatches(model, graph, self.plan)
         except Exception as exc:
             raise CheckFailed(f"strict shape inference fails: {_first_line(exc)}")
         if problems:
@@ -330,7 +345,7 @@ class _Validation:
     def check_forward(self) -> str:
         from netgen.runtime import create_session, random_batch
 
-        graph = self.need_graph()
+        self.need_graph()
         self.oversized("model.onnx")
         session = create_session(self.need_model(), self.device)
         self.inputs = random_batch(session.batch_shape(self.batch), seed=0)
@@ -338,14 +353,10 @@ class _Validation:
         outputs = session.run(self.inputs)
         elapsed = time.perf_counter() - start
         self.outputs = outputs
-        from netgen.onnx_export import tensor_plan
-
-        plan = tensor_plan(graph)
-        kind = {name: graph.layers[i].type for i, names in enumerate(plan.outputs)
-                for name in names}
-        probs = [name for name in outputs if kind.get(name) == "Softmax"]
+        probs = [name for name in outputs
+                 if name in self.producers and self.producers[name].type == "Softmax"]
         logits_name = next((name for name in outputs if name not in probs), None)
-        classes = self._classes(graph)
+        classes = self._classes()
         problems = []
         for name, value in outputs.items():
             if not np.all(np.isfinite(value)):
@@ -371,13 +382,10 @@ class _Validation:
             raise CheckFailed(f"{problems[0]}; {figure}", problems)
         return figure
 
-    def _classes(self, graph: ir.Graph) -> int:
+    def _classes(self) -> int:
         if self.spec is not None:
             return self.spec.num_classes
-        from netgen.onnx_export import tensor_plan
-
-        plan = tensor_plan(graph)
-        return plan.shapes[plan.graph_outputs[-1]][-1]
+        return self.plan.shapes[self.plan.graph_outputs[-1]][-1]
 
     # -- 4 ---------------------------------------------------------------------------
     def check_counts(self) -> str:
@@ -454,19 +462,15 @@ class _Validation:
             import cv2
         except ImportError as exc:
             raise Skipped(f"cv2 is not importable ({exc})")
-        from netgen.onnx_export import tensor_plan
-
         if self.outputs is None:
             raise Skipped("needs check 3's ORT outputs")
         if self.caffemodel is None:
             raise Skipped("no caffemodel")
-        graph = self.need_graph()
+        self.need_graph()
         self.oversized("deploy.prototxt", "model.caffemodel")
-        plan = tensor_plan(graph)
-        producer = {name: graph.layers[i].name for i, names in enumerate(plan.outputs)
-                    for name in names}
         names = list(self.outputs)
-        layers = [producer.get(name, name) for name in names]
+        layers = [self.producers[name].name if name in self.producers else name
+                  for name in names]
         try:
             net = cv2.dnn.readNetFromCaffe(str(self.deploy), str(self.caffemodel))
             net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
