@@ -338,6 +338,16 @@ def _legacy_inputs(net: Any) -> list[ir.Blob]:
     return [ir.Blob(n, tuple(dims[4 * i:4 * i + 4])) for i, n in enumerate(names)]
 
 
+def _input_layer_blobs(layer: Any) -> list[ir.Blob]:
+    """The tops of an Input layer: one shape per top, or one shape for all."""
+    shapes = list(layer.input_param.shape)
+    if not shapes or len(shapes) not in (1, len(layer.top)):
+        raise _fail(layer, f"input_param needs one shape per top ({len(layer.top)}), "
+                    f"got {len(shapes)}")
+    return [ir.Blob(top, tuple(int(d) for d in shapes[i if len(shapes) > 1 else 0].dim))
+            for i, top in enumerate(layer.top)]
+
+
 def _data_layer_shape(layer: Any) -> tuple[int, ...] | None:
     """(1, C, H, W) for the image top of a data layer, where the layer tells; else None."""
     if layer.type == "DummyData":
@@ -426,6 +436,15 @@ def _round_floor_check(graph: ir.Graph, floor_layers: set[str]) -> None:
             shapes[top] = shape
 
 
+def _v1_format(first: Any, source: str) -> NetgenError:
+    """The error for a prototxt in the V1 `layers` format, naming its first layer."""
+    kind = caffe_proto.V1LayerParameter.LayerType.Name(first.type) if first.type in \
+        caffe_proto.V1LayerParameter.LayerType.values() else str(first.type)
+    return NetgenError(
+        f"layer {first.name!r} ({kind}): {source} uses the V1 `layers` format; netgen reads "
+        "the current `layer` format only (Caffe's tools/upgrade_net_proto_text converts it)")
+
+
 def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
              input_shape: tuple[int, ...] | None = None) -> Reading:
     """Read a deploy or train_val prototxt for `phase` into the IR, reporting the decisions.
@@ -438,12 +457,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     text, source = load_text(path_or_text)
     net = parse_text(text, source)
     if net.layers:
-        first = net.layers[0]
-        kind = caffe_proto.V1LayerParameter.LayerType.Name(first.type) if first.type in \
-            caffe_proto.V1LayerParameter.LayerType.values() else str(first.type)
-        raise NetgenError(
-            f"layer {first.name!r} ({kind}): {source} uses the V1 `layers` format; netgen reads "
-            "the current `layer` format only (Caffe's tools/upgrade_net_proto_text converts it)")
+        raise _v1_format(net.layers[0], source)
     phase_value = caffe_proto.Phase.Value(phase)
     level = int(net.state.level) if net.HasField("state") else 0
     stages = set(net.state.stage) if net.HasField("state") else set()
@@ -463,13 +477,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
             dropped.append(layer.name)
             continue
         if layer.type == "Input":
-            shapes = list(layer.input_param.shape)
-            if not shapes or len(shapes) not in (1, len(layer.top)):
-                raise _fail(layer, f"input_param needs one shape per top ({len(layer.top)}), "
-                            f"got {len(shapes)}")
-            for i, top in enumerate(layer.top):
-                shape = shapes[i if len(shapes) > 1 else 0]
-                inputs.append(ir.Blob(top, tuple(int(d) for d in shape.dim)))
+            inputs.extend(_input_layer_blobs(layer))
             input_source = input_source or f"the Input layer {layer.name!r}"
             continue
         if layer.type in DATA_TYPES:
