@@ -232,10 +232,10 @@ class _Validation:
             return
         from netgen.caffemodel import caffemodel_bytes
         from netgen.onnx_export import to_onnx
+        from netgen.onnx_files import model_files
         from netgen.weights import initial_weights
 
         # Scratch files in a private temporary folder: plain writes, no fsync needed.
-
         weights = None
         if self.caffemodel is None:
             from netgen.caffemodel import check_size
@@ -258,8 +258,10 @@ class _Validation:
                 from netgen.caffe_reader import weights_for
 
                 _, weights = weights_for(self.graph, self.caffemodel)
+            # model_files: over protobuf's 2 GiB the tensors go to model.onnx.data beside it
+            for name, payload in model_files(to_onnx(self.graph, weights)).items():
+                (self.work / name).write_bytes(payload)
             self.model_path = self.work / "model.onnx"
-            self.model_path.write_bytes(to_onnx(self.graph, weights).SerializeToString())
             self.notes.append("no model.onnx: emitted from deploy.prototxt and the same weights "
                               "into a temporary folder")
 

@@ -261,3 +261,24 @@ def test_spec_from_summary_round_trips():
                  make_spec("imagenet", stages=(1, 2, 3, 1), block="basic", num_classes=7)):
         assert spec_from_summary({"spec": spec.to_dict()}) == spec
     assert spec_from_summary({"spec": None}) is None and spec_from_summary(None) is None
+
+
+def test_missing_model_onnx_is_emitted_like_a_build(builds, tmp_path, monkeypatch):
+    """The model.onnx validate makes for a folder without one is written by model_files, so
+    a net over the threshold gets its tensors in model.onnx.data as a build would."""
+    from netgen import onnx_files
+
+    written = []
+    real = onnx_files.model_files
+
+    def spy(*args, **kwargs):
+        files = real(*args, **kwargs)
+        written.append(sorted(files))
+        return files
+
+    monkeypatch.setattr(onnx_files, "EXTERNAL_DATA_THRESHOLD", 1000)
+    monkeypatch.setattr(onnx_files, "model_files", spy)
+    report = validate_folder(_copy(builds, "bare8", tmp_path), "cpu")
+    assert [c.status for c in report.checks] == ["PASS"] * 6, report.lines()
+    assert any("no model.onnx" in note for note in report.notes)
+    assert written == [["model.onnx", "model.onnx.data"]]
