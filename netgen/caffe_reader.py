@@ -47,6 +47,8 @@ MAX_PROTOTXT_BYTES = 64 << 20
 # with constant weight 1 named like this.
 FIXED_SUBSAMPLE_SUFFIX = "_branch1_sub"
 
+_FLOOR = caffe_proto.PoolingParameter.RoundMode.Value("FLOOR")
+
 # Stage names as the builder assigns them, recovered from MSRA-style layer names.
 _BLOCK_NAME = re.compile(r"^(?:res|bn|scale)(\d+)[a-z]")
 _TORCH_STAGE = re.compile(r"(?:^|[/.])layer(\d+)(?:[/.]|$)")
@@ -503,7 +505,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
         if layer.type not in ir.PARAM_TYPES:
             raise _unsupported(layer.name, layer.type)
         param = _param(layer)
-        if layer.type == "Pooling" and layer.pooling_param.round_mode == 1:
+        if layer.type == "Pooling" and layer.pooling_param.round_mode == _FLOOR:
             floor_layers.add(layer.name)
         if layer.param and all(spec.lr_mult == 0 for spec in layer.param):
             frozen.add(layer.name)
