@@ -41,7 +41,6 @@ class _Importer:
     """One pass over the nodes (ONNX keeps them in topological order)."""
 
     def __init__(self, model: onnx.ModelProto, name: str):
-        self.model = model
         self.graph = model.graph
         self.name = name
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
