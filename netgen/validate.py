@@ -190,9 +190,13 @@ class _Validation:
                                   "limit; not handed to other tools")
 
     def prepare(self) -> None:
-        from netgen import caffe_proto
-        from netgen.caffe_reader import load_text, read_net
+        """What the checks share: summary and spec, seed, the IR, and the model files."""
+        self._read_summary()
+        self._read_seed()
+        self._read_deploy()
+        self._make_missing_models()
 
+    def _read_summary(self) -> None:
         path = self.folder / "summary.json"
         try:
             self.summary = json.loads(path.read_text())
@@ -205,6 +209,12 @@ class _Validation:
         except NetgenError as exc:
             self.spec_error = f"summary.json's spec is not valid ({first_line(exc)})"
             self.notes.append(f"{self.spec_error}: ignored")
+
+    def _read_seed(self) -> None:
+        """The build's seed: the first solver's random_seed that parses (else 0)."""
+        from netgen import caffe_proto
+        from netgen.caffe_reader import load_text
+
         for solver in sorted(self.folder.glob("solver*.prototxt")):
             try:
                 parsed = caffe_proto.parse_solver(load_text(solver)[0], str(solver))
@@ -213,6 +223,10 @@ class _Validation:
                 break
             except Exception:  # reported by check 1
                 pass
+
+    def _read_deploy(self) -> None:
+        from netgen.caffe_reader import read_net
+
         try:
             self.reading = read_net(self.deploy)
             self.graph = self.reading.graph
@@ -224,13 +238,16 @@ class _Validation:
                 self.graph = build(self.spec)
                 self.notes.append("deploy.prototxt does not read; the IR is rebuilt from "
                                   "summary.json's spec")
+
+    def _make_missing_models(self) -> None:
+        """A caffemodel and model.onnx in the scratch folder for a folder that lacks them."""
         model = self.folder / "model.onnx"
         caffemodel = self.folder / "model.caffemodel"
         self.caffemodel = caffemodel if caffemodel.is_file() else None
         self.model_path = model if model.is_file() else None
         if self.graph is None or (self.caffemodel and self.model_path):
             return
-        from netgen.caffemodel import caffemodel_bytes
+        from netgen.caffemodel import caffemodel_bytes, check_size
         from netgen.onnx_export import to_onnx
         from netgen.onnx_files import model_files
         from netgen.weights import initial_weights
@@ -238,8 +255,6 @@ class _Validation:
         # Scratch files in a private temporary folder: plain writes, no fsync needed.
         weights = None
         if self.caffemodel is None:
-            from netgen.caffemodel import check_size
-
             try:
                 check_size(self.graph)  # over 2 GiB: no caffemodel can exist for this net
             except NetgenError as exc:
