@@ -179,17 +179,6 @@ def matmul_rate(threads: int | None = None, sizes: tuple[int, ...] = (1024, 2048
 # --------------------------------------------------------------------------- comparisons
 
 
-def time_plain_ort(model: Path, batch: int, repeat: int, warmup: int) -> tuple[float, ...]:
-    """A session made by hand, as a user would: defaults everywhere."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    shape = [batch] + list(session.get_inputs()[0].shape[1:])
-    feed = {name: random_batch(shape, 0)}
-    return time_calls(lambda: session.run(None, feed), warmup, repeat)
-
-
 def time_opencv(deploy: Path, caffemodel: Path, shape: tuple[int, ...], repeat: int,
                 warmup: int) -> tuple[float, ...] | None:
     try:
