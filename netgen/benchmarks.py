@@ -60,7 +60,9 @@ def build_seconds(spec: ArchSpec, repeat: int = 1) -> float:
 
 
 def ensure_model(folder: Path, work: Path) -> tuple[Path, str]:
-    """model.onnx of a build folder; emitted (seeded like the build) when the folder has none."""
+    """model.onnx of a build folder; emitted from deploy.prototxt when the folder has none,
+    with its model.caffemodel or else netgen's seed-0 weights (the timing does not depend on
+    them; `netgen validate` is what seeds them like the build)."""
     model = folder / "model.onnx"
     if model.is_file():
         return model, "model.onnx"
