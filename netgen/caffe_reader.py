@@ -69,7 +69,8 @@ class Reading:
 
 
 def _looks_like_text(value: str) -> bool:
-    return "\n" in value or "{" in value or ":" in value and not os.path.exists(value)
+    """Prototxt text rather than a path: several lines, or braces or colons and no such file."""
+    return "\n" in value or (("{" in value or ":" in value) and not os.path.exists(value))
 
 
 def _too_big(source: str, size: int) -> NetgenError:

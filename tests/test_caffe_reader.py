@@ -318,6 +318,14 @@ def test_no_input_and_missing_file_are_clear_errors(tmp_path):
         read_prototxt('input: "x" layer { name: ')
 
 
+def test_a_path_given_as_a_string_is_a_path_even_with_braces_in_it(tmp_path):
+    path = tmp_path / "net{1}.prototxt"
+    path.write_text('input: "x" input_dim: 1 input_dim: 2 input_dim: 4 input_dim: 4\n'
+                    'layer { name: "r" type: "ReLU" bottom: "x" top: "r" }\n')
+    reading = read_net(str(path))
+    assert reading.source == str(path) and reading.graph.name == "net{1}"
+
+
 # ----------------------------------------------------------------------------- caffemodels
 
 
