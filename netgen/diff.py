@@ -188,10 +188,12 @@ def _classify(layer: ir.Layer, in_shape: ir.Shape) -> tuple[str, dict]:
         return kind, attrs
     if t == "Power":
         if p.scale == 0 or p.power == 0:
-            value = 1.0 if p.power == 0 else float(p.shift) ** p.power
+            with np.errstate(all="ignore"):  # 0 ** -1 and (-1) ** 0.5 are no constant to show
+                value = 1.0 if p.power == 0 else float(np.float64(p.shift) ** p.power)
             if value == 0:
                 return "Zeros", {"channels": in_shape[1]}
-            return "Constant", {"channels": in_shape[1], "value": value}
+            if math.isfinite(value):
+                return "Constant", {"channels": in_shape[1], "value": value}
         return "Power", {"power": p.power, "scale": p.scale, "shift": p.shift}
     if t == "ReLU":
         return "ReLU", ({"negative_slope": p.negative_slope} if p.negative_slope else {})

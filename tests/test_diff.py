@@ -194,6 +194,18 @@ def test_a_file_is_a_prototxt_or_onnx_model_as_convert_decides(tmp_path, run_cli
     assert result.code == 0 and "verdict: EQUIVALENT" in result.out
 
 
+@pytest.mark.parametrize("power_param", ["power: -1 scale: 0", "power: 0.5 scale: 0 shift: -1"])
+def test_a_power_layer_without_a_finite_constant_value_is_compared_as_power(
+        tmp_path, run_cli, power_param):
+    net = tmp_path / "net.prototxt"
+    net.write_text('input: "x" input_dim: 1 input_dim: 2 input_dim: 4 input_dim: 4\n'
+                   'layer { name: "p" type: "Power" bottom: "x" top: "p" '
+                   f'power_param {{ {power_param} }} }}\n')
+    result = run_cli("diff", net, net, "--json")
+    assert result.code == 0
+    assert json.loads(result.out)["a"]["op_counts"] == {"Power": 1}
+
+
 def test_spec_names_parse_back_to_their_spec():
     for kwargs in (dict(dataset="imagenet", depth=50), dict(dataset="imagenet", depth=18, shortcut="A"),
                    dict(dataset="imagenet", depth=34, plain=True), dict(dataset="cifar10", depth=110),
