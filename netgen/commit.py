@@ -103,13 +103,7 @@ def _stage(folder: Path, name: str, payload: bytes) -> str:
 
 
 def _write_journal(folder: Path, journal: dict) -> None:
-    temp = temp_name(JOURNAL.lstrip("."))
-    data = json.dumps(journal, sort_keys=True).encode()
-    fd = os.open(folder / temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    temp = _stage(folder, JOURNAL.lstrip("."), json.dumps(journal, sort_keys=True).encode())
     os.replace(folder / temp, folder / JOURNAL)  # the commit point
     _fsync_dir(folder)
 
