@@ -38,6 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from netgen import __version__, ir
 from netgen.errors import NetgenError
+from netgen.shapes import conv_out
 from netgen.weights import Weights
 
 MIN_OPSET = 13
@@ -486,7 +487,7 @@ def pooling_attributes(name: str, p: ir.PoolingParam, size: tuple[int, ...],
     """
     floor_ok, ceil_ok = [], []
     for n, k, s, pad, o in zip(size, p.kernel, p.stride, p.pad, out):
-        floor_out = (n + 2 * pad - k) // s + 1
+        floor_out = conv_out(n, k, s, pad)  # ceil_mode=0 rounds down as a convolution does
         ceil_out = -((n + 2 * pad - k) // -s) + 1
         floor_ok.append(o == floor_out)
         # ORT and ONNX shape inference agree with ceil when the last window starts inside
