@@ -155,7 +155,7 @@ class Session:
         return batch
 
     def run_list(self, batch: np.ndarray) -> list[np.ndarray]:
-        """The outputs in model order; the leanest call (used by the timing helpers)."""
+        """The outputs in model order, as ORT returns them (no dict)."""
         return self.session.run(self.output_names, {self.input_name: self._check(batch)})
 
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
