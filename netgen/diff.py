@@ -56,16 +56,13 @@ class Side:
 
 def parse_spec_name(name: str) -> "ArchSpec":
     """The ArchSpec a name like resnet50-B, plain34 or cifar10-resnet20-A stands for."""
-    from netgen.spec import NAME_EXAMPLES, spec_from_name
+    from netgen.spec import NAME_EXAMPLES, is_network_name, spec_from_name
 
-    try:
-        return spec_from_name(name)
-    except NetgenError as exc:
-        if "is not a network name" not in str(exc):
-            raise
+    if not is_network_name(name):
         raise NetgenError(f"{name!r} is neither a file nor a network name; accepted: an ONNX "
                           "file (.onnx), a prototxt (.prototxt, deploy or train_val), or a name "
-                          "as `netgen build` gives it: " + ", ".join(NAME_EXAMPLES)) from None
+                          "as `netgen build` gives it: " + ", ".join(NAME_EXAMPLES))
+    return spec_from_name(name)
 
 
 def load_side(arg: str, caffemodel: str | os.PathLike | None = None, seed: int = 0) -> Side:

@@ -243,6 +243,11 @@ _NAME = re.compile(
     r"(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
 
 
+def is_network_name(name: str) -> bool:
+    """Whether `name` has the form of ArchSpec.name (it may still name an invalid net)."""
+    return _NAME.match(name) is not None
+
+
 def spec_from_name(name: str) -> ArchSpec:
     """The inverse of ArchSpec.name: resnet50-B, plain34, cifar10-resnet20-A, ..."""
     match = _NAME.match(name)
