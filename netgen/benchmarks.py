@@ -151,7 +151,7 @@ def machine() -> dict:
             "numpy": np.__version__, "platform": platform.platform()}
 
 
-def matmul_rate(threads: int | None = None, sizes: tuple[int, ...] = (1024, 2048),
+def matmul_rate(threads: int | None = None, sizes: tuple[int, ...] = (512, 1024, 2048),
                 repeat: int = DEFAULT_REPEAT, warmup: int = DEFAULT_WARMUP) -> dict:
     """The machine's float32 matrix-multiply rate, multiply-adds/s, from an ORT MatMul model
     (n x n times an n x n initializer). The best size is the machine's rate."""
@@ -195,11 +195,16 @@ def time_opencv(deploy: Path, caffemodel: Path, shape: tuple[int, ...], repeat: 
 
 
 def interleaved(calls: dict[str, Callable[[], object]], repeat: int, warmup: int,
-                target_s: float = 0.0, max_repeat: int = 200) -> dict[str, tuple[float, ...]]:
-    """Time several callables round-robin, so drift in the machine's speed hits all alike.
+                target_s: float = 0.0, max_repeat: int = 1000,
+                block: int = 4) -> dict[str, tuple[float, ...]]:
+    """Time several callables in alternating blocks, so drift in the machine's speed hits all.
 
-    With target_s, short calls get more rounds (up to max_repeat) so that the timed rounds
-    last about target_s in all: a median of 10 runs of 10 ms is at the mercy of one hiccup.
+    Blocks, not single calls: an ORT session's worker threads keep spinning for a while after
+    a run, so a call right after another session's run competes with those threads. Timed
+    call by call, two identical sessions differed by 20% here; in blocks that each start
+    with one untimed settling call, they agree within 1%. The block order alternates.
+    With target_s, short calls get more runs (up to max_repeat) so that the timed runs last
+    about target_s in all: a median of 10 runs of 10 ms is at the mercy of one hiccup.
     """
     for _ in range(max(1, warmup)):
         start = time.perf_counter()
@@ -209,11 +214,15 @@ def interleaved(calls: dict[str, Callable[[], object]], repeat: int, warmup: int
     if target_s > 0 and round_s > 0:
         repeat = min(max_repeat, max(repeat, math.ceil(target_s / round_s)))
     times: dict[str, list[float]] = {k: [] for k in calls}
-    for _ in range(repeat):
-        for key, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[key].append(time.perf_counter() - start)
+    order = list(calls.items())
+    rounds = math.ceil(repeat / block)
+    for round_index in range(rounds):
+        for key, call in (order if round_index % 2 == 0 else order[::-1]):
+            call()  # settle: the previous contender's threads stop competing
+            for _ in range(min(block, repeat - round_index * block)):
+                start = time.perf_counter()
+                call()
+                times[key].append(time.perf_counter() - start)
     return {k: tuple(v) for k, v in times.items()}
 
 
@@ -227,7 +236,7 @@ class BenchContext:
     work: Path
     repeat: int = DEFAULT_REPEAT
     warmup: int = DEFAULT_WARMUP
-    threads: int = field(default_factory=default_threads)
+    threads: int | None = None  # None: the runtime's default, as a user gets it
     target_s: float = 4.0  # timed seconds per comparison at least (short runs get more rounds)
     results: dict = field(default_factory=dict)
     _builds: dict = field(default_factory=dict)
@@ -284,7 +293,7 @@ def _machine_section(ctx: BenchContext) -> str:
         f"{load}: other work on the machine shows up in every figure below",
         f"- {m['platform']}; Python {m['python']}, onnxruntime {m['onnxruntime']}, "
         f"numpy {m['numpy']}",
-        f"- threads used by netgen's sessions: {ctx.threads}; timings are medians of at least "
+        f"- threads used by netgen's sessions: {ctx.threads or default_threads()}; timings are medians of at least "
         f"{ctx.repeat} runs (more for short runs, to fill {ctx.target_s:.0f} s) after "
         f"{ctx.warmup} warm-up runs",
         f"- single-precision matrix-multiply rate, measured with an ORT MatMul model: "
@@ -305,18 +314,22 @@ def _runtime_section(ctx: BenchContext) -> str:
 
     rate = ctx.matmul()["macs_per_s"]
     rows = ["| network | batch | runs | netgen ORT ms | images/s | plain ORT ms | netgen / plain | "
-            "OpenCV (Caffe importer) ms | OpenCV / netgen | multiply-adds/s | of matmul rate |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "control / plain | OpenCV (Caffe importer) ms | OpenCV / netgen | multiply-adds/s | "
+            "of matmul rate |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     notes = []
     for spec, batches in RUNTIME_CASES:
         folder = ctx.build(spec)
         build_s = build_seconds(spec)
         macs = count(build(spec)).macs
         model = folder / "model.onnx"
-        session = create_session(model, "cpu", ctx.threads)
+        session = create_session(model, "cpu")  # threads as a user gets them: the default
         import onnxruntime as ort
 
         plain = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        # A second plain session timed the same way: how far two identical sessions drift
+        # apart on this machine, the noise floor that "netgen / plain" must be read against.
+        control = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         for batch in batches:
             data = random_batch(session.batch_shape(batch), 0)
             feed = {session.input_name: data}
@@ -324,6 +337,7 @@ def _runtime_section(ctx: BenchContext) -> str:
             times = interleaved({
                 "netgen": lambda: session.session.run(names, feed),
                 "plain": lambda: plain.run(None, feed),
+                "control": lambda: control.run(None, feed),
             }, ctx.repeat, ctx.warmup, target_s=ctx.target_s)
             ours = Timing(batch, times["netgen"])
             theirs = Timing(batch, times["plain"])
@@ -334,6 +348,7 @@ def _runtime_section(ctx: BenchContext) -> str:
             rows.append(
                 f"| {spec.name} | {batch} | {len(ours.times_s)} | {ours.ms_per_batch:.1f} | {ours.images_per_s:.1f} | "
                 f"{theirs.ms_per_batch:.1f} | {ours.median_s / theirs.median_s:.3f} | "
+                f"{statistics.median(times['control']) / theirs.median_s:.3f} | "
                 + (f"{cv_ms:.1f} | {cv_ms / ours.ms_per_batch:.2f}" if cv_ms else "n/a | n/a")
                 + f" | {achieved / 1e9:.1f} G | {achieved / rate:.0%} |")
             ctx.results.setdefault("runtime", []).append(
@@ -349,10 +364,11 @@ def _runtime_section(ctx: BenchContext) -> str:
         "netgen ORT: `netgen.runtime.create_session` (one session, ORT_ENABLE_ALL, one "
         "intra-op thread per usable core, the batch passed through without copies). Plain "
         "ORT: `onnxruntime.InferenceSession(path)` with default options on the same file; the "
-        "two are timed round-robin so that drift in the machine's speed hits both alike. "
+        "two are timed in alternating blocks of runs so that drift in the machine's speed hits both alike. "
         "OpenCV: `cv2.dnn.readNetFromCaffe(deploy.prototxt, model.caffemodel)` on the same "
         "weights, default settings. The last column divides the network's multiply-adds per "
-        "second by the MatMul rate above.",
+        "second by the MatMul rate above. Control: a second plain session in the same rotation; "
+        "its ratio to the first shows the machine's noise at that size.",
     ])
 
 
