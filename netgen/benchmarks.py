@@ -237,7 +237,7 @@ class BenchContext:
     repeat: int = DEFAULT_REPEAT
     warmup: int = DEFAULT_WARMUP
     threads: int | None = None  # None: the runtime's default, as a user gets it
-    target_s: float = 4.0  # timed seconds per comparison at least (short runs get more rounds)
+    target_s: float = 10.0  # timed seconds per comparison at least (short runs get more rounds)
     results: dict = field(default_factory=dict)
     _builds: dict = field(default_factory=dict)
 
