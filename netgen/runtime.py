@@ -8,6 +8,7 @@ to ORT: no per-call session, no copies, no dtype round trips.
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import sys
@@ -27,8 +28,6 @@ if TYPE_CHECKING:  # imported lazily at run time: `netgen build` never needs ORT
 DEVICES = ("auto", "cpu", "cuda")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-
-_notice_given = False
 
 
 def default_threads() -> int:
@@ -62,12 +61,10 @@ def providers_for(device: str) -> list[str]:
     return [CPU]
 
 
+@functools.lru_cache(maxsize=None)
 def _notice(reason: str) -> None:
-    """One line on stderr, once per process, when `auto` ends up on the CPU."""
-    global _notice_given
-    if not _notice_given:
-        _notice_given = True
-        print(f"netgen: {reason}; running on the CPU", file=sys.stderr)
+    """One line on stderr, once per process and reason, when `auto` ends up on the CPU."""
+    print(f"netgen: {reason}; running on the CPU", file=sys.stderr)
 
 
 def random_batch(shape: tuple[int, ...] | list[int], seed: int = 0) -> np.ndarray:
