@@ -7,7 +7,7 @@ JOBS ?= 2
 
 .PHONY: run test generate bench fuzz clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=68" wheel
 	$(BIN)/python -m pip install --quiet -e ".[test]"
@@ -21,10 +21,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(JOBS) tests
 
 generate: $(STAMP)
-	$(BIN)/python -m netgen.paper generate generated
+	$(BIN)/python -m netgen.jobs.paper generate generated
 
 bench: $(STAMP)
-	$(BIN)/python -m netgen.benchmarks benchmarks/results.md
+	$(BIN)/python -m netgen.jobs.benchmarks benchmarks/results.md
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_fuzz.py --fuzz-examples 10000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netgen.cli import main
+from netgen.commands.cli import main
 
 
 class CliResult:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from netgen import benchmarks
-from netgen.benchmarks import BenchContext, Section, matmul_rate, write_report
-from netgen.build_files import write_build
+from netgen.arch.spec import make_spec
 from netgen.errors import NetgenError
-from netgen.spec import make_spec
+from netgen.jobs import benchmarks
+from netgen.jobs.benchmarks import BenchContext, Section, matmul_rate, write_report
+from netgen.jobs.build import write_build
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netgen import caffe_proto
+from netgen.caffe import proto as caffe_proto
 
 BUILD_FAST = ["--dataset", "cifar10", "--depth", "20"]
 
@@ -113,7 +113,7 @@ def test_same_command_writes_byte_identical_files(tmp_path):
     for i, hashseed in enumerate(("1", "2")):
         out = tmp_path / f"b{i}"
         env = dict(os.environ, PYTHONHASHSEED=hashseed)
-        subprocess.run([sys.executable, "-m", "netgen.cli", "build", "-d", "18", "-s", "A",
+        subprocess.run([sys.executable, "-m", "netgen.commands.cli", "build", "-d", "18", "-s", "A",
                         "--weights", "--out", str(out)], check=True, env=env, capture_output=True)
         outs.append(_hashes(out))
     assert outs[0] == outs[1] and len(outs[0]) == 6
@@ -136,7 +136,7 @@ def test_help_and_version(run_cli):
 
 
 def test_console_script_exit_code():
-    result = subprocess.run([sys.executable, "-m", "netgen.cli", "build", "--depth", "42"],
+    result = subprocess.run([sys.executable, "-m", "netgen.commands.cli", "build", "--depth", "42"],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ImageNet depth 42 is not in Table 1")

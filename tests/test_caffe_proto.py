@@ -1,4 +1,4 @@
-"""netgen.caffe_proto: the schema must be upstream Caffe's, byte for byte on the wire."""
+"""netgen.caffe.proto: the schema must be upstream Caffe's, byte for byte on the wire."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from google.protobuf import descriptor
 
-from netgen import caffe_proto as cp
+from netgen.caffe import proto as cp
 from netgen.errors import NetgenError
 
 # (message, field) -> number, copied by hand from BVLC Caffe's src/caffe/proto/caffe.proto.
@@ -560,11 +560,11 @@ def test_wire_fallback_reader_matches() -> None:
 
 def test_shipped_caffe_proto_is_current() -> None:
     assert CAFFE_PROTO.read_text(encoding="utf-8") == cp.proto_text(), (
-        "netgen/caffe.proto is stale: python -m netgen.caffe_proto > netgen/caffe.proto")
+        "netgen/caffe/caffe.proto is stale: python -m netgen.caffe.proto > netgen/caffe/caffe.proto")
 
 
 def test_module_main_prints_proto_text() -> None:
-    out = subprocess.run([sys.executable, "-m", "netgen.caffe_proto"], check=True,
+    out = subprocess.run([sys.executable, "-m", "netgen.caffe.proto"], check=True,
                          capture_output=True, text=True, cwd=Path(cp.__file__).parents[1])
     assert out.stdout == cp.proto_text()
 

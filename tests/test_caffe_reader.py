@@ -8,16 +8,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from netgen import caffe_proto, ir
-from netgen.builder import build
-from netgen.caffe_reader import (caffemodel_blobs, read_caffe, read_net, read_prototxt,
-                                 weights_for)
-from netgen.caffemodel import caffemodel_bytes, write_caffemodel
-from netgen.counting import count
+from netgen.arch import ir
+from netgen.arch.builder import build
+from netgen.arch.counting import count
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
+from netgen.caffe import proto as caffe_proto
+from netgen.caffe.caffemodel import caffemodel_bytes, write_caffemodel
+from netgen.caffe.prototxt import data_options, render_deploy, render_train_val
+from netgen.caffe.reader import caffemodel_blobs, read_caffe, read_net, read_prototxt, weights_for
 from netgen.errors import NetgenError
-from netgen.prototxt import data_options, render_deploy, render_train_val
-from netgen.spec import make_spec
-from netgen.weights import initial_weights
 
 HEADER_ORDER = ("bottom", "top", "name", "type")
 

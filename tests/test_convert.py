@@ -8,15 +8,15 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
-
-from netgen.build_files import write_build
-from netgen.builder import build
-from netgen.caffe_reader import read_caffe, read_prototxt
-from netgen.prototxt import render_deploy
-from netgen.runtime import create_session, random_batch
-from netgen.spec import make_spec
 from test_caffe_reader import msra_style
 from torch_style import torch_resnet
+
+from netgen.arch.builder import build
+from netgen.arch.spec import make_spec
+from netgen.caffe.prototxt import render_deploy
+from netgen.caffe.reader import read_caffe, read_prototxt
+from netgen.jobs.build import write_build
+from netgen.onnx.runtime import create_session, random_batch
 
 
 def onnx_params(model: onnx.ModelProto) -> int:

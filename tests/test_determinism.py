@@ -2,7 +2,7 @@
 
 Two separate interpreters with different PYTHONHASHSEED (so set and dict-of-str iteration
 orders differ) build the same networks; every file's SHA-256 must agree. All of generated/
-(netgen.paper.paper_specs()) is checked for prototxt and summary; a representative subset
+(netgen.jobs.paper.paper_specs()) is checked for prototxt and summary; a representative subset
 also with model.caffemodel and model.onnx; all networks with weights and ONNX under --slow.
 """
 
@@ -15,15 +15,15 @@ import sys
 
 import pytest
 
-from netgen.paper import paper_specs
+from netgen.jobs.paper import paper_specs
 
 REPRESENTATIVE = ["resnet18-A", "resnet18-B", "resnet18-C", "plain18", "resnet50-B",
                   "cifar10-resnet20-A", "cifar10-resnet110-A"]
 
 _HASHER = r"""
 import hashlib, json, sys
-from netgen.build_files import BuildOptions, render_files
-from netgen.paper import paper_specs
+from netgen.jobs.build import BuildOptions, render_files
+from netgen.jobs.paper import paper_specs
 names, weights = json.loads(sys.argv[1]), sys.argv[2] == "1"
 specs = {spec.name: spec for spec in paper_specs()}
 out = {}

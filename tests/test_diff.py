@@ -6,17 +6,17 @@ import json
 
 import onnx
 import pytest
-
-from netgen.builder import build
-from netgen.caffemodel import write_caffemodel
-from netgen.diff import align, diff, parse_spec_name
-from netgen.errors import NetgenError
-from netgen.onnx_export import to_onnx
-from netgen.prototxt import render_deploy
-from netgen.spec import make_spec
-from netgen.weights import initial_weights
 from test_caffe_reader import msra_style
 from torch_style import torch_resnet
+
+from netgen.arch.builder import build
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
+from netgen.caffe.caffemodel import write_caffemodel
+from netgen.caffe.prototxt import render_deploy
+from netgen.errors import NetgenError
+from netgen.jobs.diff import align, diff, parse_spec_name
+from netgen.onnx.export import to_onnx
 
 
 def diff_json(run_cli, *args):

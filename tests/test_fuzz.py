@@ -34,13 +34,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netgen import caffe_proto, caffe_reader, caffemodel, prototxt
-from netgen.builder import build
-from netgen.cli import main
-from netgen.counting import count
+from netgen.arch.builder import build
+from netgen.arch.counting import count
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
+from netgen.caffe import caffemodel, prototxt
+from netgen.caffe import proto as caffe_proto
+from netgen.caffe import reader as caffe_reader
+from netgen.commands.cli import main
 from netgen.errors import NetgenError
-from netgen.spec import make_spec
-from netgen.weights import initial_weights
 
 DEFAULT_PER_PROPERTY = 200
 # Above this many weights a fuzzed net that reads fine is not also initialised (time, not
@@ -607,7 +609,7 @@ layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
 
 
 def _onnx_seeds() -> dict[str, bytes]:
-    from netgen import onnx_export
+    from netgen.onnx import export as onnx_export
 
     seeds = {}
     for name, graph in (("cifar8", CIFAR8), ("zoo", caffe_reader.read_prototxt(ONNX_ZOO_TEXT))):
@@ -721,7 +723,7 @@ def mutated_onnx(draw):
 
 def test_fuzz_onnx_import(request, scratch):
     """Damaged ONNX models (missing initializers, unknown ops, ...): a graph, or NetgenError."""
-    from netgen.onnx_import import read_onnx
+    from netgen.onnx.reader import read_onnx
 
     folder = scratch / "onnx"
     folder.mkdir(exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netgen.paper import generate, paper_specs
+from netgen.jobs.paper import generate, paper_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 

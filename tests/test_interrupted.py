@@ -25,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
-from netgen import caffe_proto, commit
-from netgen.build_files import BUILD_FILES, BuildOptions, render_files, write_build
-from netgen.spec import make_spec
+from netgen.arch.spec import make_spec
+from netgen.caffe import proto as caffe_proto
+from netgen.jobs.build import BUILD_FILES, BuildOptions, render_files, write_build
+from netgen.storage import commit
 
-CLI = [sys.executable, "-m", "netgen.cli", "build"]
+CLI = [sys.executable, "-m", "netgen.commands.cli", "build"]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -18,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from netgen import caffe_proto, caffe_reader, onnx_import, shapes, spec
+from netgen.arch import shapes, spec
+from netgen.caffe import proto as caffe_proto
+from netgen.caffe import reader as caffe_reader
 from netgen.errors import NetgenError
+from netgen.onnx import reader as onnx_import
 
 GiB = 2**30
 
@@ -227,7 +230,7 @@ def test_failed_write_leaves_old_build_and_no_temporaries(tmp_path, run_cli, mon
     """A disk that fills up in the middle of a --force build: old files, nothing else."""
     import errno
 
-    from netgen import commit
+    from netgen.storage import commit
 
     out = tmp_path / "net"
     assert run_cli("build", "--dataset", "cifar10", "--depth", "8", "--out", out).code == 0
@@ -253,7 +256,7 @@ def test_failed_write_leaves_old_build_and_no_temporaries(tmp_path, run_cli, mon
 def test_failed_new_folder_leaves_nothing(tmp_path, run_cli, monkeypatch):
     import errno
 
-    from netgen import build_files
+    from netgen.jobs import build as build_files
 
     calls = {"n": 0}
     real = build_files.write_atomic

@@ -14,14 +14,23 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from netgen import ir
-from netgen.builder import build
+from netgen.arch import ir
+from netgen.arch.builder import build
+from netgen.arch.shapes import infer
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
 from netgen.errors import NetgenError
-from netgen.onnx_export import (BATCH_DIM, MAX_OPSET, MIN_OPSET, dims, ir_version_for,
-                                save_onnx, shape_mismatches, tensor_plan, to_onnx)
-from netgen.shapes import infer
-from netgen.spec import make_spec
-from netgen.weights import initial_weights
+from netgen.onnx.export import (
+    BATCH_DIM,
+    MAX_OPSET,
+    MIN_OPSET,
+    dims,
+    ir_version_for,
+    save_onnx,
+    shape_mismatches,
+    tensor_plan,
+    to_onnx,
+)
 
 # --------------------------------------------------------------------------- numpy Caffe
 

@@ -6,18 +6,18 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-from netgen import ir
-from netgen.builder import build
-from netgen.caffe_reader import read_caffe
-from netgen.counting import count
-from netgen.errors import NetgenError
-from netgen.onnx_export import to_onnx
-from netgen.onnx_import import import_model, read_onnx
-from netgen.runtime import create_session, random_batch
-from netgen.spec import make_spec
-from netgen.weights import initial_weights
 from torch_style import torch_resnet
+
+from netgen.arch import ir
+from netgen.arch.builder import build
+from netgen.arch.counting import count
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
+from netgen.caffe.reader import read_caffe
+from netgen.errors import NetgenError
+from netgen.onnx.export import to_onnx
+from netgen.onnx.reader import import_model, read_onnx
+from netgen.onnx.runtime import create_session, random_batch
 
 
 def run(model: onnx.ModelProto, batch: np.ndarray) -> list[np.ndarray]:
@@ -66,8 +66,8 @@ def test_pytorch_style_resnet18_maps_onto_caffe_layers():
 
 
 def test_round_trip_onnx_to_caffe_files_and_back_is_numerically_equal(tmp_path):
-    from netgen.caffemodel import write_caffemodel
-    from netgen.prototxt import render_deploy
+    from netgen.caffe.caffemodel import write_caffemodel
+    from netgen.caffe.prototxt import render_deploy
 
     built = build(make_spec("cifar10", 20))
     weights = initial_weights(built, 2)

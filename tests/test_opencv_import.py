@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netgen.build_files import write_build
-from netgen.spec import make_spec
+from netgen.arch.spec import make_spec
+from netgen.jobs.build import write_build
 
 cv2 = pytest.importorskip("cv2")
 

@@ -10,12 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from netgen import ir, prototxt
-from netgen.builder import build
-from netgen.caffemodel import write_caffemodel
-from netgen.shapes import conv_out, infer, pool_out
-from netgen.spec import make_spec
-from netgen.weights import initial_weights
+from netgen.arch import ir
+from netgen.arch.builder import build
+from netgen.arch.shapes import conv_out, infer, pool_out
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
+from netgen.caffe import prototxt
+from netgen.caffe.caffemodel import write_caffemodel
 
 cv2 = pytest.importorskip("cv2")
 

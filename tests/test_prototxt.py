@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import zipfile
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from netgen import caffe_proto, prototxt
-from netgen.builder import build
+from netgen.arch.builder import build
+from netgen.arch.spec import make_spec
+from netgen.caffe import proto as caffe_proto
+from netgen.caffe import prototxt
 from netgen.errors import NetgenError
-from netgen.spec import make_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,11 +162,11 @@ def test_wheel_ships_templates_and_proto(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     templates = sorted(p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.j2"))
     assert templates and all(f"netgen/templates/{t}" in names for t in templates)
-    assert "netgen/caffe.proto" in names
+    assert "netgen/caffe/caffe.proto" in names
     target = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(target)
-    code = ("import netgen.prototxt as p, netgen.builder as b, netgen.spec as s;"
+    code = ("import netgen.caffe.prototxt as p, netgen.arch.builder as b, netgen.arch.spec as s;"
             "print(p.render_deploy(b.build(s.make_spec('cifar10', 20))).count('layer {'))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                             text=True, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})

@@ -1,4 +1,4 @@
-"""netgen.runtime: one session per model, batches passed straight through, devices."""
+"""netgen.onnx.runtime: one session per model, batches passed straight through, devices."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from netgen import runtime
-from netgen.builder import build
+from netgen.arch.builder import build
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
 from netgen.errors import NetgenError
-from netgen.onnx_export import save_onnx, to_onnx
-from netgen.runtime import create_session, random_batch, time_calls
-from netgen.spec import make_spec
-from netgen.weights import initial_weights
+from netgen.onnx import runtime
+from netgen.onnx.export import save_onnx, to_onnx
+from netgen.onnx.runtime import create_session, random_batch, time_calls
 
 HAS_CUDA = runtime.CUDA in ort.get_available_providers()
 

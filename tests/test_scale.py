@@ -20,10 +20,11 @@ import threading
 import numpy as np
 import pytest
 
-from netgen import caffe_reader, prototxt
-from netgen.build_files import BuildOptions, render_files, write_build
-from netgen.builder import build
-from netgen.spec import make_spec
+from netgen.arch.builder import build
+from netgen.arch.spec import make_spec
+from netgen.caffe import prototxt
+from netgen.caffe import reader as caffe_reader
+from netgen.jobs.build import BuildOptions, render_files, write_build
 
 TEN_THOUSAND = make_spec("cifar10", 9998)
 
@@ -53,9 +54,9 @@ def _frames() -> int:
 
 def _pipeline(spec) -> int:
     """Build, emit, read back, export and import; the number of Caffe layers."""
-    from netgen import onnx_export
-    from netgen.onnx_import import import_model
-    from netgen.weights import initial_weights
+    from netgen.arch.weights import initial_weights
+    from netgen.onnx import export as onnx_export
+    from netgen.onnx.reader import import_model
 
     graph = build(spec)
     text = prototxt.render_deploy(graph)
@@ -143,7 +144,7 @@ def test_external_data_loads_in_ort_and_matches_single_file(tmp_path, run_cli):
     for a, b in zip(_ort_outputs(single, batch), _ort_outputs(moved / "model.onnx", batch)):
         np.testing.assert_array_equal(a, b)
     # ... and netgen reads it back, validates it and diffs it against the single file.
-    from netgen.onnx_import import read_onnx
+    from netgen.onnx.reader import read_onnx
 
     same_graph(read_onnx(moved / "model.onnx")[0], read_onnx(single)[0])
     assert run_cli("diff", single, moved / "model.onnx").code == 0
@@ -177,7 +178,7 @@ def test_model_over_2gb_uses_external_data_and_runs(tmp_path):
 import json, sys, time
 import numpy as np
 t0 = time.perf_counter()
-from netgen.cli import main
+from netgen.commands.cli import main
 code = main(["build", *{OVER_2GB!r}, "--out", {str(out)!r}])
 build_s = time.perf_counter() - t0
 assert code == 0
@@ -195,7 +196,7 @@ run_s = time.perf_counter() - t0
 assert prob.shape == (1, 300000) and abs(float(prob.sum()) - 1) < 1e-3
 peak_mb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 del session
-from netgen.validate import validate_folder
+from netgen.jobs.validate import validate_folder
 t0 = time.perf_counter()
 report = validate_folder({str(out)!r}, "cpu")
 validate_s = time.perf_counter() - t0
@@ -214,7 +215,7 @@ print(json.dumps({{"build_s": build_s, "check_s": check_s, "ort_load_s": load_s,
 
 def test_scaling_benchmark_measures_in_fresh_processes(tmp_path):
     """The depth-scaling section of the benchmarks, on two small nets."""
-    from netgen import bench_scaling
+    from netgen.jobs import bench_scaling
 
     rows = bench_scaling.run(tmp_path, [("CIFAR-10 ResNet-8", {"dataset": "cifar10", "depth": 8}),
                                         ("CIFAR-10 ResNet-14", {"dataset": "cifar10", "depth": 14})])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from netgen import ir
-from netgen.builder import block_ids, build
-from netgen.counting import count
+from netgen.arch import ir
+from netgen.arch.builder import block_ids, build
+from netgen.arch.counting import count
+from netgen.arch.spec import make_spec
 from netgen.errors import NetgenError
-from netgen.spec import make_spec
 
 # DESIGN.md's exact counts (bias-free conv1): (depth, option) -> parameters.
 EXACT_PARAMS = {
@@ -212,7 +212,7 @@ def test_spec_errors_name_what_is_allowed(kwargs, message):
                                   "resnet50-B-stride3x3", "resnet50-B-noconv1bias",
                                   "resnet101-B-conv1bias", "resnet18-A-classes100-input112", "cifar10-resnet20-A-classes100", "resnet50-A-stride3x3-noconv1bias", "resnet200-3-24-36-3-bottleneck-B"])
 def test_names_round_trip(name):
-    from netgen.spec import spec_from_name
+    from netgen.arch.spec import spec_from_name
     assert spec_from_name(name).name == name
 
 

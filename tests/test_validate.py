@@ -12,18 +12,18 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from netgen import ir
-from netgen.build_files import write_build
-from netgen.builder import build
-from netgen.counting import count
-from netgen.onnx_count import count_onnx
-from netgen.onnx_export import to_onnx
-from netgen.paper import paper_specs
-from netgen.paper_figures import Figure, figures_for, is_paper_network
-from netgen.shapes import infer
-from netgen.spec import make_spec
-from netgen.validate import CHECK_NAMES, validate_folder
-from netgen.weights import initial_weights
+from netgen.arch import ir
+from netgen.arch.builder import build
+from netgen.arch.counting import count
+from netgen.arch.paper_figures import Figure, figures_for, is_paper_network
+from netgen.arch.shapes import infer
+from netgen.arch.spec import make_spec
+from netgen.arch.weights import initial_weights
+from netgen.jobs.build import write_build
+from netgen.jobs.paper import paper_specs
+from netgen.jobs.validate import CHECK_NAMES, validate_folder
+from netgen.onnx.count import count_onnx
+from netgen.onnx.export import to_onnx
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 
@@ -255,7 +255,7 @@ def test_summary_spec_is_revalidated(builds, tmp_path, change):
 
 
 def test_spec_from_summary_round_trips():
-    from netgen.validate import spec_from_summary
+    from netgen.jobs.validate import spec_from_summary
 
     for spec in (make_spec("cifar10", 20), make_spec("imagenet", 50, "C", stride_in="3x3"),
                  make_spec("imagenet", stages=(1, 2, 3, 1), block="basic", num_classes=7)):
@@ -266,7 +266,7 @@ def test_spec_from_summary_round_trips():
 def test_missing_model_onnx_is_emitted_like_a_build(builds, tmp_path, monkeypatch):
     """The model.onnx validate makes for a folder without one is written by model_files, so
     a net over the threshold gets its tensors in model.onnx.data as a build would."""
-    from netgen import onnx_files
+    from netgen.onnx import files as onnx_files
 
     written = []
     real = onnx_files.model_files

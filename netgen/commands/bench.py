@@ -7,7 +7,7 @@ import json
 import click
 
 from netgen.commands.options import parse_int_list
-from netgen.runtime import DEVICES
+from netgen.onnx.runtime import DEVICES
 
 
 @click.command()
@@ -24,7 +24,7 @@ from netgen.runtime import DEVICES
 def bench(path, device, batches, repeat, threads, as_json) -> int:
     """Time a build folder's model.onnx (or an .onnx file): ms per batch and images/s for each
     batch size, plus the time `netgen build` takes to write the network's files."""
-    from netgen.benchmarks import bench_lines, bench_path
+    from netgen.jobs.benchmarks import bench_lines, bench_path
 
     sizes = parse_int_list(batches, "--batch")
     result = bench_path(path, device, sizes, repeat, threads=threads)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from netgen import prototxt
-from netgen.build_files import write_build
+from netgen.caffe import prototxt
 from netgen.commands.options import parse_float_list, spec_from, spec_options
 from netgen.errors import NetgenError
+from netgen.jobs.build import write_build
 
 
 @click.command()

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from netgen.convert import convert as run_convert
-from netgen.convert import parse_shape
 from netgen.errors import NetgenError
+from netgen.jobs.convert import convert as run_convert
+from netgen.jobs.convert import parse_shape
 
 
 @click.command()

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from netgen.diff import diff as run_diff
-from netgen.diff import format_text
 from netgen.errors import NetgenError
+from netgen.jobs.diff import diff as run_diff
+from netgen.jobs.diff import format_text
 
 
 @click.command()

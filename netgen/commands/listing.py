@@ -6,9 +6,9 @@ import json
 
 import click
 
-from netgen.build_files import summary
-from netgen.builder import build
-from netgen.paper import paper_specs
+from netgen.arch.builder import build
+from netgen.jobs.build import summary
+from netgen.jobs.paper import paper_specs
 
 
 @click.command("list")

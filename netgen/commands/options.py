@@ -6,8 +6,8 @@ from typing import Callable
 
 import click
 
+from netgen.arch.spec import ArchSpec, make_spec
 from netgen.errors import NetgenError
-from netgen.spec import ArchSpec, make_spec
 
 
 def _parse_list(text: str | None, what: str, cast: Callable, example: str) -> tuple | None:

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from netgen.build_files import summary as summarize
-from netgen.builder import build
+from netgen.arch.builder import build
 from netgen.commands.options import spec_from, spec_options
+from netgen.jobs.build import summary as summarize
 
 
 def _size(output_size: list[int]) -> str:

@@ -1,4 +1,4 @@
-"""`netgen validate`: the six checks of netgen.validate on a build folder, a tree of them, or
+"""`netgen validate`: the six checks of netgen.jobs.validate on a build folder, a tree of them, or
 a network built on the fly from --depth and friends."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import click
 
 from netgen.commands.options import spec_from, spec_options
 from netgen.errors import NetgenError
-from netgen.runtime import DEVICES, providers_for
+from netgen.onnx.runtime import DEVICES, providers_for
 
 
 @click.command()
@@ -29,7 +29,7 @@ def validate(path, device, batch, all_builds, as_json, **spec_args) -> int:
 
     Exit code 0 when every check passes (or is skipped with a reason), 1 when any fails.
     """
-    from netgen import validate as logic
+    from netgen.jobs import validate as logic
 
     spec_given = spec_args["depth"] is not None or spec_args["stages"] is not None
     if path is not None and spec_given:

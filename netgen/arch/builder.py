@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netgen import ir
+from netgen.arch import ir
+from netgen.arch.shapes import conv_out, infer, pool_out
+from netgen.arch.spec import ArchSpec
 from netgen.errors import NetgenError
-from netgen.shapes import conv_out, infer, pool_out
-from netgen.spec import ArchSpec
 
 # The published 101/152 number the blocks of their long stages (res4b1..res4b22) while 50
 # uses letters. Rule that reproduces all three: a net with a stage of more than 6 blocks

@@ -22,18 +22,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from typing import TYPE_CHECKING
-
-from netgen import ir
-from netgen.counting import Counts, count
+from netgen.arch import ir
+from netgen.arch.counting import Counts, count
+from netgen.arch.weights import Weights, initial_weights
 from netgen.errors import NetgenError
-from netgen.weights import Weights, initial_weights
 
 if TYPE_CHECKING:
-    from netgen.spec import ArchSpec
+    from netgen.arch.spec import ArchSpec
 
 CONTEXT = 3  # ops shown before and after the first divergence
 SKIPPED_TYPES = frozenset({"Dropout", "Flatten", "Split"})
@@ -56,7 +55,7 @@ class Side:
 
 def parse_spec_name(name: str) -> "ArchSpec":
     """The ArchSpec a name like resnet50-B, plain34 or cifar10-resnet20-A stands for."""
-    from netgen.spec import NAME_EXAMPLES, is_network_name, spec_from_name
+    from netgen.arch.spec import NAME_EXAMPLES, is_network_name, spec_from_name
 
     if not is_network_name(name):
         raise NetgenError(f"{name!r} is neither a file nor a network name; accepted: an ONNX "
@@ -67,18 +66,18 @@ def parse_spec_name(name: str) -> "ArchSpec":
 
 def load_side(arg: str, caffemodel: str | os.PathLike | None = None, seed: int = 0) -> Side:
     """A file (by extension, else by content) or a spec name, with its weights."""
-    from netgen.convert import PROTOTXT_SUFFIXES, is_onnx_file
+    from netgen.jobs.convert import PROTOTXT_SUFFIXES, is_onnx_file
 
     path = Path(arg)
     if path.is_file():
         if is_onnx_file(path):
             if caffemodel is not None:
                 raise NetgenError(f"{arg}: a caffemodel goes with a prototxt, not an ONNX file")
-            from netgen.onnx_import import read_onnx
+            from netgen.onnx.reader import read_onnx
 
             graph, weights = read_onnx(path)
             return Side(arg, "onnx", graph, weights, "its initializers")
-        from netgen.caffe_reader import read_caffe
+        from netgen.caffe.reader import read_caffe
 
         graph, weights = read_caffe(path, caffemodel, seed)
         source = str(caffemodel) if caffemodel else f"netgen's initialisation (seed {seed})"
@@ -87,7 +86,7 @@ def load_side(arg: str, caffemodel: str | os.PathLike | None = None, seed: int =
         raise NetgenError(f"{arg}: a caffemodel goes with a prototxt file, not a network name")
     if os.sep in arg or path.suffix.lower() in (".onnx",) + PROTOTXT_SUFFIXES:
         raise NetgenError(f"{arg}: no such file")
-    from netgen.builder import build
+    from netgen.arch.builder import build
 
     graph = build(parse_spec_name(arg))
     return Side(arg, "spec", graph, initial_weights(graph, seed),
@@ -805,8 +804,8 @@ def _logits_and_prob(graph: ir.Graph) -> tuple[str | None, str | None]:
 def run_numeric(result: DiffResult, weights: str = "a", batch: int = 2, seed: int = 0,
                 device: str = "cpu", tolerance: float = 1e-4) -> dict:
     """Both nets through ONNX Runtime on the same batch; the largest absolute difference."""
-    from netgen.onnx_export import tensor_plan, to_onnx
-    from netgen.runtime import create_session, random_batch
+    from netgen.onnx.export import tensor_plan, to_onnx
+    from netgen.onnx.runtime import create_session, random_batch
 
     a, b = result.a.side, result.b.side
     if weights == "a":

@@ -1,7 +1,7 @@
 """An ONNX model as the bytes of its file(s), with external data for models over protobuf's 2 GB.
 
 Returning bytes instead of writing keeps the build's write-everything-atomically logic in
-one place (netgen.build_files) for every kind of file.
+one place (netgen.jobs.build) for every kind of file.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import os
 
-from netgen import caffe_proto, ir
+from netgen.arch import ir
+from netgen.arch.weights import Weights
+from netgen.caffe import proto as caffe_proto
 from netgen.errors import NetgenError
-from netgen.fileio import write_atomic
-from netgen.weights import Weights
+from netgen.storage.atomic import write_atomic
 
 _LAYER_FIELD = 100  # NetParameter.layer
 _BLOBS_FIELD = 7    # LayerParameter.blobs

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from netgen.spec import DEFAULT_CLASSES, DEFAULT_INPUT, ArchSpec
+from netgen.arch.spec import DEFAULT_CLASSES, DEFAULT_INPUT, ArchSpec
 
 PLAIN = "plain"
 

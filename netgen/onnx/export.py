@@ -36,10 +36,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from netgen import __version__, ir
+from netgen import __version__
+from netgen.arch import ir
+from netgen.arch.shapes import conv_out
+from netgen.arch.weights import Weights
 from netgen.errors import NetgenError
-from netgen.shapes import conv_out
-from netgen.weights import Weights
 
 MIN_OPSET = 13
 MAX_OPSET = 21
@@ -578,7 +579,7 @@ def save_onnx(model: onnx.ModelProto, path: str | os.PathLike,
     target folder and fsynced; only then are they renamed into place, the data file first,
     so a reader never finds a model whose data file is missing or partial.
     """
-    from netgen.onnx_files import model_files  # the bytes of the file(s), shared with builds
+    from netgen.onnx.files import model_files  # the bytes of the file(s), shared with builds
 
     target = Path(path)
     files = model_files(model, target.name, external_data)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netgen.errors import NetgenError
-from netgen.fileio import write_atomic
+from netgen.storage.atomic import write_atomic
 
 
 @dataclass
@@ -92,8 +92,8 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
                   output: str | os.PathLike, opset: int = 17, force: bool = False, seed: int = 0,
                   phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
                   external_data: bool | None = None) -> ConvertReport:
-    from netgen.caffe_reader import read_net, weights_for
-    from netgen.onnx_export import check_opset, save_onnx, to_onnx
+    from netgen.caffe.reader import read_net, weights_for
+    from netgen.onnx.export import check_opset, save_onnx, to_onnx
 
     check_opset(opset)
     target = Path(output)
@@ -117,9 +117,9 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
 def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force: bool = False,
                   caffemodel_out: str | os.PathLike | None = None,
                   legacy_input: bool = True) -> ConvertReport:
-    from netgen.caffemodel import caffemodel_bytes
-    from netgen.onnx_import import read_onnx
-    from netgen.prototxt import render_deploy
+    from netgen.caffe.caffemodel import caffemodel_bytes
+    from netgen.caffe.prototxt import render_deploy
+    from netgen.onnx.reader import read_onnx
 
     target = Path(output)
     if target.suffix.lower() in (".onnx", ".caffemodel"):

@@ -1,12 +1,12 @@
-"""The paper's networks: which ones generated/ holds, and `python -m netgen.paper generate DIR`."""
+"""The paper's networks: which ones generated/ holds, and `python -m netgen.jobs.paper generate DIR`."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from netgen.build_files import write_build
-from netgen.spec import CIFAR_PAPER_DEPTHS, IMAGENET_LAYOUTS, ArchSpec, make_spec
+from netgen.arch.spec import CIFAR_PAPER_DEPTHS, IMAGENET_LAYOUTS, ArchSpec, make_spec
+from netgen.jobs.build import write_build
 
 
 def paper_specs() -> list[ArchSpec]:
@@ -31,7 +31,7 @@ def generate(folder: Path) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "generate":
-        print("usage: python -m netgen.paper generate DIR", file=sys.stderr)
+        print("usage: python -m netgen.jobs.paper generate DIR", file=sys.stderr)
         return 2
     for name in generate(Path(argv[1])):
         print(f"wrote {Path(argv[1]) / name}")

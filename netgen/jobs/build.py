@@ -2,7 +2,7 @@
 
 A new folder is assembled under a temporary sibling name and renamed into place, so a build
 that fails or is killed leaves no folder at all; an existing folder (with --force) gets its
-files staged, journaled and renamed (netgen.commit), so it always holds either the old
+files staged, journaled and renamed (netgen.storage.commit), so it always holds either the old
 build or the new one, complete. Leftovers of a killed build are cleaned by the next one.
 """
 
@@ -15,13 +15,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from netgen import caffemodel, commit, ir, prototxt
-from netgen.builder import build
-from netgen.counting import count
+from netgen.arch import ir
+from netgen.arch.builder import build
+from netgen.arch.counting import count
+from netgen.arch.spec import ArchSpec
+from netgen.arch.weights import Weights, initial_weights
+from netgen.caffe import caffemodel, prototxt
 from netgen.errors import NetgenError
-from netgen.fileio import write_atomic
-from netgen.spec import ArchSpec
-from netgen.weights import Weights, initial_weights
+from netgen.storage import commit
+from netgen.storage.atomic import write_atomic
 
 # Every file a build may write; with --force the ones a new build does not write are removed
 # so that a folder never mixes two builds (stale weights beside a new deploy net, say).
@@ -80,7 +82,8 @@ def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:
     if options.weights:
         files["model.caffemodel"] = caffemodel.caffemodel_bytes(graph, weights)
     if options.onnx:
-        from netgen import onnx_export, onnx_files  # only ONNX builds pay for importing onnx
+        from netgen.onnx import export as onnx_export
+        from netgen.onnx import files as onnx_files  # only ONNX builds pay for importing onnx
 
         model = onnx_export.to_onnx(graph, weights, opset=options.opset)
         files.update(onnx_files.model_files(model, "model.onnx", options.external_data))
@@ -116,7 +119,7 @@ def write_build(spec: ArchSpec, out_dir: str | os.PathLike, force: bool = False,
     try:
         commit.remove_dead_staging(out, BUILD_FILES)
         if out.is_dir():
-            # All files or none, even if killed: staged, journaled, renamed (netgen.commit).
+            # All files or none, even if killed: staged, journaled, renamed (netgen.storage.commit).
             commit.commit_files(out, files, BUILD_FILES)
         else:
             out.parent.mkdir(parents=True, exist_ok=True)

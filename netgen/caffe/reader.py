@@ -15,7 +15,6 @@ stands in.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,12 @@ from typing import Any
 import numpy as np
 from google.protobuf import text_format
 
-from netgen import caffe_proto, ir
+from netgen.arch import ir
+from netgen.arch.shapes import conv_out, infer, pool_out
+from netgen.arch.stages import assign_stages, f32, is_subsample_pattern, mark_fixed_by_weights
+from netgen.arch.weights import Weights, initial_weights
+from netgen.caffe import proto as caffe_proto
 from netgen.errors import NetgenError
-from netgen.shapes import conv_out, infer, pool_out
-from netgen.weights import Weights, initial_weights
 
 PHASES = ("TRAIN", "TEST")
 
@@ -48,10 +49,6 @@ MAX_PROTOTXT_BYTES = 64 << 20
 FIXED_SUBSAMPLE_SUFFIX = "_branch1_sub"
 
 _FLOOR = caffe_proto.PoolingParameter.RoundMode.Value("FLOOR")
-
-# Stage names as the builder assigns them, recovered from MSRA-style layer names.
-_BLOCK_NAME = re.compile(r"^(?:res|bn|scale)(\d+)[a-z]")
-_TORCH_STAGE = re.compile(r"(?:^|[/.])layer(\d+)(?:[/.]|$)")
 
 
 @dataclass(frozen=True)
@@ -131,17 +128,6 @@ def parse_text(text: str, source: str) -> Any:
 def _unsupported(name: str, type_: str) -> NetgenError:
     return NetgenError(f"layer {name!r} ({type_}): unsupported layer type; netgen reads "
                        f"{', '.join(SUPPORTED_TYPES)} (and drops data, loss and accuracy layers)")
-
-
-def f32(value: float) -> float:
-    """A float field of the proto (stored as float32) as the shortest decimal that reads back
-    as the same float32: 1e-05, not 9.999999747378752e-06."""
-    single = np.float32(value)
-    for digits in range(1, 10):
-        candidate = float(f"{float(single):.{digits}g}")
-        if np.float32(candidate) == single:
-            return candidate
-    return float(single)
 
 
 def _fail(layer: Any, message: str) -> NetgenError:
@@ -378,48 +364,6 @@ def _data_layer_shape(layer: Any) -> tuple[int, ...] | None:
 # --------------------------------------------------------------------------- the net
 
 
-def _stage_of(name: str) -> str | None:
-    """convN_x for a layer of a residual stage: MSRA names (res3a_branch1, bn4b2_branch2a,
-    scale5c_branch2c) or PyTorch's (/layer2/layer2.0/conv1/Conv: layer1 is conv2_x)."""
-    mark = _BLOCK_NAME.match(name)
-    if mark:
-        return f"conv{mark.group(1)}_x"
-    mark = _TORCH_STAGE.search(name)
-    if mark:
-        return f"conv{int(mark.group(1)) + 1}_x"
-    return None
-
-
-def assign_stages(layers: list[ir.Layer]) -> list[ir.Layer]:
-    """Stage labels as the builder gives them (conv1, convN_x, head), recovered from names;
-    layers are left unassigned where no name says which stage it is."""
-    marks = [_stage_of(layer.name) for layer in layers]
-    block_at = [i for i, m in enumerate(marks) if m]
-    if not block_at:
-        return list(layers)
-    first, last = block_at[0], block_at[-1]
-    out, stage = [], "conv1"
-    for i, (layer, mark) in enumerate(zip(layers, marks)):
-        if mark:
-            stage = mark
-        elif i > last:
-            stage = "head"
-        elif i < first:
-            stage = "conv1"
-        out.append(replace(layer, stage=stage))
-    return out
-
-
-def is_subsample_pattern(layer: ir.Layer) -> bool:
-    """A depthwise 1x1 convolution without bias: the shape of option A's fixed subsample."""
-    if layer.type != "Convolution":
-        return False
-    p: ir.ConvolutionParam = layer.param
-    return (p.kernel == (1, 1) and not p.bias_term and p.dilation == (1, 1)
-            and p.pad == (0, 0) and p.group == p.num_output
-            and bool(layer.blob_shapes) and layer.blob_shapes[0] == (p.num_output, 1, 1, 1))
-
-
 def _round_floor_check(graph: ir.Graph, floor_layers: set[str]) -> None:
     """round_mode FLOOR (newer Caffe) is accepted only where it equals CEIL for this input."""
     shapes: dict[str, tuple[int, ...]] = {b.name: b.shape for b in graph.inputs}
@@ -606,18 +550,6 @@ def map_blobs(graph: ir.Graph, blobs: dict[str, list[np.ndarray]],
             mapped.append(np.ascontiguousarray(array, dtype=np.float32))
         weights[layer.name] = mapped
     return weights
-
-
-def mark_fixed_by_weights(graph: ir.Graph, weights: Weights) -> ir.Graph:
-    """With real weights (a caffemodel's, an ONNX file's) the subsample is fixed exactly
-    when its weights are all 1."""
-    layers = []
-    for layer in graph.layers:
-        if is_subsample_pattern(layer):
-            ones = all(bool(np.all(blob == 1.0)) for blob in weights[layer.name])
-            layer = replace(layer, fixed=ones)
-        layers.append(layer)
-    return graph.with_layers(layers)
 
 
 def read_caffe(prototxt_path: str | os.PathLike, caffemodel_path: str | os.PathLike | None = None,

@@ -12,9 +12,9 @@ import math
 from dataclasses import replace
 from typing import Callable
 
-from netgen import ir
+from netgen.arch import ir
+from netgen.arch.ir import Shape
 from netgen.errors import NetgenError
-from netgen.ir import Shape
 
 # Activations above this many float32 elements (summed over every distinct top) are refused
 # before anything is allocated: 2**31 elements is 8 GiB.

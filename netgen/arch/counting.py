@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from netgen import ir
+from netgen.arch import ir
 
 STATISTICS_ONLY = frozenset({"BatchNorm"})
 # A block ends in the ReLU named after it (res2a_relu, res4b22_relu), plain or residual.

@@ -4,12 +4,12 @@ Each measurement runs `write_build` in a fresh interpreter, so that its peak res
 (VmHWM of /proc/self/status) is its own and not what an earlier, larger build left behind. Two
 kinds of build per network: the prototxt files only (deploy, train_val, solvers, summary),
 and everything `netgen build --weights` writes (plus model.caffemodel and model.onnx). The
-deploy prototxt is also read back (netgen.caffe_reader) in the same process.
+deploy prototxt is also read back (netgen.caffe.reader) in the same process.
 
 Cost per Caffe layer and per parameter staying flat across a 90-fold range of depth is
 the evidence that nothing is quadratic; a recursion anywhere would have failed outright at
-the deep end. Registered as a section of netgen.benchmarks (`make bench`); also runnable
-alone: `python -m netgen.bench_scaling [OUT.md]`.
+the deep end. Registered as a section of netgen.jobs.benchmarks (`make bench`); also runnable
+alone: `python -m netgen.jobs.bench_scaling [OUT.md]`.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def peak_kib():
 
 
 args, weights, out = json.loads(sys.argv[1]), sys.argv[2] == "1", Path(sys.argv[3])
-from netgen.build_files import write_build
-from netgen.caffe_reader import read_prototxt
-from netgen.spec import make_spec
+from netgen.jobs.build import write_build
+from netgen.caffe.reader import read_prototxt
+from netgen.arch.spec import make_spec
 base = peak_kib()
 spec = make_spec(**args)
 start = time.perf_counter()
@@ -148,7 +148,7 @@ def render(rows: list[dict]) -> str:
         f"{biggest['label'] if biggest else '-'}. Memory, like time, grows linearly.")
     notes.append(
         "Prototxt build: deploy, train_val, solvers and summary.json (each prototxt parsed back "
-        "against caffe.proto before it is written); read back: netgen.caffe_reader on the "
+        "against caffe.proto before it is written); read back: netgen.caffe.reader on the "
         "deploy file, with Caffe's shape inference. No recursion depends on the depth: the "
         "IR is a list and every walk a loop (tests/test_scale.py runs the pipeline under a "
         "small fixed recursion limit).")
@@ -156,7 +156,7 @@ def render(rows: list[dict]) -> str:
 
 
 def section(ctx) -> str:
-    """The benchmarks section (netgen.benchmarks registers it)."""
+    """The benchmarks section (netgen.jobs.benchmarks registers it)."""
     rows = run(ctx.work)
     ctx.results["scaling"] = rows
     return render(rows)

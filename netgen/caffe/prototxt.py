@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import jinja2
 
-from netgen import caffe_proto, ir
+from netgen.arch import ir
+from netgen.arch.spec import ArchSpec
+from netgen.caffe import proto as caffe_proto
 from netgen.errors import NetgenError
-from netgen.spec import ArchSpec
 
 FAMILIES = {
     "Convolution": "conv",

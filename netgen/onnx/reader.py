@@ -28,11 +28,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from netgen import ir, shapes
-from netgen.caffe_reader import assign_stages, f32, mark_fixed_by_weights
+from netgen.arch import ir, shapes
+from netgen.arch.shapes import conv_out, pool_out
+from netgen.arch.stages import assign_stages, f32, mark_fixed_by_weights
+from netgen.arch.weights import Weights
 from netgen.errors import NetgenError, first_line
-from netgen.shapes import conv_out, pool_out
-from netgen.weights import Weights
 
 MAX_ONNX_BYTES = 4 << 30
 

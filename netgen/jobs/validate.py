@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from netgen import ir
+from netgen.arch import ir
+from netgen.arch.spec import ArchSpec, spec_from_name
 from netgen.errors import NetgenError, first_line
-from netgen.spec import ArchSpec, spec_from_name
 
 if TYPE_CHECKING:
-    from netgen.caffe_reader import Reading
-    from netgen.onnx_export import TensorPlan
+    from netgen.caffe.reader import Reading
+    from netgen.onnx.export import TensorPlan
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 CHECK_NAMES = {1: "prototxt", 2: "onnx", 3: "forward", 4: "counts", 5: "formats", 6: "opencv"}
@@ -175,9 +175,9 @@ class _Validation:
     def oversized(self, *names: str) -> None:
         """Files over netgen's reading limits are never handed to ORT, onnx or OpenCV
         (which would read them whole): the checks that would, fail with the size."""
-        from netgen.caffe_proto import DEFAULT_MAX_CAFFEMODEL_BYTES
-        from netgen.caffe_reader import MAX_PROTOTXT_BYTES
-        from netgen.onnx_import import MAX_ONNX_BYTES
+        from netgen.caffe.proto import DEFAULT_MAX_CAFFEMODEL_BYTES
+        from netgen.caffe.reader import MAX_PROTOTXT_BYTES
+        from netgen.onnx.reader import MAX_ONNX_BYTES
 
         limits = {"deploy.prototxt": MAX_PROTOTXT_BYTES,
                   "model.caffemodel": DEFAULT_MAX_CAFFEMODEL_BYTES, "model.onnx": MAX_ONNX_BYTES}
@@ -212,8 +212,8 @@ class _Validation:
 
     def _read_seed(self) -> None:
         """The build's seed: the first solver's random_seed that parses (else 0)."""
-        from netgen import caffe_proto
-        from netgen.caffe_reader import load_text
+        from netgen.caffe import proto as caffe_proto
+        from netgen.caffe.reader import load_text
 
         for solver in sorted(self.folder.glob("solver*.prototxt")):
             try:
@@ -225,7 +225,7 @@ class _Validation:
                 pass
 
     def _read_deploy(self) -> None:
-        from netgen.caffe_reader import read_net
+        from netgen.caffe.reader import read_net
 
         try:
             self.reading = read_net(self.deploy)
@@ -233,7 +233,7 @@ class _Validation:
         except Exception as exc:
             self.graph_error = _first_line(exc)
             if self.spec is not None:
-                from netgen.builder import build
+                from netgen.arch.builder import build
 
                 self.graph = build(self.spec)
                 self.notes.append("deploy.prototxt does not read; the IR is rebuilt from "
@@ -247,10 +247,10 @@ class _Validation:
         self.model_path = model if model.is_file() else None
         if self.graph is None or (self.caffemodel and self.model_path):
             return
-        from netgen.caffemodel import caffemodel_bytes, check_size
-        from netgen.onnx_export import to_onnx
-        from netgen.onnx_files import model_files
-        from netgen.weights import initial_weights
+        from netgen.arch.weights import initial_weights
+        from netgen.caffe.caffemodel import caffemodel_bytes, check_size
+        from netgen.onnx.export import to_onnx
+        from netgen.onnx.files import model_files
 
         # Scratch files in a private temporary folder: plain writes, no fsync needed.
         weights = None
@@ -270,7 +270,7 @@ class _Validation:
                               f"(the solver's random_seed) in a temporary folder")
         if self.model_path is None:
             if weights is None:
-                from netgen.caffe_reader import weights_for
+                from netgen.caffe.reader import weights_for
 
                 _, weights = weights_for(self.graph, self.caffemodel)
             # model_files: over protobuf's 2 GiB the tensors go to model.onnx.data beside it
@@ -294,7 +294,7 @@ class _Validation:
     @cached_property
     def plan(self) -> TensorPlan:
         """The IR's ONNX tensor names (onnx_export.tensor_plan), made once for checks 2, 3, 6."""
-        from netgen.onnx_export import tensor_plan
+        from netgen.onnx.export import tensor_plan
 
         return tensor_plan(self.need_graph())
 
@@ -306,8 +306,8 @@ class _Validation:
 
     # -- 1 ---------------------------------------------------------------------------
     def check_prototxt(self) -> str:
-        from netgen import caffe_proto
-        from netgen.caffe_reader import load_text
+        from netgen.caffe import proto as caffe_proto
+        from netgen.caffe.reader import load_text
 
         files = sorted(self.folder.glob("*.prototxt"))
         if not self.deploy.is_file():
@@ -337,7 +337,7 @@ class _Validation:
     def check_onnx(self) -> str:
         import onnx
 
-        from netgen.onnx_export import shape_mismatches
+        from netgen.onnx.export import shape_mismatches
 
         graph = self.need_graph()
         path = self.need_model()
@@ -360,7 +360,7 @@ class _Validation:
 
     # -- 3 ---------------------------------------------------------------------------
     def check_forward(self) -> str:
-        from netgen.runtime import create_session, random_batch
+        from netgen.onnx.runtime import create_session, random_batch
 
         self.need_graph()
         self.oversized("model.onnx")
@@ -408,8 +408,8 @@ class _Validation:
     def check_counts(self) -> str:
         import onnx
 
-        from netgen.onnx_count import count_onnx
-        from netgen.paper_figures import figures_for
+        from netgen.arch.paper_figures import figures_for
+        from netgen.onnx.count import count_onnx
 
         self.oversized("model.onnx")
         model = onnx.load(str(self.need_model()), load_external_data=False)
@@ -445,9 +445,9 @@ class _Validation:
 
     # -- 5 ---------------------------------------------------------------------------
     def check_formats(self) -> str:
-        from netgen.caffe_reader import weights_for
-        from netgen.onnx_export import to_onnx
-        from netgen.runtime import create_session
+        from netgen.caffe.reader import weights_for
+        from netgen.onnx.export import to_onnx
+        from netgen.onnx.runtime import create_session
 
         if self.outputs is None:
             raise Skipped("needs check 3's ORT outputs")
@@ -531,7 +531,7 @@ def _run_check(number: int, body: Callable[[], str]) -> Check:
 
 def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1) -> Report:
     """Run the six checks on one build folder."""
-    from netgen.runtime import providers_for
+    from netgen.onnx.runtime import providers_for
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -556,7 +556,7 @@ def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1) ->
 
 def validate_spec(spec: ArchSpec, device: str = "auto", batch: int = 1) -> Report:
     """Build `spec` (with seed-0 weights) into a temporary folder and validate it."""
-    from netgen.build_files import write_build
+    from netgen.jobs.build import write_build
 
     with tempfile.TemporaryDirectory(prefix="netgen-build-") as tmp:
         out = Path(tmp) / spec.name

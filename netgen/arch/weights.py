@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-from netgen import ir
+from netgen.arch import ir
 
 Weights = dict[str, list[np.ndarray]]
 

@@ -161,7 +161,7 @@ PARAM_TYPES: dict[str, type] = {
 class Layer:
     """One Caffe layer.
 
-    `top_shapes` and `blob_shapes` are filled by shape inference (netgen.shapes), never by
+    `top_shapes` and `blob_shapes` are filled by shape inference (netgen.arch.shapes), never by
     hand, so a builder or reader cannot state a shape that contradicts the parameters.
     `fixed` marks layers whose blobs are constants of a realization (option A's stride-2
     subsample), not learned parameters: they count toward neither parameters nor
