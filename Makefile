@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(BIN)/netgen validate out/resnet50-B
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) tests
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup tests
 
 generate: $(STAMP)
 	$(BIN)/python -m netgen.jobs.paper generate generated
