@@ -128,3 +128,15 @@ def test_preresnet1001_converts_both_ways_and_diffs_equivalent(run_cli, tmp_path
     assert np.isfinite(ort_logits).all()
     scale = float(np.max(np.abs(ort_logits)))
     assert float(np.max(np.abs(cv_logits - ort_logits))) <= RELATIVE_TOLERANCE * scale
+
+
+def test_bench_times_a_family_build(tmp_path):
+    from netgen.jobs.benchmarks import bench_path
+
+    spec = spec_from_name("resnext14-32x4d-1-1-1-1-bottleneck-input64")
+    write_build(spec, tmp_path / spec.name, weights=True)
+    result = bench_path(tmp_path / spec.name, "cpu", (1, 2), repeat=1, warmup=1)
+    assert result["network"] == spec.name and result["model"] == "model.onnx"
+    assert [t["batch"] for t in result["timings"]] == [1, 2]
+    assert all(t["ms_per_batch"] > 0 for t in result["timings"])
+    assert result["build_s"] > 0
