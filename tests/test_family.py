@@ -414,3 +414,37 @@ def test_preresnet1001_pipeline_needs_no_recursion_per_layer():
     if "error" in results:
         raise results["error"]
     assert results["layers"][:2] == (4339, 4339) and results["layers"][2] > 3000
+
+
+def test_every_composition_has_one_name_that_parses_back():
+    """Names are a bijection over a grid of the family's options with the paper's."""
+    import itertools
+
+    seen: dict[str, ArchSpec] = {}
+    grid = itertools.product(
+        [dict(dataset="imagenet", depth=50), dict(dataset="imagenet", depth=18),
+         dict(dataset="imagenet", depth=200), dict(dataset="cifar10", depth=164),
+         dict(dataset="cifar10", depth=56), dict(dataset="cifar10", depth=1001)],
+        [False, True], [None, "A", "B", "C", "plain"],
+        [dict(), dict(groups=32, width_per_group=4), dict(width_factor=2),
+         dict(groups=1, width_per_group=64), dict(width_per_group=96)],
+        [None, "1x1", "3x3"])
+    for layout, preact, shortcut, width, stride in grid:
+        kwargs = dict(layout, preact=preact, stride_in=stride, **width)
+        if shortcut == "plain":
+            kwargs["plain"] = True
+        else:
+            kwargs["shortcut"] = shortcut
+        try:
+            spec = make_spec(**kwargs)
+        except NetgenError:
+            continue
+        again = spec_from_name(spec.name)
+        assert again == spec, spec.name
+        assert seen.setdefault(spec.name, spec) == spec, spec.name
+    assert len(seen) == 146
+
+
+def test_groups_1_and_width_64_are_the_plain_bottleneck_and_allowed_on_basic_blocks():
+    assert make_spec(depth=18, groups=1, width_per_group=64) == make_spec(depth=18)
+    assert make_spec(depth=50, width_factor=1) == make_spec(depth=50)

@@ -258,9 +258,9 @@ def make_spec(
             raise NetgenError("--stages needs at least one stage, e.g. 3,4,6,3")
         for count in stages:
             _positive(count, "every stage's block count")
-    widened = groups is not None or width_per_group is not None or width_factor is not None
     groups = groups or 1
     width_per_group = width_per_group or BASE_WIDTH * (width_factor or 1)
+    widened = groups != 1 or width_per_group != BASE_WIDTH
     family = is_family(preact, groups, width_per_group)
     shortcut = None if plain else (shortcut or (FAMILY_SHORTCUT if family
                                                 else DEFAULT_SHORTCUT[dataset])).upper()
