@@ -140,3 +140,11 @@ def test_bench_times_a_family_build(tmp_path):
     assert [t["batch"] for t in result["timings"]] == [1, 2]
     assert all(t["ms_per_batch"] > 0 for t in result["timings"])
     assert result["build_s"] > 0
+
+
+def test_family_builds_are_byte_identical_across_runs(tmp_path):
+    for name in ("resnext14-8x4d-1-1-1-1-bottleneck-classes10-input64", "cifar10-preresnet20-A"):
+        spec = spec_from_name(name)
+        first = write_build(spec, tmp_path / "a" / name, weights=True)
+        second = write_build(spec, tmp_path / "b" / name, weights=True)
+        assert set(first) == set(second) and all(first[k] == second[k] for k in first), name

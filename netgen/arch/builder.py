@@ -137,7 +137,8 @@ def _identity(net: _Net, x: str, block: str, c_in: int, c_out: int, stride: int)
 def post_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
                     units: list[Unit], stride: int, entry: bool) -> str:
     """The paper's unit (Fig. 2): conv-BN-ReLU, ..., conv-BN, sum with the shortcut, ReLU.
-    The projection is 1x1 conv + BN on the block's input."""
+    The projection is 1x1 conv + BN on the block's input. (`entry` is the pre-activation
+    wiring's; these blocks have nothing before their first convolution.)"""
     c_out = units[-1].channels
     shortcut = None
     if not spec.plain:
