@@ -369,3 +369,99 @@ def test_chromium_renders_the_drawing(tmp_path):
     svg.write_text(drawing.draw(["plain34", "resnet34-B"]))
     fraction = non_white_fraction(screenshot(svg, tmp_path, 800, 1200))
     assert 0.02 < fraction < 0.6, fraction
+
+
+# --------------------------------------------------------------------------- diff --html
+
+
+def html_drawings(html: str) -> list[ET.Element]:
+    """The inline SVGs of a report, parsed (HTML puts them in the SVG namespace itself)."""
+    import re
+
+    found = re.findall(r"<svg\b.*?</svg>", html, flags=re.S)
+    return [parse(s.replace("<svg", f'<svg xmlns="{SVG[1:-1]}"', 1)) for s in found]
+
+
+def states(root: ET.Element, tag: str, cls: str, state: str) -> list[ET.Element]:
+    return [e for e in find(root, tag, cls) if state in _classes(e)]
+
+
+def test_html_report_is_self_contained(run_cli, tmp_path):
+    out = tmp_path / "report.html"
+    result = run_cli("diff", "resnet34-A", "resnet34-B", "--html", out)
+    assert result.code == 1, result.err
+    html = out.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    for external in ("http:", "https:", "src=", "<script", "<link", "@import", "xlink:href"):
+        assert external not in html, external
+    assert html.count("url(") == html.count("url(#")  # markers in the document only
+    a, b = html_drawings(html)
+    assert [c.get("data-name") for c in columns(a) + columns(b)] == ["resnet34-A", "resnet34-B"]
+    # the three blocks where A zero-pads and B projects, on both drawings; nothing else
+    assert [p.get("class") for p in states(a, "path", "shortcut", "changed")] == \
+        ["shortcut zero-pad changed"] * 3
+    assert [p.get("class") for p in states(b, "path", "shortcut", "changed")] == \
+        ["shortcut projection changed"] * 3
+    assert not states(a, "g", "box", "changed") and not states(b, "g", "box", "changed")
+    # the text report below the drawings, escaped
+    from netgen.jobs.diff import diff, format_text
+
+    import html as html_module
+    assert html_module.escape(format_text(diff("resnet34-A", "resnet34-B")), quote=False) in html
+    assert "3 shortcut difference(s)" in html
+    # marker ids of the two drawings do not collide
+    import re
+    ids = re.findall(r'id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_html_marks_layers_and_one_sided_shortcuts(run_cli, tmp_path):
+    out = tmp_path / "r.html"
+    assert run_cli("diff", "resnet50-B", "resnet50-B-noconv1bias", "--html", out).code == 1
+    a, b = html_drawings(out.read_text())
+    for side in (a, b):
+        (changed,) = states(side, "g", "box", "changed")
+        assert box_labels(changed) == ["7x7 conv, 64, /2"]
+    assert run_cli("diff", "plain18", "resnet18-B", "--html", out).code == 1
+    a, b = html_drawings(out.read_text())
+    assert shortcuts(columns(a)[0]) == []
+    assert len(states(b, "path", "shortcut", "only")) == 8
+
+
+def test_html_rows_follow_the_alignment(run_cli, tmp_path):
+    out = tmp_path / "r.html"
+    assert run_cli("diff", "resnet34-B", "resnet50-B", "--html", out).code == 1
+    a, b = html_drawings(out.read_text())
+
+    def tops(root):
+        return [(box_labels(g)[0], float(g.find(f"{SVG}rect").get("y")))
+                for g in find(root, "g", "box") if "conv" in _classes(g)]
+
+    ta, tb = tops(a), tops(b)
+    # A's second 3x3 conv of block 2a pairs with B's 3x3 of the bottleneck: one row
+    assert ta[2][0] == "3x3 conv, 64" and tb[2][0] == "3x3 conv, 64" and ta[2][1] == tb[2][1]
+    # and B's 1x1 conv, 256 has no partner: A leaves its row empty
+    assert tb[3][0] == "1x1 conv, 256" and tb[3][1] not in {y for _, y in ta}
+
+
+def test_html_same_network(run_cli, tmp_path):
+    out = tmp_path / "same.html"
+    assert run_cli("diff", "cifar10-resnet20-A", "cifar10-resnet20-A", "--html", out).code == 0
+    html = out.read_text()
+    assert "EQUIVALENT" in html and len(html_drawings(html)) == 2
+    assert " changed" not in html.split("<h2>Report</h2>")[0].replace("aligned, but", "")
+
+
+def test_html_bad_path(run_cli, tmp_path):
+    result = run_cli("diff", "resnet18-A", "resnet18-B", "--html", tmp_path / "no" / "r.html")
+    assert result.code == 2 and "no such folder" in result.err and result.out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason="headless Chromium is not installed (apt-get install chromium)")
+def test_chromium_renders_the_html_report(run_cli, tmp_path):
+    out = tmp_path / "report.html"
+    assert run_cli("diff", "resnet18-A", "resnet18-B", "--html", out).code == 1
+    png = screenshot(out, tmp_path, 1000, 1400)
+    assert 0.02 < non_white_fraction(png) < 0.6

@@ -35,10 +35,12 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_page(page: layout.Page, prefix: str = "ng") -> str:
+def render_page(page: layout.Page, prefix: str = "ng", inline: bool = False) -> str:
     """The SVG text of a page. `prefix` keeps marker ids apart when several drawings share
-    one HTML document."""
-    return _environment().get_template("draw/page.svg.j2").render(page=page, prefix=prefix)
+    one HTML document; `inline` drops the xmlns (HTML puts <svg> in its namespace itself),
+    so that a report holds no URL at all."""
+    return _environment().get_template("draw/page.svg.j2").render(page=page, prefix=prefix,
+                                                                    inline=inline)
 
 
 def graph_svg(graph: ir.Graph, title: str | None = None, blocks: bool | None = None) -> str:

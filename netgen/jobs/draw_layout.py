@@ -48,6 +48,7 @@ class Box:
     size: str  # output size "56x56", "" where not spatial
     layers: tuple[str, ...]
     unit: int  # the block it belongs to, or a unit of its own
+    key: str = ""  # the first IR layer of its own op: how an alignment names the box
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,13 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
     blob = graph.inputs[0]
     boxes.append({"label": "image" if len(blob.shape) == 4 and blob.shape[1] == 3 else "input",
                   "kind": "input", "stage": "", "size": _size(blob.shape),
-                  "layers": [], "unit": None})
+                  "layers": [], "unit": None, "key": ""})
     for entry in entries:
         op = entry.op
-        if op.type in HIDDEN_OPS or entry.shortcut is not None:
+        if entry.shortcut is not None:  # the join belongs to its arc, not to a box
+            box_of_entry.append(len(boxes) - 1)
+            continue
+        if op.type in HIDDEN_OPS:
             if len(boxes) > 1:
                 boxes[-1]["layers"].extend(op.layers)
             else:
@@ -143,7 +147,8 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
         last = layer_by_name[op.layers[-1]]
         boxes.append({"label": label, "kind": kind, "stage": first.stage,
                       "size": _size(last.top_shapes[0]) if last.top_shapes else "",
-                      "layers": pending + list(op.layers), "unit": None})
+                      "layers": pending + list(op.layers), "unit": None,
+                      "key": op.layers[0]})
         pending = []
         box_of_entry.append(len(boxes) - 1)
 
@@ -184,7 +189,7 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
     depth = sum(1 for e in entries if e.op.type in WEIGHTED_OPS and e.shortcut is None)
     return Picture(title or graph.name, source,
                    tuple(Box(b["label"], b["kind"], b["stage"], b["size"], tuple(b["layers"]),
-                             b["unit"]) for b in boxes),
+                             b["unit"], b["key"]) for b in boxes),
                    tuple(arcs), depth, totals.params, totals.macs)
 
 
@@ -281,8 +286,9 @@ def _runs(pic: Picture, blocks: bool, states: list[str]) -> list[tuple[list[int]
 
 
 def place(pic: Picture, x: float, blocks: bool, highlight: dict[str, str] | None = None,
-          top: float = TOP) -> Column:
-    """Coordinates of one column whose left edge is `x`."""
+          top: float = TOP, rows: dict[int, int] | None = None) -> Column:
+    """Coordinates of one column whose left edge is `x`. `rows` (box index -> row, full
+    drawings only) puts boxes on given rows, so that two aligned columns line up."""
     highlight = highlight or {}
 
     def state_of(layers: tuple[str, ...]) -> str:
@@ -304,6 +310,8 @@ def place(pic: Picture, x: float, blocks: bool, highlight: dict[str, str] | None
         run_top = y
         for i in members:
             b = pic.boxes[i]
+            if rows is not None and not blocks:
+                y = top + rows[i] * (BOX_H + GAP)
             if b.kind == "input":
                 fill = INPUT_FILL
             elif b.stage == "head":
@@ -355,6 +363,37 @@ def place(pic: Picture, x: float, blocks: bool, highlight: dict[str, str] | None
                   "blocks" if blocks else "full", caption_y)
 
 
+def aligned_rows(a: Picture, b: Picture,
+                 pairs: list[tuple[str, str]]) -> tuple[dict[int, int], dict[int, int]]:
+    """Rows for two columns drawn side by side: boxes an alignment pairs (by the first layer
+    of their ops) share a row; the boxes between two pairs sit side by side, the shorter run
+    leaving empty rows."""
+    index_a = {box.key: i for i, box in enumerate(a.boxes) if box.key}
+    index_b = {box.key: i for i, box in enumerate(b.boxes) if box.key}
+    matched, last = [(0, 0)], (0, 0)  # the inputs pair up
+    for key_a, key_b in pairs:
+        i, j = index_a.get(key_a), index_b.get(key_b)
+        if i is not None and j is not None and i > last[0] and j > last[1]:
+            matched.append((i, j))
+            last = (i, j)
+    matched.append((len(a.boxes), len(b.boxes)))  # a sentinel after the last boxes
+    rows_a: dict[int, int] = {}
+    rows_b: dict[int, int] = {}
+    row, ia, ib = 0, 0, 0
+    for i, j in matched:
+        gap = max(i - ia, j - ib)
+        for k in range(ia, i):
+            rows_a[k] = row + k - ia
+        for k in range(ib, j):
+            rows_b[k] = row + k - ib
+        row += gap
+        if i < len(a.boxes):
+            rows_a[i] = rows_b[j] = row
+            row += 1
+        ia, ib = i + 1, j + 1
+    return rows_a, rows_b
+
+
 def fmt(value: float) -> str:
     """The coordinate format every template uses."""
     return _fmt(value)
@@ -376,20 +415,24 @@ MARGIN = 16
 
 
 def page(pictures: list[Picture], blocks: bool | None = None,
-         highlights: list[dict[str, str]] | None = None, title: str = "") -> Page:
+         highlights: list[dict[str, str]] | None = None, title: str = "",
+         rows: list[dict[int, int] | None] | None = None) -> Page:
     """Columns side by side, left to right, and the legend under the tallest.
 
-    `blocks`: True or False for every column; None decides per column (default_blocks)."""
+    `blocks`: True or False for every column; None decides per column (default_blocks).
+    `rows`: per column, the row of each box (see aligned_rows), or None."""
     highlights = highlights or [{} for _ in pictures]
+    rows = rows or [None for _ in pictures]
     columns, x = [], MARGIN
-    for pic, marks in zip(pictures, highlights):
-        column = place(pic, x, default_blocks(pic) if blocks is None else blocks, marks)
+    for pic, marks, row in zip(pictures, highlights, rows):
+        column = place(pic, x, default_blocks(pic) if blocks is None else blocks, marks,
+                       rows=row)
         columns.append(column)
         x += column.width + COLUMN_GAP
-    notes = ["BatchNorm, Scale and ReLU follow every conv (at a shortcut, the ReLU follows "
-             "the addition); softmax follows the fc."]
+    notes = ["BatchNorm, Scale and ReLU follow every conv (at a shortcut,",
+             "the ReLU follows the addition); softmax follows the fc."]
     if any(c.mode == "blocks" for c in columns):
-        notes.append("\u00d7n: the block beside the bracket repeats n times (--full draws every layer).")
+        notes.append("\u00d7n: the block beside the bracket repeats n times.")
     legend_y = max(c.height for c in columns) + 14
     width = max(x - COLUMN_GAP + MARGIN, 420)
     height = legend_y + LEGEND_H + NOTE_H * (len(notes) - 1) + 8
