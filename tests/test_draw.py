@@ -214,10 +214,15 @@ def _shape_of(column: ET.Element) -> tuple:
             texts(column, "stage"), texts(column, "size"), texts(column, "caption-line"))
 
 
-def test_build_folder_prototxt_and_onnx_draw_like_the_name(tmp_path):
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_build_folder_prototxt_and_onnx_draw_like_the_name(tmp_path, shortcut):
     out = tmp_path / "r20"
-    write_build(make_spec("cifar10", 20, "B"), out, onnx=True)
-    by_name = one("cifar10-resnet20-B")
+    spec = make_spec("cifar10", 20, shortcut)
+    write_build(spec, out, onnx=True)
+    by_name = one(spec.name)
+    # option A's subsample is recognised in the files too (fixed weights of 1): 0-pad marks
+    assert len(find(by_name, "text", "zero-pad-mark")) == (2 if shortcut == "A" else 0)
+    assert dotted(by_name) == (0 if shortcut == "A" else 2)
     for arg in (out, out / "deploy.prototxt", out / "model.onnx"):
         assert _shape_of(one(str(arg))) == _shape_of(by_name), arg
     # the build's own net.svg is the same drawing
@@ -236,6 +241,13 @@ def test_torchvision_style_onnx(tmp_path):
     assert dotted(column) == 3 and len(shortcuts(column)) == 8  # downsample = projection
     assert texts(column, "stage") == ["conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x"]
     assert box_labels(column)[-1] == "fc 1000"
+
+
+def test_names_are_escaped(tmp_path):
+    weird = tmp_path / "a&b <net>"
+    write_build(make_spec("cifar10", 8, "A"), weird, onnx=False)
+    (column,) = columns(parse(drawing.draw([str(weird)])))  # parses: & and < escaped
+    assert texts(column, "network-source") == [str(weird)]
 
 
 def test_columns_side_by_side():
@@ -293,6 +305,10 @@ def test_cli_writes_svg(run_cli, tmp_path):
     assert result.code == 0, result.err
     assert out.read_text() == drawing.draw(list(drawing.FIGURE3))
     assert f"wrote {out}" in result.out
+    result = run_cli("draw", "resnet152-B", "--full", "-o", out)
+    assert result.code == 0 and columns(parse(out.read_text()))[0].get("data-mode") == "full"
+    result = run_cli("draw", "resnet18-B", "--blocks", "-o", out)
+    assert result.code == 0 and columns(parse(out.read_text()))[0].get("data-mode") == "blocks"
     result = run_cli("draw", "--block", "bottleneck", "--stride-in", "3x3", "-o", out)
     assert result.code == 0 and out.read_text() == drawing.block_svg("bottleneck", "3x3")
 

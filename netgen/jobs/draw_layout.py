@@ -243,7 +243,7 @@ class Column:
     box_x_offset: float = LEFT
 
 
-# Fill per stage, in order of appearance (the paper colours its columns by stage too).
+# A fill per stage, in order of appearance, so that the stages read at a glance.
 STAGE_FILLS = ("#f3d9b1", "#cfe3f7", "#d3efd0", "#f6d2dc", "#e4dbf5", "#fbefc4", "#d6eff0")
 HEAD_FILL = "#e9ecef"
 INPUT_FILL = "#ffffff"
