@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
 from netgen.errors import NetgenError
 from netgen.jobs import draw_layout as layout
-from netgen.jobs.draw import _environment, render_page
+from netgen.jobs.draw import render_page, render_template
 from netgen.storage.atomic import write_atomic
+
+if TYPE_CHECKING:
+    from netgen.jobs.diff import DiffResult
 
 CHANGED, ONLY = "changed", "only"
 
 
-def highlights(result) -> tuple[dict[str, str], dict[str, str]]:
+def highlights(result: DiffResult) -> tuple[dict[str, str], dict[str, str]]:
     """Layer name -> "changed" (aligned with a different op or shortcut) or "only" (present
     on one side only), for side A and side B."""
     marks: tuple[dict[str, str], dict[str, str]] = ({}, {})
@@ -61,7 +65,7 @@ def check_target(path: str | os.PathLike) -> Path:
     return target
 
 
-def render_html(result, report: str) -> str:
+def render_html(result: DiffResult, report: str) -> str:
     """The whole HTML document; `report` is the text report (format_text) shown below."""
     marks = highlights(result)
     sides = (result.a.side, result.b.side)
@@ -82,12 +86,12 @@ def render_html(result, report: str) -> str:
     found = {"layer": len(result.layer_differences),
              "shortcut": len(result.shortcut_differences),
              "structural": len(result.structural_differences)}
-    return _environment().get_template("draw/diff.html.j2").render(
-        drawings=drawings, report=report, equivalent=result.equivalent, found=found,
-        changed_colour="#e8590c", only_colour="#c2255c")
+    return render_template("draw/diff.html.j2", drawings=drawings, report=report,
+                           equivalent=result.equivalent, found=found,
+                           changed_colour="#e8590c", only_colour="#c2255c")
 
 
-def write_html(result, report: str, path: str | os.PathLike) -> None:
+def write_html(result: DiffResult, report: str, path: str | os.PathLike) -> None:
     target = check_target(path)
     try:
         write_atomic(target, render_html(result, report))

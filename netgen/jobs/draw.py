@@ -35,12 +35,16 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+def render_template(name: str, **context: object) -> str:
+    """A template under templates/ (draw/*.j2) rendered with the drawing filters."""
+    return _environment().get_template(name).render(**context)
+
+
 def render_page(page: layout.Page, prefix: str = "ng", inline: bool = False) -> str:
     """The SVG text of a page. `prefix` keeps marker ids apart when several drawings share
     one HTML document; `inline` drops the xmlns (HTML puts <svg> in its namespace itself),
     so that a report holds no URL at all."""
-    return _environment().get_template("draw/page.svg.j2").render(page=page, prefix=prefix,
-                                                                    inline=inline)
+    return render_template("draw/page.svg.j2", page=page, prefix=prefix, inline=inline)
 
 
 def graph_svg(graph: ir.Graph, title: str | None = None, blocks: bool | None = None) -> str:
@@ -86,8 +90,8 @@ def block_svg(kind: str, stride_in: str = "1x1") -> str:
     the first block of conv3_x, where the /2 sits on the 1x1 or the 3x3 (`stride_in`)."""
     from netgen.jobs.draw_block import BOX_H, BOX_W, block_page
 
-    return _environment().get_template("draw/block.svg.j2").render(
-        page=block_page(kind, stride_in), prefix="ng", bw=BOX_W, bh=BOX_H)
+    return render_template("draw/block.svg.j2", page=block_page(kind, stride_in), prefix="ng",
+                           bw=BOX_W, bh=BOX_H)
 
 
 def check_output(out: str | os.PathLike) -> Path:
