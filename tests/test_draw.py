@@ -260,6 +260,21 @@ def test_columns_side_by_side():
     assert len({tuple(box_labels(c)) for c in cols}) == 1
 
 
+def test_every_generated_folder_carries_its_drawing():
+    folders = sorted(p for p in (ROOT / "generated").iterdir() if p.is_dir())
+    assert len(folders) == 28
+    for folder in folders:
+        summary = json.loads((folder / "summary.json").read_text())
+        (column,) = columns(parse((folder / "net.svg").read_text()))
+        assert column.get("data-name") == folder.name == summary["name"]
+        lines = texts(column, "caption-line")
+        assert lines[1:] == [f"{summary['parameters']:,} parameters",
+                             f"{summary['multiply_adds']:,} multiply-adds"], folder.name
+        assert lines[0] == f"{summary['spec']['depth']} layers", folder.name
+        plain = summary["spec"]["plain"]
+        assert (shortcuts(column) == []) == plain, folder.name
+
+
 def test_generated_figures_are_current():
     figures = drawing.paper_figures()
     for file_name, svg in figures.items():
