@@ -25,7 +25,8 @@ def test_build_writes_every_file(run_cli, tmp_path):
     result = run_cli("build", *BUILD_FAST, "--out", out, "--weights")
     assert result.code == 0, result.err
     assert sorted(os.listdir(out)) == ["deploy.prototxt", "model.caffemodel", "model.onnx",
-                                       "solver.prototxt", "summary.json", "train_val.prototxt"]
+                                       "net.svg", "solver.prototxt", "summary.json",
+                                       "train_val.prototxt"]
     summary = json.loads((out / "summary.json").read_text())
     # conv1 32*32*16*27; stage 2: 6 convs of 32*32*16*16*9; stages 3 and 4: one entry conv
     # (16*16*32*16*9, 8*8*64*32*9) + 5 convs of 2,359,296 each; fc 64*10
@@ -116,7 +117,7 @@ def test_same_command_writes_byte_identical_files(tmp_path):
         subprocess.run([sys.executable, "-m", "netgen.commands.cli", "build", "-d", "18", "-s", "A",
                         "--weights", "--out", str(out)], check=True, env=env, capture_output=True)
         outs.append(_hashes(out))
-    assert outs[0] == outs[1] and len(outs[0]) == 6
+    assert outs[0] == outs[1] and len(outs[0]) == 7
 
 
 def test_seed_changes_weights_only(run_cli, tmp_path):

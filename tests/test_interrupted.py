@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -75,6 +76,8 @@ def assert_loads(folder: Path) -> None:
             onnx.checker.check_model(onnx.load(str(path)))
         elif path.name == "summary.json":
             json.loads(path.read_text())
+        elif path.suffix == ".svg":
+            assert ElementTree.fromstring(path.read_text()).tag.endswith("svg")
         elif path.name != "model.onnx.data":
             raise AssertionError(f"unexpected file {path.name}")
         _LOADED.add(key)

@@ -7,6 +7,7 @@ import json
 import click
 
 from netgen.errors import NetgenError
+from netgen.jobs import diff_html
 from netgen.jobs.diff import diff as run_diff
 from netgen.jobs.diff import format_text
 
@@ -27,7 +28,11 @@ from netgen.jobs.diff import format_text
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the batch and of netgen's initialisation.")
 @click.option("--device", default="cpu", show_default=True, help="--numeric: cpu, cuda or auto.")
-def diff(a, b, numeric, as_json, caffemodel_a, caffemodel_b, weights, batch, seed, device) -> int:
+@click.option("--html", "html", type=click.Path(), default=None,
+              help="Also write one self-contained HTML file: both networks drawn side by "
+                   "side, the differences in colour, the text report below.")
+def diff(a, b, numeric, as_json, caffemodel_a, caffemodel_b, weights, batch, seed, device,
+         html) -> int:
     """Compare A and B: ONNX files, prototxt files or names like resnet50-B, in any mix.
 
     The graphs are aligned by topology, not by layer names. Exit code 0 when they are
@@ -37,9 +42,13 @@ def diff(a, b, numeric, as_json, caffemodel_a, caffemodel_b, weights, batch, see
         raise NetgenError(f"--batch must be at least 1, got {batch}")
     if seed < 0:
         raise NetgenError(f"--seed must be >= 0, got {seed}")
+    if html is not None:
+        diff_html.check_target(html)
     result = run_diff(a, b, numeric=numeric, caffemodel_a=caffemodel_a,
                       caffemodel_b=caffemodel_b, seed=seed, weights=weights, batch=batch,
                       device=device)
+    if html is not None:
+        diff_html.write_html(result, format_text(result), html)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:

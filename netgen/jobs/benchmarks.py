@@ -381,6 +381,44 @@ def _scaling_section(ctx: BenchContext) -> str:
 section("Depth scaling: build time, peak memory and file sizes")(_scaling_section)
 
 
+# (network, --blocks/--full/None for the default, the goal in seconds, the page-height bound)
+DRAW_CASES = [("resnet152-B", False, 5.0, None), ("resnet152-B", None, None, None),
+              ("cifar10-resnet1202-A", None, 10.0, 6000), ("cifar10-resnet1202-A", False, None, None)]
+
+
+@section("Drawing: `netgen draw`")
+def _draw_section(ctx: BenchContext) -> str:
+    """End to end as the command does it: the network built (or read), laid out, rendered."""
+    import xml.etree.ElementTree as ET
+
+    from netgen.jobs.draw import draw
+
+    rows = ["| network | mode | runs | median s | goal | SVG bytes | page height px |",
+            "|---|---|---:|---:|---|---:|---:|"]
+    for name, blocks, goal_s, max_height in DRAW_CASES:
+        times, svg = [], ""
+        for _ in range(max(3, ctx.repeat // 3)):
+            t0 = time.perf_counter()
+            svg = draw([name], blocks)
+            times.append(time.perf_counter() - t0)
+        median = statistics.median(times)
+        root = ET.fromstring(svg)
+        mode = root.find("{http://www.w3.org/2000/svg}g").get("data-mode")
+        height = float(root.get("height"))
+        goal = []
+        if goal_s is not None:
+            goal.append(f"under {goal_s:.0f} s: {'yes' if median < goal_s else 'NO'}")
+        if max_height is not None:
+            goal.append(f"height <= {max_height}: {'yes' if height <= max_height else 'NO'}")
+        ctx.results.setdefault("draw", []).append(
+            {"network": name, "mode": mode, "median_s": median, "height": height})
+        rows.append(f"| {name} | {'--' + mode} | {len(times)} | {median:.2f} | "
+                    f"{'; '.join(goal) or '-'} | {len(svg):,} | {height:.0f} |")
+    return "\n".join(rows + ["", "Each run is `netgen.jobs.draw.draw([name], blocks)`: the "
+                              "network built from its name, its main path and shortcuts "
+                              "analysed, laid out and rendered through the jinja2 templates."])
+
+
 def write_report(path: str | os.PathLike, repeat: int = DEFAULT_REPEAT,
                  warmup: int = DEFAULT_WARMUP, sections: list[Section] | None = None,
                  log=sys.stderr) -> str:

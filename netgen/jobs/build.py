@@ -22,6 +22,7 @@ from netgen.arch.spec import ArchSpec
 from netgen.arch.weights import Weights, initial_weights
 from netgen.caffe import caffemodel, prototxt
 from netgen.errors import NetgenError
+from netgen.jobs.draw import graph_svg
 from netgen.storage import commit
 from netgen.storage.atomic import write_atomic
 
@@ -29,7 +30,7 @@ from netgen.storage.atomic import write_atomic
 # so that a folder never mixes two builds (stale weights beside a new deploy net, say).
 BUILD_FILES = ("deploy.prototxt", "train_val.prototxt", "solver.prototxt",
                "solver_warmup.prototxt", "summary.json", "model.onnx", "model.onnx.data",
-               "model.caffemodel")
+               "model.caffemodel", "net.svg")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:
     for name, solver in prototxt.solver_options(spec, data.batch_size["TRAIN"], options.seed):
         files[name] = prototxt.render_solver(solver, name).encode()
     files["summary.json"] = (json.dumps(summary(spec, graph), indent=2) + "\n").encode()
+    files["net.svg"] = graph_svg(graph).encode()  # the network as Figure 3 draws it
     if options.weights:
         caffemodel.check_size(graph)  # before hours of weights Caffe could not read
     weights: Weights | None = None

@@ -12,6 +12,8 @@ from pathlib import Path
 from netgen.arch.spec import (CIFAR_PAPER_DEPTHS, FAMILY_NAMES, IMAGENET_LAYOUTS, ArchSpec,
                               make_spec, spec_from_name)
 from netgen.jobs.build import write_build
+from netgen.jobs.draw import paper_figures
+from netgen.storage.atomic import write_atomic
 
 
 def paper_specs() -> list[ArchSpec]:
@@ -31,11 +33,14 @@ def family_specs() -> list[ArchSpec]:
 
 
 def generate(folder: Path) -> list[str]:
-    """The committed reference files: prototxt, solver and summary, no weights."""
+    """The committed reference files: prototxt, solver, summary and drawing, no weights;
+    beside the folders, the paper's figures (fig3.svg, fig5.svg)."""
     names = []
     for spec in paper_specs():
         write_build(spec, folder / spec.name, force=True, weights=False, onnx=False)
         names.append(spec.name)
+    for file_name, svg in paper_figures().items():
+        write_atomic(folder / file_name, svg)
     return names
 
 
