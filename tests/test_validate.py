@@ -282,3 +282,13 @@ def test_missing_model_onnx_is_emitted_like_a_build(builds, tmp_path, monkeypatc
     assert [c.status for c in report.checks] == ["PASS"] * 6, report.lines()
     assert any("no model.onnx" in note for note in report.notes)
     assert written == [["model.onnx", "model.onnx.data"]]
+
+
+def test_any_spec_option_names_a_network(run_cli):
+    """--preact alone (no --depth) is a network too: CIFAR-10's pre-activation ResNet-20."""
+    result = run_cli("validate", "--dataset", "cifar10", "--preact", "--device", "cpu")
+    assert result.code == 0, result.out + result.err
+    assert result.out.splitlines()[0].endswith("(cifar10-preresnet20)")
+    assert result.out.count("PASS ") == 6
+    both = run_cli("validate", "somewhere", "--groups", "32")
+    assert both.code == 2 and "not both" in both.err

@@ -31,9 +31,12 @@ def validate(path, device, batch, all_builds, as_json, **spec_args) -> int:
     """
     from netgen.jobs import validate as logic
 
-    spec_given = spec_args["depth"] is not None or spec_args["stages"] is not None
+    # Any spec option given (not only --depth) means a network built on the fly.
+    spec_given = spec_args["dataset"] != "imagenet" or any(
+        value not in (None, False) for key, value in spec_args.items() if key != "dataset")
     if path is not None and spec_given:
-        raise NetgenError("give a build folder PATH or --depth/--stages, not both")
+        raise NetgenError("give a build folder PATH or a network (--depth, --groups, ...), "
+                          "not both")
     if all_builds and path is None:
         raise NetgenError("--all needs the folder holding the builds: netgen validate --all DIR")
     if path is None and not spec_given:
