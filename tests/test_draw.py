@@ -496,3 +496,13 @@ def test_chromium_renders_the_html_report(run_cli, tmp_path):
     assert run_cli("diff", "resnet18-A", "resnet18-B", "--html", out).code == 1
     png = screenshot(out, tmp_path, 1000, 1400)
     assert 0.02 < non_white_fraction(png) < 0.6
+
+
+def test_legend_says_where_pre_activation_puts_batchnorm():
+    """A pre-activation net's BN-ReLU comes before each conv; the legend must not say after."""
+    def legend(name: str) -> str:
+        return " ".join(t.text or "" for t in parse(drawing.draw([name])).iter() if t.text)
+
+    pre, post = legend("cifar10-preresnet164"), legend("resnet34-B")
+    assert "precede every conv" in pre and "follow every conv" not in pre
+    assert "follow every conv" in post and "precede" not in post

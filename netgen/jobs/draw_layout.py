@@ -73,6 +73,13 @@ class Picture:
     depth: int  # weighted layers on the main path: the paper's "34-layer"
     params: int
     macs: int
+    preact: bool = False  # BN-ReLU before each conv, nothing after the sum (ECCV 2016)
+
+
+def _preactivated(graph: ir.Graph) -> bool:
+    """A pre-activation network: some BatchNorm reads a residual sum directly."""
+    sums = {top for layer in graph.layers if layer.type == "Eltwise" for top in layer.tops}
+    return any(layer.type == "BatchNorm" and layer.bottoms[0] in sums for layer in graph.layers)
 
 
 def _main_path(graph: ir.Graph) -> list:
@@ -190,7 +197,7 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
     return Picture(title or graph.name, source,
                    tuple(Box(b["label"], b["kind"], b["stage"], b["size"], tuple(b["layers"]),
                              b["unit"], b["key"]) for b in boxes),
-                   tuple(arcs), depth, totals.params, totals.macs)
+                   tuple(arcs), depth, totals.params, totals.macs, _preactivated(graph))
 
 
 # --------------------------------------------------------------------------- coordinates
@@ -429,8 +436,13 @@ def page(pictures: list[Picture], blocks: bool | None = None,
                        rows=row)
         columns.append(column)
         x += column.width + COLUMN_GAP
-    notes = ["BatchNorm, Scale and ReLU follow every conv (at a shortcut,",
-             "the ReLU follows the addition); softmax follows the fc."]
+    notes = []
+    if not all(p.preact for p in pictures):
+        notes += ["BatchNorm, Scale and ReLU follow every conv (at a shortcut,",
+                  "the ReLU follows the addition); softmax follows the fc."]
+    if any(p.preact for p in pictures):
+        notes += ["Pre-activation: BatchNorm, Scale and ReLU precede every conv, nothing",
+                  "follows the addition, a last BN-ReLU precedes the pool."]
     if any(c.mode == "blocks" for c in columns):
         notes.append("\u00d7n: the block beside the bracket repeats n times.")
     legend_y = max(c.height for c in columns) + 14
