@@ -381,6 +381,71 @@ def _scaling_section(ctx: BenchContext) -> str:
 section("Depth scaling: build time, peak memory and file sizes")(_scaling_section)
 
 
+DIFF_TARGET_S = 5.0  # issue 10: diff of a ResNet-152 export under 5 s on a 2-core machine
+
+
+def diff_export(ctx: BenchContext, spec: ArchSpec) -> Path:
+    """`spec`'s graph with every BatchNorm folded into its convolution, as ONNX: the shape of
+    a PyTorch export (folded convs with biases, no Softmax), written once per report."""
+    from netgen.arch.builder import build
+    from netgen.arch.weights import initial_weights
+    from netgen.jobs.diff.numeric import fold
+    from netgen.jobs.diff.sides import Side
+    from netgen.jobs.diff.topology import analyse
+    from netgen.onnx.export import to_onnx
+    from netgen.storage.atomic import write_atomic
+
+    path = ctx.work / f"{spec.name}-folded.onnx"
+    if not path.exists():
+        graph = build(spec)
+        side = Side(spec.name, "spec", graph, "seed 0", _weights=initial_weights(graph, 0))
+        folded, weights, _ = fold(analyse(side, canonical=True))
+        without_softmax = folded.with_layers(folded.layers[:-1])
+        write_atomic(path, to_onnx(without_softmax, weights).SerializeToString())
+    return path
+
+
+def diff_seconds(a: str, b: str, repeat: int, extra: tuple[str, ...] = ()) -> float:
+    """Median wall time of `netgen diff A B` in a fresh interpreter, imports included, as a
+    user runs it."""
+    import subprocess
+
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "netgen", "diff", a, b, *extra],
+                              capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in (0, 1):
+            raise NetgenError(f"netgen diff {a} {b} failed: {proc.stderr.strip()}")
+    return statistics.median(times)
+
+
+@section("diff of a ResNet-152 export")
+def _diff_section(ctx: BenchContext) -> str:
+    spec = make_spec("imagenet", 152, stride_in="3x3", conv1_bias=False)
+    name = spec.name
+    export = str(diff_export(ctx, spec))
+    repeat = max(3, min(ctx.repeat, 5))
+    rows = [("folded export vs its netgen name (EQUIVALENT)", export, name, (), True),
+            ("folded export vs resnet152-B (stride placement)", export, "resnet152-B", (), True),
+            ("the same, --strict", export, name, ("--strict",), True),
+            ("folded export vs its netgen name, --numeric (two ORT sessions; no goal)", export,
+             name, ("--numeric",), False)]
+    lines = ["| diff | wall s (median) | under 5 s |", "|---|---:|:---:|"]
+    for title, a, b, extra, goal in rows:
+        seconds = diff_seconds(a, b, repeat, extra)
+        verdict = ("yes" if seconds < DIFF_TARGET_S else "NO") if goal else "-"
+        lines.append(f"| {title} | {seconds:.2f} | {verdict} |")
+    return "\n".join(lines + [
+        "",
+        f"`netgen diff` in a fresh interpreter (imports included), median of {repeat} runs, "
+        f"{os.cpu_count()} CPU(s). The export is {name} with every BatchNorm folded into its "
+        "convolution and no Softmax, the shape of a PyTorch export (TorchScript exporter), "
+        f"{Path(export).stat().st_size / 2**20:.0f} MiB.",
+    ])
+
+
 def write_report(path: str | os.PathLike, repeat: int = DEFAULT_REPEAT,
                  warmup: int = DEFAULT_WARMUP, sections: list[Section] | None = None,
                  log=sys.stderr) -> str:

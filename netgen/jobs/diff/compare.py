@@ -172,7 +172,7 @@ def compare(a: Side, b: Side, strict: bool = False) -> DiffResult:
                                         "b": list(y.op.layers), "fields": row.differences})
                     note_first(i, j, f"{x.op.type} {', '.join(row.differences)} differ")
                 if x.shortcut is not None and y.shortcut is not None:
-                    if (x.shortcut.kind, x.shortcut.attrs) != (y.shortcut.kind, y.shortcut.attrs):
+                    if not same_shortcut(x, y):
                         row.shortcut_difference = shortcut_diff(x, y)
                         shortcut_diffs.append(row.shortcut_difference)
                         note_first(i, j, "shortcut differs")
@@ -257,9 +257,16 @@ def attr_diff(a: dict, b: dict) -> dict:
     return {k: [a.get(k), b.get(k)] for k in keys if not _same(a.get(k), b.get(k))}
 
 
+def same_shortcut(x: Entry, y: Entry) -> bool:
+    sx, sy = x.shortcut, y.shortcut
+    return sx.kind == sy.kind and _same(sx.attrs, sy.attrs)
+
+
 def _same(x, y) -> bool:
     if ZERO_BIAS in (x, y) and {type(x), type(y)} <= {bool, str}:
         return True
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
     if isinstance(x, float) and isinstance(y, float):
         return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
     return x == y

@@ -124,9 +124,11 @@ def _folded_result(result: DiffResult) -> tuple[DiffResult, str]:
         sides.append(Side(side.label, side.kind, graph, side.weights_source,
                           side.weights_are_data, weights))
         if count:
-            done.append(f"{key}'s {count} BatchNorm/Scale/Bias layers folded into the layers "
-                        "before them")
-    return compare(sides[0], sides[1], strict=False), "; ".join(done)
+            done.append(f"{key}'s {count} BatchNorm/Scale/Bias layers folded into the "
+                        "convolutions before them")
+    if done:
+        done.append("both sides run folded")
+    return compare(sides[0], sides[1], strict=False), ", ".join(done)
 
 
 def run_numeric(result: DiffResult, weights: str = "a", batch: int = 2, seed: int = 0,

@@ -47,8 +47,8 @@ def _footer(data: dict) -> list[str]:
                          f"{numeric['compared']} (batch {numeric['batch']}, {numeric['weights']}; "
                          f"tolerance {numeric['tolerance']:.3g})")
             if numeric.get("folded"):
-                lines.append(f"numeric: {numeric['folded']} (exact, in float64), to map the "
-                             "weights across the two ways of writing BatchNorm")
+                lines.append(f"numeric: to map weights between folded and separate "
+                             f"BatchNorm, {numeric['folded']} (in float64)")
     return lines
 
 

@@ -15,7 +15,7 @@ from collections import Counter
 from itertools import zip_longest
 from typing import TYPE_CHECKING
 
-from netgen.jobs.diff.compare import attr_diff
+from netgen.jobs.diff.compare import attr_diff, same_shortcut
 from netgen.jobs.diff.topology import Analysis, Block, Entry
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
         for name, (va, vb) in attr_diff(jx.op.attrs, jy.op.attrs).items():
             facts.append((("op", f"{jx.op.type} {name}", _freeze(va), _freeze(vb)), None))
     sx_, sy_ = jx.shortcut, jy.shortcut
-    if (sx_.kind, sx_.attrs) != (sy_.kind, sy_.attrs):
+    if not same_shortcut(jx, jy):
         facts.append((("shortcut", sx_.kind, sy_.kind), (sx_.describe(), sy_.describe())))
     post_x = " ".join(e.op.type for e in x.post) or "nothing"
     post_y = " ".join(e.op.type for e in y.post) or "nothing"
@@ -312,13 +312,22 @@ def _width_finding(key: tuple, found: list, place: str) -> dict:
     def cardinality(inner: tuple[int, int, int]) -> str:
         width, _, groups = inner
         if groups > 1:
-            return f"cardinality {groups}, width per group {width // groups}"
+            return (f"cardinality {groups}, width per group {width // groups} "
+                    f"({groups}x{width // groups}d)")
         return f"1 group, width {width}"
 
     first_a, first_b = by_stage[stages[0]]
-    what = "3x3 groups and widths" if kind == "bottleneck" else "widths"
+    if kind == "bottleneck":
+        what = "3x3 groups and widths" if groups_a != groups_b else "bottleneck widths"
+    else:
+        what = "widths"
     text = (f"{what} of {place}: A {cardinality(first_a)} | B {cardinality(first_b)} "
             f"(stage {stages[0]})")
+    ratios = {round(by_stage[s][0][0] / by_stage[s][1][0], 3) for s in stages
+              if by_stage[s][1][0]}
+    if len(ratios) == 1 and groups_a == groups_b:
+        ratio = ratios.pop()
+        text += f"; A's inner width is {ratio:g}x B's"
     lines = [f"inner width by stage: A {', '.join(str(by_stage[s][0][0]) for s in stages)} | "
              f"B {', '.join(str(by_stage[s][1][0]) for s in stages)}"]
     if any(by_stage[s][0][1] != by_stage[s][1][1] for s in stages):
@@ -399,11 +408,17 @@ def representation_notes(result: "DiffResult") -> list[str]:
     """What the canonical form ignored, where the two sides write it differently."""
     ra, rb = result.a.representation, result.b.representation
     notes = []
-    if (ra.bn_in_conv, ra.folded) != (rb.bn_in_conv, rb.folded):
+    if (ra.bn_in_conv > 0, ra.folded > 0) != (rb.bn_in_conv > 0, rb.folded > 0):
         notes.append(f"BatchNorm: A has {_bn_text(ra)}; B {_bn_text(rb)}: each compared as "
                      "one convolution with a per-channel shift")
+    same_bias = ra.bias_before_bn == rb.bias_before_bn
     for side, rep in (("A", ra), ("B", rb)):
-        if rep.bias_before_bn:
+        if rep.bias_before_bn and same_bias:
+            if side == "A":
+                notes.append(f"A and B: a conv bias directly before BatchNorm ("
+                             f"{', '.join(rep.bias_before_bn[:MAX_NAMES])}), which BatchNorm "
+                             "cancels")
+        elif rep.bias_before_bn:
             notes.append(f"{side}: a conv bias directly before BatchNorm ("
                          f"{', '.join(rep.bias_before_bn[:MAX_NAMES])}), which BatchNorm cancels")
         if rep.zero_bias:
