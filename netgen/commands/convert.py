@@ -31,9 +31,15 @@ from netgen.jobs.convert import parse_shape
               help="Declare the input with an Input layer instead of input/input_dim.")
 @click.option("--external-data/--no-external-data", default=None,
               help="Store ONNX initializers in OUTPUT.data. [default: only over 1.8 GB]")
+@click.option("--floor-pooling", type=click.Choice(["crop", "round-mode"]), default="crop",
+              show_default=True,
+              help="How an ONNX input's floor-rounded pooling (PyTorch's, ceil_mode=0) is "
+                   "written: crop = Caffe's rounding-up Pooling, then a Crop to the floor size "
+                   "(runs in BVLC Caffe and OpenCV); round-mode = one Pooling with "
+                   "round_mode: FLOOR (BVLC Caffe master only; OpenCV refuses it).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def convert(input_path, caffemodel, output, opset, force, seed, phase, input_shape,
-            caffemodel_out, input_layer, external_data, as_json) -> int:
+            caffemodel_out, input_layer, external_data, floor_pooling, as_json) -> int:
     """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
 
     A prototxt (deploy or train_val), with its CAFFEMODEL or netgen's deterministic
@@ -45,7 +51,7 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,
                          phase=phase.upper(), input_shape=parse_shape(input_shape),
                          caffemodel_out=caffemodel_out, legacy_input=not input_layer,
-                         external_data=external_data)
+                         external_data=external_data, floor_pool=floor_pooling)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
