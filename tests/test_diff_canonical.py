@@ -4,15 +4,19 @@ folding, on torchvision-shaped exports (tests/torchvision_exports.py) and netgen
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import onnx
 import pytest
 from torchvision_exports import reference_forward, relative_error, torchvision_resnet
 
-from netgen.jobs.benchmarks import BenchContext, diff_export
+from netgen.arch import ir
+from netgen.arch.builder import build
+from netgen.arch.shapes import infer
 from netgen.arch.spec import make_spec
-from netgen.jobs.diff import diff, format_text, load_side
+from netgen.jobs.benchmarks import BenchContext, diff_export
+from netgen.jobs.diff import Side, compare, diff, format_text, load_side, parse_spec_name
 from netgen.jobs.diff.numeric import fold
 from netgen.jobs.diff.topology import analyse
 from netgen.onnx.export import to_onnx
@@ -221,3 +225,53 @@ def test_rows_cover_both_main_paths_in_order():
     assert len(joins) == 16 and all(r.tag == "delete" for r in joins)
     assert result.findings[0]["text"] == ("shortcuts: A has 16 residual blocks (13 identity, "
                                           "3 projection shortcuts), B is plain (none)")
+
+
+def _edited(name: str, edit) -> Side:
+    """netgen's graph of `name` with `edit(layers)` applied, shapes inferred again."""
+    graph = build(parse_spec_name(name))
+    layers = [replace(layer, top_shapes=(), blob_shapes=()) for layer in graph.layers]
+    edited = infer(graph.name, graph.inputs, edit(layers))
+    return Side(f"edited {name}", "spec", edited, "none")
+
+
+def test_hand_edited_representation_is_equivalent_and_architecture_is_not():
+    def respell(layers):
+        out = []
+        for layer in layers:
+            if layer.name == "pool5":  # global_pooling instead of a 7x7 kernel, then a Reshape
+                out.append(replace(layer, param=ir.PoolingParam("AVE", global_pooling=True)))
+                out.append(ir.Layer("flat", "Reshape", ("pool5",), ("flat",),
+                                    ir.ReshapeParam(shape=(0, -1))))
+            elif layer.name == "fc1000":
+                out.append(replace(layer, bottoms=("flat",)))
+            elif layer.type != "Softmax":
+                out.append(layer)
+        return out
+
+    result = compare(_edited("resnet18-B", respell), load_side("resnet18-B"))
+    assert result.equivalent and result.findings == []
+    assert "global pooling: A global_pooling | B whole-map kernel" in result.notes
+    assert ("skipped layers (Flatten, Reshape to a vector, Dropout, Split): A Reshape 1 | "
+            "B none") in result.notes
+    assert not compare(_edited("resnet18-B", respell), load_side("resnet18-B"),
+                       strict=True).equivalent
+
+    def conv1_5x5_and_dilated_3b(layers):
+        out = []
+        for layer in layers:
+            if layer.name == "conv1":
+                layer = replace(layer, param=replace(layer.param, kernel=(5, 5), pad=(2, 2)))
+            if layer.name == "res3b_branch2b":
+                layer = replace(layer, param=replace(layer.param, dilation=(2, 2), pad=(2, 2)))
+            out.append(layer)
+        return out
+
+    result = compare(_edited("resnet18-B", conv1_5x5_and_dilated_3b), load_side("resnet18-B"))
+    texts = {f["kind"]: f for f in result.findings}
+    assert sorted(texts) == ["conv", "stem"]
+    assert texts["stem"]["lines"] == [
+        "Conv conv1 | conv1: kernel A [5, 5] | B [7, 7]; pad A [2, 2] | B [3, 3]"]
+    assert [f["text"] for f in result.findings if f["kind"] == "conv"] == [
+        "second 3x3 convolution of block res3b: pad A [2, 2] | B [1, 1]; dilation A [2, 2] | "
+        "B [1, 1]"]

@@ -108,7 +108,7 @@ def where(pairs: list[tuple[Block, Block]], a: Analysis) -> str:
     elif all(per_stage[s] == size[s] for s in per_stage):
         text = "every block of " + _stages_phrase(list(per_stage))
     else:
-        return "blocks " + _both_names(blocks_a, blocks_b)
+        return ("blocks " if len(blocks_a) > 1 else "block ") + _both_names(blocks_a, blocks_b)
     if len(blocks_a) <= MAX_NAMES:
         text += f" ({_both_names(blocks_a, blocks_b)})"
     return text
@@ -211,10 +211,20 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
         for key, payload in _block_facts(x, y):
             facts.setdefault(key, []).append((x, y, payload))
     findings = []
+    conv_fields: dict[tuple, list[str]] = {}  # (role, blocks) -> "field A .. | B .." parts
     for key, found in facts.items():
         pairs = [(x, y) for x, y, _ in found]
         place = where(pairs, a)
         kind = key[0]
+        if kind == "conv":  # one line per conv and place, all its fields
+            _, role, name, va, vb = key
+            where_key = (role, tuple(x.index for x, _ in pairs))
+            if where_key not in conv_fields:
+                conv_fields[where_key] = []
+                findings.append(_finding("conv", f"{role} of {place}: "))
+                findings[-1]["_parts"] = conv_fields[where_key]
+            conv_fields[where_key].append(f"{name} A {list(va)} | B {list(vb)}")
+            continue
         if kind == "stride":
             _, where_a, where_b, block_kind = key
             hint = ""
@@ -233,13 +243,12 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                 lines.append(f"... and {len(found) - MAX_LINES} more")
             findings.append(_finding("shortcut", f"shortcuts of {place}: A {key[1]} | "
                                      f"B {key[2]}", lines))
-        elif kind == "conv":
-            _, role, name, va, vb = key
-            findings.append(_finding("conv", f"{role} of {place}: {name} A {list(va)} | "
-                                     f"B {list(vb)}"))
         else:
             _, what, va, vb = key
             findings.append(_finding(kind, f"{what} of {place}: A {va} | B {vb}"))
+    for finding in findings:
+        if "_parts" in finding:
+            finding["text"] += "; ".join(finding.pop("_parts"))
     return findings
 
 
