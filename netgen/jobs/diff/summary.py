@@ -437,11 +437,9 @@ def representation_notes(result: "DiffResult") -> list[str]:
         side, name = ("A", ra.softmax) if ra.softmax else ("B", rb.softmax)
         notes.append(f"Softmax: {side} ends in Softmax ({name}), the other in logits; "
                      "compared up to the logits")
-    if ra.flatten != rb.flatten:
-        def skipped(rep) -> str:
-            return ", ".join(f"{t} {n}" for t, n in sorted(rep.flatten.items())) or "none"
-        notes.append(f"skipped layers (Flatten, Reshape to a vector, Dropout, Split): "
-                     f"A {skipped(ra)} | B {skipped(rb)}")
+    # Flatten, Dropout and flattening Reshapes are not noted: whether they survive as IR
+    # layers depends on the importer (a Flatten before Gemm is folded), not on the network;
+    # their counts are in --json (representation.skipped).
     hows_a = sorted({how for _, how in ra.global_pool})
     hows_b = sorted({how for _, how in rb.global_pool})
     if hows_a != hows_b:
