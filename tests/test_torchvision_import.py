@@ -135,6 +135,19 @@ def test_floor_pool_forms_read_back_to_the_same_ir(tmp_path, run_cli):
     assert not (tmp_path / "x").exists()
 
 
+def test_round_mode_form_does_not_run_in_opencv(tmp_path):
+    """Why the crop form is the default: OpenCV's caffe.proto has no round_mode."""
+    from netgen.caffe.caffemodel import caffemodel_bytes
+    from netgen.caffe.prototxt import render_deploy
+
+    model = torchvision_resnet(18, "torchscript", input_size=64, layers=(1, 1, 1, 1))
+    graph, weights = import_model(model)
+    (tmp_path / "d.prototxt").write_text(render_deploy(graph, floor_pool="round-mode"))
+    (tmp_path / "m.caffemodel").write_bytes(caffemodel_bytes(graph, weights))
+    with pytest.raises(cv2.error):
+        opencv_forward(tmp_path / "d.prototxt", tmp_path / "m.caffemodel", random_input(model))
+
+
 def _pool_model(op, size, kernel, stride, pads, **attrs):
     node = helper.make_node(op, ["x"], ["y"], name="p", kernel_shape=list(kernel),
                             strides=list(stride), pads=list(pads), ceil_mode=0, **attrs)

@@ -124,3 +124,11 @@ def test_like_refuses_bad_folders_and_names(tmp_path, run_cli):
                      tmp_path / "x.prototxt")
     assert result.code == 2 and "with --like the output is a folder" in result.err
     assert not (tmp_path / "q").exists()
+
+
+def test_benchmark_section_measures_resnet152_conversion():
+    from netgen.jobs import benchmarks
+
+    assert "Converting a torchvision ResNet-152 export" in [s.title for s in benchmarks.SECTIONS]
+    fixtures = benchmarks._torchvision_fixtures()
+    assert fixtures is not None and fixtures.ARCHS["resnet152"][1] == (3, 8, 36, 3)

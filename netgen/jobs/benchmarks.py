@@ -381,6 +381,82 @@ def _scaling_section(ctx: BenchContext) -> str:
 section("Depth scaling: build time, peak memory and file sizes")(_scaling_section)
 
 
+CONVERT_GOAL_S = 5.0  # issue 10: convert of a ResNet-152 export on a 2-core machine
+
+
+def _torchvision_fixtures():
+    """tests/torchvision_exports.py of this checkout (the exports are built without torch)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tests" / "torchvision_exports.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("netgen_bench_torchvision_exports", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _fresh_seconds(args: list[str], repeat: int) -> list[float]:
+    """Wall times of `netgen ARGS` in fresh interpreters, imports included, as a user runs it."""
+    import subprocess
+
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "netgen", *args], capture_output=True,
+                              text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise NetgenError(f"netgen {' '.join(args)} failed: {done.stderr.strip()}")
+    return times
+
+
+@section("Converting a torchvision ResNet-152 export")
+def _convert_section(ctx: BenchContext) -> str:
+    fixtures = _torchvision_fixtures()
+    if fixtures is None:
+        return "Skipped: tests/torchvision_exports.py is not beside this package (run from a checkout)."
+    import onnx
+
+    rows = ["| file | command | runs | median s | min s | max s | goal |",
+            "|---|---|---:|---:|---:|---:|---|"]
+    repeat = max(3, ctx.repeat // 3)
+    cases = [
+        ("TorchScript export, ResNet-152 (opset 17, BN folded, floor MaxPool)",
+         dict(arch=152, exporter="torchscript"), None),
+        ("dynamo export, ResNet-152 (opset 18, ReduceMean head)",
+         dict(arch=152, exporter="dynamo"), None),
+        ("TorchScript export of an MSRA-stem ResNet-152 v1.5", dict(arch=152, stem="caffe"),
+         "resnet152-B-stride3x3"),
+    ]
+    for i, (what, kwargs, like) in enumerate(cases):
+        source = ctx.work / f"export{i}.onnx"
+        onnx.save(fixtures.torchvision_resnet(**kwargs), source)
+        size_mb = source.stat().st_size / 1e6
+        if like is None:
+            args = ["convert", str(source), "-o", str(ctx.work / f"c{i}" / "deploy.prototxt"),
+                    "--force"]
+            shown = "`netgen convert export.onnx -o out/deploy.prototxt`"
+        else:
+            args = ["convert", str(source), "--like", like, "-o", str(ctx.work / f"c{i}"),
+                    "--force"]
+            shown = f"`netgen convert export.onnx --like {like} -o out`"
+        times = _fresh_seconds(args, repeat)
+        median = statistics.median(times)
+        ctx.results.setdefault("convert", []).append({"file": what, "median_s": median})
+        rows.append(f"| {what}, {size_mb:.0f} MB | {shown} | {len(times)} | {median:.2f} | "
+                    f"{min(times):.2f} | {max(times):.2f} | "
+                    f"{'under' if median < CONVERT_GOAL_S else 'OVER'} {CONVERT_GOAL_S:.0f} s |")
+    return "\n".join(rows + [
+        "",
+        "Each run is a fresh `python -m netgen` process (imports, reading the ONNX file, "
+        "the IR, the prototxt and the caffemodel or, with --like, the build's three files, "
+        "written atomically). The exports are the fixtures of tests/torchvision_exports.py "
+        "at 224x224 with seeded random weights, built with onnx.helper in the exporters' shapes.",
+    ])
+
+
 def write_report(path: str | os.PathLike, repeat: int = DEFAULT_REPEAT,
                  warmup: int = DEFAULT_WARMUP, sections: list[Section] | None = None,
                  log=sys.stderr) -> str:

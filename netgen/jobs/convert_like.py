@@ -261,7 +261,7 @@ def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) 
     if types == ["BatchNorm", "Scale"] and chain[1].param.bias_term:
         bn, scale = chain
         eps = bn.param.eps
-        out[conv.name] = [weight.astype(f32)] + ([zeros] if conv.param.bias_term else [])
+        out[conv.name] = [np.asarray(weight, f32)] + ([zeros] if conv.param.bias_term else [])
         kept = affine.bn
         if kept is not None:
             mean, var, source_eps, gamma, beta = kept
@@ -279,7 +279,7 @@ def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) 
                               affine.b.astype(f32)]
             return
         if np.all(affine.a == 1) and np.all(affine.b == 0):
-            out[conv.name] = [weight.astype(f32)]
+            out[conv.name] = [np.asarray(weight, f32)]
             return
     raise NetgenError(f"layer {conv.name!r}: cannot carry a scale and shift into its "
                       f"{' + '.join(['Convolution'] + types)}")
