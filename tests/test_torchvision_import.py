@@ -112,6 +112,25 @@ def test_imported_ir_of_each_exporter_shape():
     assert irs["torchscript"].outputs == ("output",) and irs["dynamo"].outputs == ("linear",)
 
 
+def test_grouped_and_wide_bottlenecks_import_with_torchvisions_widths(tmp_path, run_cli):
+    """Issue 12: ResNeXt's grouped 3x3 (Caffe's `group`) and Wide ResNet's doubled width."""
+    for arch, width, groups in (("resnext50_32x4d", 128, 32), ("resnext101_64x4d", 256, 64),
+                                ("wide_resnet50_2", 128, 1)):
+        model = torchvision_resnet(arch, "torchscript", input_size=32, layers=(1, 1, 1, 1))
+        graph, _ = import_model(model)
+        conv2 = graph.layer("/layer1/layer1.0/conv2/Conv")
+        assert conv2.param.group == groups and conv2.param.num_output == width
+        assert conv2.blob_shapes[0] == (width, width // groups, 3, 3)
+        assert graph.layer("/layer1/layer1.0/conv3/Conv").param.num_output == 256
+        onnx.save(model, tmp_path / f"{arch}.onnx")
+        result = run_cli("convert", tmp_path / f"{arch}.onnx", "-o", tmp_path / arch / "d.prototxt")
+        assert result.code == 0, result.err
+        text = (tmp_path / arch / "d.prototxt").read_text()
+        assert (f"group: {groups}" in text) == (groups > 1)
+        again, _ = read_caffe(tmp_path / arch / "d.prototxt", tmp_path / arch / "d.caffemodel")
+        assert again == graph
+
+
 def test_floor_pool_forms_read_back_to_the_same_ir(tmp_path, run_cli):
     model = torchvision_resnet(18, "torchscript", input_size=64, layers=(1, 1, 1, 1))
     onnx.save(model, tmp_path / "m.onnx")

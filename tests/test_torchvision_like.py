@@ -75,6 +75,45 @@ def test_like_writes_the_builds_deploy_with_the_files_weights(tmp_path, run_cli,
         assert not (weights["scale_conv1"][0] - 1).any()
 
 
+def _known(name: str) -> bool:
+    from netgen.errors import NetgenError
+
+    try:
+        spec_from_name(name)
+    except NetgenError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name,arch,exporter", [
+    ("resnext50-32x4d-input64", "resnext50_32x4d", "torchscript"),
+    ("wide-resnet50-2-input64", "wide_resnet50_2", "bn"),
+])
+def test_like_maps_grouped_and_wide_nets(tmp_path, run_cli, name, arch, exporter):
+    """Issue 12: the family's names (branch family) take the same generic mapping."""
+    if not _known(name):
+        pytest.skip(f"{name} is not a network name on this branch yet (issue 12's family)")
+    model = torchvision_resnet(arch, exporter, input_size=64, stem="caffe", seed=4)
+    onnx.save(model, tmp_path / "export.onnx")
+    result = run_cli("convert", tmp_path / "export.onnx", "--like", name, "-o", tmp_path / "out")
+    assert result.code == 0, result.err
+    write_build(spec_from_name(name), tmp_path / "built", onnx=False)
+    assert (tmp_path / "out" / "deploy.prototxt").read_bytes() == \
+        (tmp_path / "built" / "deploy.prototxt").read_bytes()
+    batch = random_input(model, 1, seed=6)
+    net = cv2.dnn.readNetFromCaffe(str(tmp_path / "out" / "deploy.prototxt"),
+                                   str(tmp_path / "out" / "model.caffemodel"))
+    net.setInput(batch)
+    assert relative_error(net.forward(), _probabilities(model, batch)) <= TOLERANCE
+    # a ResNeXt is not a ResNet-50: groups and widths named
+    if arch.startswith("resnext"):
+        result = run_cli("convert", tmp_path / "export.onnx", "--like",
+                         "resnet50-B-stride3x3-noconv1bias-input64", "-o", tmp_path / "r50")
+        assert result.code == 2
+        assert "64 -> 64 channels); the file has '/layer1/layer1.0/conv1/Conv' (1x1 " \
+               "convolution, stride 1, pad 0, 64 -> 128 channels)" in result.err
+
+
 @pytest.mark.parametrize("name,fixture,message", [
     # torchvision's own stem pools with pad 1 rounding down: other windows than MSRA's
     ("resnet18-B-input64", dict(arch=18, exporter="torchscript"),
