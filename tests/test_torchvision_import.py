@@ -217,3 +217,17 @@ def test_other_crops_are_refused_naming_the_layer(edit, message):
                                                layers=(1, 1, 1, 1)))
     with pytest.raises(NetgenError, match=message):
         read_prototxt(edit(render_deploy(graph)))
+
+
+def test_an_attribute_without_meaning_exits_2_in_one_line_writing_nothing(tmp_path, run_cli):
+    model = torchvision_resnet(18, "torchscript", input_size=64, layers=(1, 1, 1, 1))
+    pool = next(n for n in model.graph.node if n.op_type == "MaxPool")
+    pool.attribute.append(helper.make_attribute("storage_mode", 1))  # not an ONNX attribute
+    onnx.save(model, tmp_path / "bad.onnx")
+    result = run_cli("convert", tmp_path / "bad.onnx", "-o", tmp_path / "out" / "deploy.prototxt")
+    assert result.code == 2
+    assert result.err.strip() == (
+        "error: node '/maxpool/MaxPool' (MaxPool): attribute 'storage_mode' has no meaning in "
+        "netgen's IR (the MaxPool attributes it reads: auto_pad, ceil_mode, dilations, "
+        "kernel_shape, pads, strides, storage_order)")
+    assert not (tmp_path / "out").exists()

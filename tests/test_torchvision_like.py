@@ -163,6 +163,17 @@ def test_like_refuses_bad_folders_and_names(tmp_path, run_cli):
                      tmp_path / "x.prototxt")
     assert result.code == 2 and "with --like the output is a folder" in result.err
     assert not (tmp_path / "q").exists()
+    result = run_cli("convert", tmp_path / "e.onnx", "--like", "resnet18-B-input64", "-o",
+                     tmp_path / "q", "--floor-pooling", "round-mode")
+    assert result.code == 2 and "--floor-pooling does not apply with --like" in result.err
+    result = run_cli("convert", tmp_path / "e.onnx", "--like", "resnet18-B-input64", "-o",
+                     tmp_path / "il", "--input-layer")
+    assert result.code == 0, result.err
+    write_build(spec_from_name("resnet18-B-input64"), tmp_path / "b", onnx=False,
+                legacy_input=False)
+    assert (tmp_path / "il" / "deploy.prototxt").read_bytes() == \
+        (tmp_path / "b" / "deploy.prototxt").read_bytes()
+    assert not (tmp_path / "q").exists()
 
 
 def test_benchmark_section_measures_resnet152_conversion():

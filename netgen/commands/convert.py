@@ -55,8 +55,16 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     if seed < 0:
         raise NetgenError(f"--seed must be >= 0, got {seed}")
     if like_name is not None:
+        given = [flag for flag, used in (("--caffemodel-out", caffemodel_out is not None),
+                                         ("--input-shape", input_shape is not None),
+                                         ("--floor-pooling", floor_pooling != "crop"))
+                 if used]
+        if given:
+            raise NetgenError(f"{given[0]} does not apply with --like (the files are NAME's "
+                              "build: deploy.prototxt, model.caffemodel, model.onnx in OUTPUT)")
         report = convert_like(input_path, caffemodel, like_name, output, force=force,
-                              opset=opset, external_data=external_data)
+                              opset=opset, external_data=external_data,
+                              legacy_input=not input_layer)
         _print(report, as_json)
         return 0
     report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,

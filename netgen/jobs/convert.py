@@ -185,9 +185,10 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
 
 def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None, name: str,
                  output: str | os.PathLike, force: bool = False, opset: int = 17,
-                 external_data: bool | None = None) -> ConvertReport:
+                 external_data: bool | None = None, legacy_input: bool = True) -> ConvertReport:
     """The file's weights on the network `netgen build` writes for NAME, into folder OUTPUT:
-    its deploy.prototxt byte for byte, model.caffemodel and model.onnx with those weights."""
+    its deploy.prototxt byte for byte (as `build`, or `build --input-layer` without
+    legacy_input), model.caffemodel and model.onnx with those weights."""
     from netgen.arch.builder import build
     from netgen.arch.spec import spec_from_name
     from netgen.caffe import caffemodel as caffemodel_io
@@ -225,7 +226,7 @@ def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | 
         graph, weights = read_caffe(source, caffemodel)
         origin = str(caffemodel)
     mapped = like(graph, weights, target, spec.name)
-    files = {"deploy.prototxt": prototxt.render_deploy(target).encode()}
+    files = {"deploy.prototxt": prototxt.render_deploy(target, legacy_input).encode()}
     caffemodel_io.check_size(target)
     files["model.caffemodel"] = caffemodel_io.caffemodel_bytes(target, mapped)
     model = onnx_export.to_onnx(target, mapped, opset=opset)
