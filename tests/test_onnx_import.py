@@ -179,6 +179,22 @@ def test_torchvision_maxpool_rounding_imports_as_floor_pooling():
     assert graph.layer("/maxpool/MaxPool").param.round_mode == "CEIL"
 
 
+def test_dynamo_style_head_with_constant_nodes():
+    """ReduceMean(keepdims=0) with axes from a Constant(value_ints), then Gemm: one global
+    average pooling and one InnerProduct, no Flatten."""
+    w = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    nodes = [helper.make_node("Constant", [], ["axes"], name="c", value_ints=[-1, -2]),
+             helper.make_node("ReduceMean", ["x", "axes"], ["m"], name="mean", keepdims=0),
+             helper.make_node("Gemm", ["m", "w"], ["y"], name="fc", transB=1)]
+    model = _model(nodes, {"w": w}, [2, 3, 4, 4], opset=18)
+    graph, _ = import_model(model)
+    assert [(layer.name, layer.type) for layer in graph.layers] == [("mean", "Pooling"),
+                                                                    ("fc", "InnerProduct")]
+    batch = random_batch((2, 3, 4, 4), 2)
+    assert np.allclose(run(to_onnx(graph, import_model(model)[1]), batch)[0], run(model, batch)[0],
+                       atol=1e-6)
+
+
 def test_pooling_neither_rounding_gives_is_refused_naming_the_node():
     # SAME_UPPER-like trailing pad of 2 with kernel 2 stride 2: ONNX 57, Caffe 56 either way
     node = helper.make_node("MaxPool", ["x"], ["y"], name="odd", kernel_shape=[2, 2],
@@ -200,9 +216,14 @@ def test_pooling_neither_rounding_gives_is_refused_naming_the_node():
      r"node 'd' \(Dropout\): training_mode true"),
     (helper.make_node("ReduceMean", ["x", "a"], ["y"], name="m", keepdims=1),
      r"node 'm' \(ReduceMean\): axes \[1\] of a \[1, 3, 8, 8\] input"),
+    (helper.make_node("BatchNormalization", ["x", "s", "s", "s", "s"], ["y"], name="bn", spatial=0),
+     r"node 'bn' \(BatchNormalization\): spatial=0 \(statistics per activation"),
+    (helper.make_node("Add", ["x", "s"], ["y"], name="old", broadcast=1, axis=1),
+     r"node 'old' \(Add\): attribute 'axis' has no meaning in netgen's IR \(the Add "
+     r"attributes it reads: broadcast\)"),
 ])
 def test_attributes_without_meaning_in_the_ir_name_the_node_and_attribute(node, message):
-    inits = {"t": np.array(True), "a": np.array([1], np.int64)}
+    inits = {"t": np.array(True), "a": np.array([1], np.int64), "s": np.ones(3, np.float32)}
     used = {k: v for k, v in inits.items() if k in node.input}
     with pytest.raises(NetgenError, match=message):
         import_model(_model([node], used, [1, 3, 8, 8]))

@@ -112,6 +112,25 @@ def test_imported_ir_of_each_exporter_shape():
     assert irs["torchscript"].outputs == ("output",) and irs["dynamo"].outputs == ("linear",)
 
 
+def test_grouped_and_wide_bottlenecks_import_with_torchvisions_widths(tmp_path, run_cli):
+    """Issue 12: ResNeXt's grouped 3x3 (Caffe's `group`) and Wide ResNet's doubled width."""
+    for arch, width, groups in (("resnext50_32x4d", 128, 32), ("resnext101_64x4d", 256, 64),
+                                ("wide_resnet50_2", 128, 1)):
+        model = torchvision_resnet(arch, "torchscript", input_size=32, layers=(1, 1, 1, 1))
+        graph, _ = import_model(model)
+        conv2 = graph.layer("/layer1/layer1.0/conv2/Conv")
+        assert conv2.param.group == groups and conv2.param.num_output == width
+        assert conv2.blob_shapes[0] == (width, width // groups, 3, 3)
+        assert graph.layer("/layer1/layer1.0/conv3/Conv").param.num_output == 256
+        onnx.save(model, tmp_path / f"{arch}.onnx")
+        result = run_cli("convert", tmp_path / f"{arch}.onnx", "-o", tmp_path / arch / "d.prototxt")
+        assert result.code == 0, result.err
+        text = (tmp_path / arch / "d.prototxt").read_text()
+        assert (f"group: {groups}" in text) == (groups > 1)
+        again, _ = read_caffe(tmp_path / arch / "d.prototxt", tmp_path / arch / "d.caffemodel")
+        assert again == graph
+
+
 def test_floor_pool_forms_read_back_to_the_same_ir(tmp_path, run_cli):
     model = torchvision_resnet(18, "torchscript", input_size=64, layers=(1, 1, 1, 1))
     onnx.save(model, tmp_path / "m.onnx")
@@ -133,6 +152,19 @@ def test_floor_pool_forms_read_back_to_the_same_ir(tmp_path, run_cli):
                      "--floor-pooling", "floor")
     assert result.code == 2 and "'floor'" in result.err
     assert not (tmp_path / "x").exists()
+
+
+def test_round_mode_form_does_not_run_in_opencv(tmp_path):
+    """Why the crop form is the default: OpenCV's caffe.proto has no round_mode."""
+    from netgen.caffe.caffemodel import caffemodel_bytes
+    from netgen.caffe.prototxt import render_deploy
+
+    model = torchvision_resnet(18, "torchscript", input_size=64, layers=(1, 1, 1, 1))
+    graph, weights = import_model(model)
+    (tmp_path / "d.prototxt").write_text(render_deploy(graph, floor_pool="round-mode"))
+    (tmp_path / "m.caffemodel").write_bytes(caffemodel_bytes(graph, weights))
+    with pytest.raises(cv2.error):
+        opencv_forward(tmp_path / "d.prototxt", tmp_path / "m.caffemodel", random_input(model))
 
 
 def _pool_model(op, size, kernel, stride, pads, **attrs):
@@ -185,3 +217,17 @@ def test_other_crops_are_refused_naming_the_layer(edit, message):
                                                layers=(1, 1, 1, 1)))
     with pytest.raises(NetgenError, match=message):
         read_prototxt(edit(render_deploy(graph)))
+
+
+def test_an_attribute_without_meaning_exits_2_in_one_line_writing_nothing(tmp_path, run_cli):
+    model = torchvision_resnet(18, "torchscript", input_size=64, layers=(1, 1, 1, 1))
+    pool = next(n for n in model.graph.node if n.op_type == "MaxPool")
+    pool.attribute.append(helper.make_attribute("storage_mode", 1))  # not an ONNX attribute
+    onnx.save(model, tmp_path / "bad.onnx")
+    result = run_cli("convert", tmp_path / "bad.onnx", "-o", tmp_path / "out" / "deploy.prototxt")
+    assert result.code == 2
+    assert result.err.strip() == (
+        "error: node '/maxpool/MaxPool' (MaxPool): attribute 'storage_mode' has no meaning in "
+        "netgen's IR (the MaxPool attributes it reads: auto_pad, ceil_mode, dilations, "
+        "kernel_shape, pads, strides, storage_order)")
+    assert not (tmp_path / "out").exists()

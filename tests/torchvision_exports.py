@@ -111,10 +111,11 @@ class _Writer:
 
     def conv_bn(self, x: str, scope: str, param: str, c_in: int, c_out: int, k: int, stride: int,
                 pad: int, groups: int = 1, gamma_scale: float = 1.0, bn_scope: str = "",
-                bn_param: str = "") -> str:
-        """Conv (no bias, as torchvision's) + BatchNorm, folded or kept by the exporter."""
+                bn_param: str = "", bias: bool = False) -> str:
+        """Conv (no bias, as torchvision's, unless `bias`) + BatchNorm, folded or kept."""
         std = np.sqrt(2.0 / (c_in // groups * k * k))
         weight = self.rng.standard_normal((c_out, c_in // groups, k, k)) * std
+        conv_bias = self.rng.normal(0.0, 0.2, c_out) if bias else np.zeros(c_out)
         bn = self.random_bn(c_out, gamma_scale)
         attrs = dict(dilations=[1, 1], group=groups, kernel_shape=[k, k], pads=[pad] * 4,
                      strides=[stride, stride])
@@ -122,7 +123,8 @@ class _Writer:
             attrs["auto_pad"] = "NOTSET"
         if self.exporter == "bn":
             w = self.init(f"{param}.weight", weight)
-            y = self.node("Conv", scope, "conv2d", [x, w], **attrs)
+            b = [self.init(f"{param}.bias", conv_bias)] if bias else []
+            y = self.node("Conv", scope, "conv2d", [x, w, *b], **attrs)
             inputs = [y] + [self.init(f"{bn_param}.{field}", value) for field, value in
                             (("weight", bn.gamma), ("bias", bn.beta), ("running_mean", bn.mean),
                              ("running_var", bn.var))]
@@ -131,7 +133,7 @@ class _Writer:
         # What torch's constant folding computes: W * g / sqrt(v + eps), b - m * g / sqrt(v + eps).
         factor = bn.gamma / np.sqrt(bn.var + EPS)
         folded_w = weight * factor[:, None, None, None]
-        folded_b = bn.beta - bn.mean * factor
+        folded_b = bn.beta + (conv_bias - bn.mean) * factor
         if self.exporter == "dynamo":
             w = self.init(f"{param}.weight", folded_w)
             b = self.init(f"{param}.weight_bias", folded_b)
@@ -150,11 +152,16 @@ def torchvision_resnet(arch: str | int = "resnet18", exporter: str = "torchscrip
                        softmax: bool = False, infer_shapes: bool = False,
                        output: str | None = None, groups: int | None = None,
                        width_per_group: int | None = None,
-                       layers: tuple[int, ...] | None = None) -> onnx.ModelProto:
+                       layers: tuple[int, ...] | None = None, stem: str = "torchvision",
+                       stride_in: str = "3x3", conv1_bias: bool = False) -> onnx.ModelProto:
     """An export of torchvision's `arch` (a name of ARCHS or a depth of DEPTHS).
 
     `groups`, `width_per_group` and `layers` override the constructor's arguments, as
     torchvision's ResNet(block, layers, groups=..., width_per_group=...) takes them.
+    The last three describe the PyTorch ports of MSRA's Caffe models instead of torchvision
+    (e.g. ruotianluo/pytorch-resnet): `stem="caffe"` pools 3x3 stride 2 with no pad and
+    ceil_mode=True as Caffe does, `stride_in="1x1"` puts a bottleneck's stride on its first
+    1x1 conv (ResNet v1), `conv1_bias` gives conv1 a bias before its BN (MSRA's ResNet-50).
     """
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter {exporter!r}, expected one of {EXPORTERS}")
@@ -170,12 +177,17 @@ def torchvision_resnet(arch: str | int = "resnet18", exporter: str = "torchscrip
     e = _Writer(exporter, seed)
     image = "x" if exporter == "dynamo" else "input"
 
-    x = e.conv_bn(image, "/conv1", "conv1", 3, 64, 7, 2, 3, bn_scope="/bn1", bn_param="bn1")
+    if stem not in ("torchvision", "caffe") or stride_in not in ("1x1", "3x3"):
+        raise ValueError(f"stem {stem!r} / stride_in {stride_in!r}")
+    x = e.conv_bn(image, "/conv1", "conv1", 3, 64, 7, 2, 3, bn_scope="/bn1", bn_param="bn1",
+                  bias=conv1_bias)
     x = e.relu(x, "/relu")
     if exporter == "bn":  # the activation Identity torch leaves without constant folding
         x = e.node("Identity", "", "identity", [x])
     pool = dict(ceil_mode=0, dilations=[1, 1], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
                 strides=[2, 2])
+    if stem == "caffe":
+        pool.update(ceil_mode=1, pads=[0, 0, 0, 0])
     if exporter == "dynamo":
         pool["auto_pad"] = "NOTSET"
     x = e.node("MaxPool", "/maxpool", "max_pool2d", [x], **pool)
@@ -193,7 +205,8 @@ def torchvision_resnet(arch: str | int = "resnet18", exporter: str = "torchscrip
                 units = [(planes, 3, stride, 1, 1), (out_c, 3, 1, 1, 1)]
             else:
                 width = int(planes * (width_per_group / 64.0)) * groups
-                units = [(width, 1, 1, 0, 1), (width, 3, stride, 1, groups), (out_c, 1, 1, 0, 1)]
+                s1, s3 = (stride, 1) if stride_in == "1x1" else (1, stride)
+                units = [(width, 1, s1, 0, 1), (width, 3, s3, 1, groups), (out_c, 1, 1, 0, 1)]
             y, c = x, inplanes
             for u, (channels, k, s, p, g) in enumerate(units, start=1):
                 last = u == len(units)

@@ -381,12 +381,89 @@ def _scaling_section(ctx: BenchContext) -> str:
 section("Depth scaling: build time, peak memory and file sizes")(_scaling_section)
 
 
-DIFF_TARGET_S = 5.0  # issue 10: diff of a ResNet-152 export under 5 s on a 2-core machine
+CONVERT_GOAL_S = 5.0  # issue 10: convert of a ResNet-152 export on a 2-core machine
+
+
+def _torchvision_fixtures():
+    """tests/torchvision_exports.py of this checkout (the exports are built without torch)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tests" / "torchvision_exports.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("netgen_bench_torchvision_exports", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _fresh_seconds(args: list[str], repeat: int) -> list[float]:
+    """Wall times of `netgen ARGS` in fresh interpreters, imports included, as a user runs it."""
+    import subprocess
+
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "netgen", *args], capture_output=True,
+                              text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise NetgenError(f"netgen {' '.join(args)} failed: {done.stderr.strip()}")
+    return times
+
+
+@section("Converting a torchvision ResNet-152 export")
+def _convert_section(ctx: BenchContext) -> str:
+    fixtures = _torchvision_fixtures()
+    if fixtures is None:
+        return "Skipped: tests/torchvision_exports.py is not beside this package (run from a checkout)."
+    import onnx
+
+    rows = ["| file | command | runs | median s | min s | max s | goal |",
+            "|---|---|---:|---:|---:|---:|---|"]
+    repeat = max(3, ctx.repeat // 3)
+    cases = [
+        ("TorchScript export, ResNet-152 (opset 17, BN folded, floor MaxPool)",
+         dict(arch=152, exporter="torchscript"), None),
+        ("dynamo export, ResNet-152 (opset 18, ReduceMean head)",
+         dict(arch=152, exporter="dynamo"), None),
+        ("TorchScript export of an MSRA-stem ResNet-152 v1.5", dict(arch=152, stem="caffe"),
+         "resnet152-B-stride3x3"),
+    ]
+    for i, (what, kwargs, like) in enumerate(cases):
+        source = ctx.work / f"export{i}.onnx"
+        onnx.save(fixtures.torchvision_resnet(**kwargs), source)
+        size_mb = source.stat().st_size / 1e6
+        if like is None:
+            args = ["convert", str(source), "-o", str(ctx.work / f"c{i}" / "deploy.prototxt"),
+                    "--force"]
+            shown = "`netgen convert export.onnx -o out/deploy.prototxt`"
+        else:
+            args = ["convert", str(source), "--like", like, "-o", str(ctx.work / f"c{i}"),
+                    "--force"]
+            shown = f"`netgen convert export.onnx --like {like} -o out`"
+        times = _fresh_seconds(args, repeat)
+        median = statistics.median(times)
+        ctx.results.setdefault("convert", []).append({"file": what, "median_s": median})
+        rows.append(f"| {what}, {size_mb:.0f} MB | {shown} | {len(times)} | {median:.2f} | "
+                    f"{min(times):.2f} | {max(times):.2f} | "
+                    f"{'under' if median < CONVERT_GOAL_S else 'OVER'} {CONVERT_GOAL_S:.0f} s |")
+    return "\n".join(rows + [
+        "",
+        "Each run is a fresh `python -m netgen` process (imports, reading the ONNX file, "
+        "the IR, the prototxt and the caffemodel or, with --like, the build's three files, "
+        "written atomically). The exports are the fixtures of tests/torchvision_exports.py "
+        "at 224x224 with seeded random weights, built with onnx.helper in the exporters' shapes.",
+    ])
+
+
+DIFF_GOAL_S = 5.0  # issue 10: diff of a ResNet-152 export under 5 s on a 2-core machine
 
 
 def diff_export(ctx: BenchContext, spec: ArchSpec) -> Path:
     """`spec`'s graph with every BatchNorm folded into its convolution, as ONNX: the shape of
-    a PyTorch export (folded convs with biases, no Softmax), written once per report."""
+    a PyTorch export (folded convs with biases, no Softmax), written once per report. Used
+    where tests/torchvision_exports.py is not at hand."""
     from netgen.arch.builder import build
     from netgen.arch.weights import initial_weights
     from netgen.jobs.diff.numeric import fold
@@ -405,44 +482,55 @@ def diff_export(ctx: BenchContext, spec: ArchSpec) -> Path:
     return path
 
 
-def diff_seconds(a: str, b: str, repeat: int, extra: tuple[str, ...] = ()) -> float:
-    """Median wall time of `netgen diff A B` in a fresh interpreter, imports included, as a
-    user runs it."""
+def diff_seconds(args: list[str], repeat: int) -> list[float]:
+    """Wall times of `netgen diff ARGS` in fresh interpreters, imports included (exit 0 and 1
+    are both answers)."""
     import subprocess
 
     times = []
     for _ in range(max(1, repeat)):
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "netgen", "diff", a, b, *extra],
+        proc = subprocess.run([sys.executable, "-m", "netgen", "diff", *args],
                               capture_output=True, text=True)
         times.append(time.perf_counter() - start)
         if proc.returncode not in (0, 1):
-            raise NetgenError(f"netgen diff {a} {b} failed: {proc.stderr.strip()}")
-    return statistics.median(times)
+            raise NetgenError(f"netgen diff {' '.join(args)} failed: {proc.stderr.strip()}")
+    return times
 
 
-@section("diff of a ResNet-152 export")
+@section("Diffing a torchvision ResNet-152 export")
 def _diff_section(ctx: BenchContext) -> str:
     spec = make_spec("imagenet", 152, stride_in="3x3", conv1_bias=False)
-    name = spec.name
-    export = str(diff_export(ctx, spec))
-    repeat = max(3, min(ctx.repeat, 5))
-    rows = [("folded export vs its netgen name (EQUIVALENT)", export, name, (), True),
-            ("folded export vs resnet152-B (stride placement)", export, "resnet152-B", (), True),
-            ("the same, --strict", export, name, ("--strict",), True),
-            ("folded export vs its netgen name, --numeric (two ORT sessions; no goal)", export,
-             name, ("--numeric",), False)]
-    lines = ["| diff | wall s (median) | under 5 s |", "|---|---:|:---:|"]
-    for title, a, b, extra, goal in rows:
-        seconds = diff_seconds(a, b, repeat, extra)
-        verdict = ("yes" if seconds < DIFF_TARGET_S else "NO") if goal else "-"
-        lines.append(f"| {title} | {seconds:.2f} | {verdict} |")
-    return "\n".join(lines + [
+    fixtures = _torchvision_fixtures()
+    if fixtures is not None:
+        import onnx
+
+        export, other = ctx.work / "diff-torchscript.onnx", ctx.work / "diff-dynamo.onnx"
+        onnx.save(fixtures.torchvision_resnet(152, "torchscript"), export)
+        onnx.save(fixtures.torchvision_resnet(152, "dynamo"), other)
+        what = "the TorchScript and dynamo exports of tests/torchvision_exports.py"
+        cases = [("export vs " + spec.name + " (EQUIVALENT)", [str(export), spec.name]),
+                 ("export vs resnet152-B (stride placement)", [str(export), "resnet152-B"]),
+                 ("TorchScript vs dynamo export (EQUIVALENT)", [str(export), str(other)]),
+                 ("export vs " + spec.name + ", --strict", [str(export), spec.name, "--strict"])]
+    else:
+        export = diff_export(ctx, spec)
+        what = f"{spec.name} with its BatchNorm folded (tests/torchvision_exports.py not found)"
+        cases = [("export vs " + spec.name, [str(export), spec.name]),
+                 ("export vs resnet152-B", [str(export), "resnet152-B"])]
+    repeat = max(3, ctx.repeat // 3)
+    rows = ["| diff | runs | median s | min s | max s | goal |", "|---|---:|---:|---:|---:|---|"]
+    for title, args in cases:
+        times = diff_seconds(args, repeat)
+        median = statistics.median(times)
+        rows.append(f"| {title} | {len(times)} | {median:.2f} | {min(times):.2f} | "
+                    f"{max(times):.2f} | {'under' if median < DIFF_GOAL_S else 'OVER'} "
+                    f"{DIFF_GOAL_S:.0f} s |")
+    return "\n".join(rows + [
         "",
-        f"`netgen diff` in a fresh interpreter (imports included), median of {repeat} runs, "
-        f"{os.cpu_count()} CPU(s). The export is {name} with every BatchNorm folded into its "
-        "convolution and no Softmax, the shape of a PyTorch export (TorchScript exporter), "
-        f"{Path(export).stat().st_size / 2**20:.0f} MiB.",
+        f"Each run is a fresh `python -m netgen diff` process (imports, reading both sides, "
+        f"the comparison and the report) on {os.cpu_count()} CPU(s); the files are {what}, "
+        f"{Path(export).stat().st_size / 1e6:.0f} MB each.",
     ])
 
 

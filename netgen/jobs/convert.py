@@ -181,3 +181,62 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
         raise NetgenError(f"{caffemodel}: no such file")
     return caffe_to_onnx(source, caffemodel, output, opset, force, seed, phase, input_shape,
                          external_data)
+
+
+def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None, name: str,
+                 output: str | os.PathLike, force: bool = False, opset: int = 17,
+                 external_data: bool | None = None, legacy_input: bool = True) -> ConvertReport:
+    """The file's weights on the network `netgen build` writes for NAME, into folder OUTPUT:
+    its deploy.prototxt byte for byte (as `build`, or `build --input-layer` without
+    legacy_input), model.caffemodel and model.onnx with those weights."""
+    from netgen.arch.builder import build
+    from netgen.arch.spec import spec_from_name
+    from netgen.caffe import caffemodel as caffemodel_io
+    from netgen.caffe import prototxt
+    from netgen.jobs.convert_like import check_folder, like, write_folder
+    from netgen.onnx import export as onnx_export
+    from netgen.onnx import files as onnx_files
+
+    onnx_export.check_opset(opset)
+    source = Path(input_path)
+    if not source.is_file():
+        raise NetgenError(f"{source}: no such file")
+    out = Path(output)
+    if out.suffix.lower() in (".prototxt", ".onnx", ".caffemodel"):
+        raise NetgenError(f"{out}: with --like the output is a folder (it gets deploy.prototxt, "
+                          "model.caffemodel and model.onnx)")
+    check_folder(out, force)
+    spec = spec_from_name(name)
+    target = build(spec)
+    if is_onnx_file(source):
+        if caffemodel is not None:
+            raise NetgenError(f"{caffemodel}: a caffemodel goes with a prototxt input; an ONNX "
+                              "input carries its own weights")
+        from netgen.onnx.reader import read_onnx
+
+        graph, weights = read_onnx(source)
+        origin = "the ONNX initializers"
+    else:
+        if caffemodel is None:
+            raise NetgenError("--like maps a prototxt's weights: give its caffemodel too")
+        if not Path(caffemodel).is_file():
+            raise NetgenError(f"{caffemodel}: no such file")
+        from netgen.caffe.reader import read_caffe
+
+        graph, weights = read_caffe(source, caffemodel)
+        origin = str(caffemodel)
+    mapped = like(graph, weights, target, spec.name)
+    files = {"deploy.prototxt": prototxt.render_deploy(target, legacy_input).encode()}
+    caffemodel_io.check_size(target)
+    files["model.caffemodel"] = caffemodel_io.caffemodel_bytes(target, mapped)
+    model = onnx_export.to_onnx(target, mapped, opset=opset)
+    files.update(onnx_files.model_files(model, "model.onnx", external_data))
+    write_folder(out, files, force)
+    inputs = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
+    folded = sum(1 for layer in graph.layers if layer.type == "Convolution") - sum(
+        1 for layer in graph.layers if layer.type == "BatchNorm")
+    return ConvertReport(
+        "like", str(source), [str(out / f) for f in files], spec.name, len(graph.layers),
+        f"input {inputs}", f"{origin}, mapped onto {spec.name} ({len(mapped)} layers with "
+        f"weights)", extra={"like": spec.name, "target_layers": len(target.layers),
+                            "folded_batchnorm": max(folded, 0)})

@@ -200,10 +200,15 @@ class _Importer:
         return mark_fixed_by_weights(graph, self.weights), self.weights
 
     def op_Constant(self, node):
-        a = node.attribute[0] if node.attribute else None
-        if a is None or a.name != "value":
-            raise self.fail(node, "only a Constant with a tensor `value` is supported")
-        self.const[node.output[0]] = _to_array(a.t, f"node {self.node_name(node)!r} (Constant)")
+        a = node.attribute[0] if len(node.attribute) == 1 else None
+        if a is None or a.name not in CONSTANT_VALUES:
+            raise self.fail(node, "needs exactly one of the attributes "
+                            + ", ".join(CONSTANT_VALUES))
+        if a.name == "value":
+            value = _to_array(a.t, f"node {self.node_name(node)!r} (Constant)")
+        else:
+            value = np.asarray(onnx.helper.get_attribute_value(a), CONSTANT_VALUES[a.name])
+        self.const[node.output[0]] = value
 
     def op_Identity(self, node):
         if self.is_const(node.input[0]):
@@ -311,8 +316,11 @@ class _Importer:
 
     def op_BatchNormalization(self, node):
         a = self.attrs(node)
-        if a.get("training_mode", 0):
+        if a.get("training_mode", 0) or not a.get("is_test", 1):
             raise self.fail(node, "training_mode=1: only inference BatchNormalization maps onto Caffe")
+        if not a.get("spatial", 1):
+            raise self.fail(node, "spatial=0 (statistics per activation, not per channel) has "
+                            "no Caffe BatchNorm equivalent")
         if any(o and self.uses.get(o) for o in node.output[1:]):
             raise self.fail(node, "running-statistics outputs are used (training graph)")
         x = self.bottom(node, node.input[0])
@@ -775,15 +783,17 @@ class _Importer:
 # The ops with a Caffe equivalent: those _Importer has an op_<type> handler for.
 SUPPORTED_OPS = tuple(sorted(name[3:] for name in vars(_Importer) if name.startswith("op_")))
 
+CONSTANT_VALUES = {"value": None, "value_float": np.float32, "value_floats": np.float32,
+                   "value_int": np.int64, "value_ints": np.int64}
 _POOL_ATTRIBUTES = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
 # The attributes each handler reads (and checks the values of). Any other attribute is
 # refused by name: dropping it would change what the file computes. MaxPool's storage_order
 # only lays out its Indices output, which the handler refuses when used.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "Constant": ("value",),
+    "Constant": tuple(CONSTANT_VALUES),
     "Dropout": ("is_test", "ratio", "seed"),
     "Conv": ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"),
-    "BatchNormalization": ("epsilon", "momentum", "training_mode"),
+    "BatchNormalization": ("epsilon", "is_test", "momentum", "spatial", "training_mode"),
     "LeakyRelu": ("alpha",),
     "MaxPool": _POOL_ATTRIBUTES + ("storage_order",),
     "AveragePool": _POOL_ATTRIBUTES + ("count_include_pad",),
@@ -792,7 +802,9 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "Squeeze": ("axes",),
     "Unsqueeze": ("axes",),
     "ReduceMean": ("axes", "keepdims", "noop_with_empty_axes"),
-    "Gemm": ("alpha", "beta", "transA", "transB"),
+    "Gemm": ("alpha", "beta", "broadcast", "transA", "transB"),
+    # opset < 7 spelled numpy broadcasting out; its `axis` (another alignment) is refused
+    "Add": ("broadcast",), "Sub": ("broadcast",), "Mul": ("broadcast",), "Div": ("broadcast",),
     "Softmax": ("axis",),
     "Concat": ("axis",),
     "Pad": ("mode", "pads", "value"),
