@@ -275,3 +275,9 @@ def test_hand_edited_representation_is_equivalent_and_architecture_is_not():
     assert [f["text"] for f in result.findings if f["kind"] == "conv"] == [
         "second 3x3 convolution of block res3b: pad A [2, 2] | B [1, 1]; dilation A [2, 2] | "
         "B [1, 1]"]
+
+
+def test_make_bench_times_diff_of_a_resnet152_export():
+    from netgen.jobs import benchmarks
+
+    assert "Diffing a torchvision ResNet-152 export" in [s.title for s in benchmarks.SECTIONS]
