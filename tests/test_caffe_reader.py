@@ -195,10 +195,11 @@ def test_caffe_rounding_of_pooling_and_round_mode_floor():
             'kernel_size: %d stride: 2 %s } }')
     # kernel 1 stride 2 on 32 rounds up to 17 (the reason option A uses a convolution)
     assert read_prototxt(base + pool % (1, "")).layer("p").top_shapes == ((1, 2, 17, 17),)
-    # FLOOR agrees with CEIL for kernel 2: accepted; for kernel 1 it does not: refused
-    assert read_prototxt(base + pool % (2, "round_mode: FLOOR")).layer("p").top_shapes == ((1, 2, 16, 16),)
-    with pytest.raises(NetgenError, match=r"layer 'p' \(Pooling\): round_mode FLOOR gives 16 but"):
-        read_prototxt(base + pool % (1, "round_mode: FLOOR"))
+    # FLOOR agrees with CEIL for kernel 2: read as CEIL; for kernel 1 it rounds down to 16
+    two = read_prototxt(base + pool % (2, "round_mode: FLOOR")).layer("p")
+    assert two.top_shapes == ((1, 2, 16, 16),) and two.param.round_mode == "CEIL"
+    one = read_prototxt(base + pool % (1, "round_mode: FLOOR")).layer("p")
+    assert one.top_shapes == ((1, 2, 16, 16),) and one.param.round_mode == "FLOOR"
 
 
 # ----------------------------------------------------------------------------- train_val

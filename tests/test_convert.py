@@ -109,6 +109,28 @@ def test_pytorch_style_onnx_to_caffe_and_back_computes_the_same(tmp_path, run_cl
     assert np.max(np.abs(want - got)) < 1e-5 * max(1.0, float(np.max(np.abs(want))))
 
 
+def test_convert_makes_a_missing_output_folder_as_build_does(tmp_path, run_cli):
+    write_build(make_spec("cifar10", 8), tmp_path / "net", weights=True)
+    target = tmp_path / "new" / "sub" / "model.onnx"
+    result = run_cli("convert", tmp_path / "net" / "deploy.prototxt",
+                     tmp_path / "net" / "model.caffemodel", "-o", target)
+    assert result.code == 0, result.err
+    assert onnx.load(target).graph.name == "cifar10-resnet8-A"
+    back = tmp_path / "again" / "deploy.prototxt"
+    result = run_cli("convert", target, "-o", back)
+    assert result.code == 0, result.err
+    assert back.read_text() == (tmp_path / "net" / "deploy.prototxt").read_text()
+    assert (tmp_path / "again" / "model.caffemodel").is_file()
+    # a file where a folder would go: refused before anything is written
+    (tmp_path / "plain").write_text("x")
+    result = run_cli("convert", target, "-o", tmp_path / "plain" / "deploy.prototxt")
+    assert result.code == 2 and "plain is a file, not a folder" in result.err
+    # a conversion that fails leaves no folder behind
+    result = run_cli("convert", tmp_path / "net" / "deploy.prototxt", "-o",
+                     tmp_path / "never" / "m.onnx", "--opset", "9")
+    assert result.code == 2 and not (tmp_path / "never").exists()
+
+
 def test_train_val_reports_the_input_and_the_dropped_layers(tmp_path, run_cli):
     write_build(make_spec("cifar10", 20), tmp_path / "c20")
     result = run_cli("convert", tmp_path / "c20" / "train_val.prototxt", "-o", tmp_path / "c.onnx",

@@ -26,7 +26,7 @@ def diff_json(run_cli, *args):
 
 
 def test_option_a_vs_b_differs_only_in_the_projection_shortcuts(run_cli):
-    code, data = diff_json(run_cli, "resnet50-A", "resnet50-B")
+    code, data = diff_json(run_cli, "resnet50-A", "resnet50-B", "--strict")
     assert code == 1 and data["equivalent"] is False
     shortcuts = data["shortcut_differences"]
     assert [(d["a"]["block"], d["b"]["block"]) for d in shortcuts] == [
@@ -44,7 +44,7 @@ def test_option_a_vs_b_differs_only_in_the_projection_shortcuts(run_cli):
     assert data["a"]["parameters"] == 25_557_096 - 2_776_576  # the four projections (conv + BN)
     assert data["first_divergence"]["reason"] == "shortcut differs"
     assert data["first_divergence"]["a"]["op"]["layers"] == ["res2a"]
-    text = run_cli("diff", "resnet50-A", "resnet50-B")
+    text = run_cli("diff", "resnet50-A", "resnet50-B", "--strict")
     assert text.code == 1
     assert "A res3a: zero-pad (subsample stride 2, +256 zero channels)  |  B res3a: projection" in text.out
 
@@ -52,14 +52,14 @@ def test_option_a_vs_b_differs_only_in_the_projection_shortcuts(run_cli):
 def test_resnet50_b_vs_itself_read_back_from_prototxt_is_equivalent(tmp_path, run_cli):
     deploy = tmp_path / "ResNet-50-deploy.prototxt"
     deploy.write_text(msra_style(render_deploy(build(make_spec("imagenet", 50)))))
-    code, data = diff_json(run_cli, "resnet50-B", deploy, "--numeric")
+    code, data = diff_json(run_cli, "resnet50-B", deploy, "--numeric", "--strict")
     assert code == 0 and data["equivalent"] is True
     assert data["first_divergence"] is None
     assert data["a"]["op_counts"] == data["b"]["op_counts"] == {
         "Add": 16, "BN": 53, "Conv": 53, "FC": 1, "Pool": 2, "ReLU": 49, "Softmax": 1}
     assert data["a"]["blocks"] == data["b"]["blocks"] == 16
     assert data["numeric"]["max_abs_diff"] == 0.0 and data["numeric"]["within_tolerance"]
-    assert run_cli("diff", "resnet50-B", deploy).out.count("EQUIVALENT") == 1
+    assert run_cli("diff", "resnet50-B", deploy, "--strict").out.count("EQUIVALENT") == 1
 
 
 @pytest.mark.parametrize("residual,kinds", [
@@ -81,7 +81,7 @@ def test_residual_vs_plain_differs_in_shortcuts_only(run_cli, residual, kinds):
 
 
 def test_stride_placement_differs_exactly_in_the_first_blocks_of_stages_3_to_5(run_cli):
-    code, data = diff_json(run_cli, "resnet50-B", "resnet50-B-stride3x3")
+    code, data = diff_json(run_cli, "resnet50-B", "resnet50-B-stride3x3", "--strict")
     assert code == 1
     found = [(d["a"], d["b"], d["fields"]) for d in data["layer_differences"]]
     want = []
@@ -101,7 +101,8 @@ def test_stride_placement_differs_exactly_in_the_first_blocks_of_stages_3_to_5(r
 
 def test_pytorch_style_export_aligns_by_topology_not_names(tmp_path, run_cli):
     onnx.save(torch_resnet(18), tmp_path / "torch18.onnx")
-    code, data = diff_json(run_cli, "resnet18-B", tmp_path / "torch18.onnx", "--numeric")
+    code, data = diff_json(run_cli, "resnet18-B", tmp_path / "torch18.onnx", "--numeric",
+                           "--strict")
     assert code == 1  # the export has no Softmax
     assert data["layer_differences"] == [] and data["shortcut_differences"] == []
     [missing] = data["structural_differences"]
@@ -114,13 +115,14 @@ def test_pytorch_style_export_aligns_by_topology_not_names(tmp_path, run_cli):
     assert numeric["max_abs_diff"] < 1e-4 and numeric["within_tolerance"]
     # The export's own (different) weights give a different function.
     code, data = diff_json(run_cli, "resnet18-B", tmp_path / "torch18.onnx", "--numeric",
-                           "--weights", "own")
+                           "--weights", "own", "--strict")
     assert code == 1 and data["numeric"]["max_abs_diff"] > 1e-2
 
 
 def test_torchvision_v15_resnet50_against_netgen(tmp_path, run_cli):
     onnx.save(torch_resnet(50), tmp_path / "torch50.onnx")
-    code, data = diff_json(run_cli, tmp_path / "torch50.onnx", "resnet50-B-stride3x3")
+    code, data = diff_json(run_cli, tmp_path / "torch50.onnx", "resnet50-B-stride3x3",
+                           "--strict")
     assert code == 1
     assert [(d["a"], d["b"], d["fields"]) for d in data["layer_differences"]] == [
         (["/conv1/Conv"], ["conv1"], {"bias": [False, True],
@@ -150,7 +152,7 @@ def test_netgen_onnx_and_prototxt_of_option_a_are_equivalent(tmp_path, run_cli):
 
 
 def test_deeper_nets_align_block_by_block():
-    result = diff("resnet152-B", "resnet101-B")
+    result = diff("resnet152-B", "resnet101-B", strict=True)
     extra = [d["a"]["block"] for d in result.shortcut_differences]
     assert len(extra) == 17 and all(d["b"]["kind"] == "none" for d in result.shortcut_differences)
     assert sum(name.startswith("res3b") for name in extra) == 4

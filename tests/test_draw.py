@@ -278,7 +278,7 @@ def test_every_generated_folder_carries_its_drawing():
 def test_generated_figures_are_current():
     figures = drawing.paper_figures()
     for file_name, svg in figures.items():
-        assert (ROOT / "generated" / file_name).read_text() == svg, f"run make generate"
+        assert (ROOT / "generated" / file_name).read_text() == svg, "run make generate"
     assert len(columns(parse(figures["fig3.svg"]))) == 4
 
 

@@ -24,7 +24,6 @@ import contextlib
 import hashlib
 import io
 import math
-import os
 import re
 import tempfile
 from pathlib import Path

@@ -136,15 +136,15 @@ def test_mixed_ops_map_and_compute_the_same():
     assert types == [("conv", "Convolution"), ("prelu", "PReLU"), ("mul", "Scale"),
                      ("sub", "Bias"), ("half", "Power"), ("leaky", "ReLU"),
                      ("sub2", "Convolution"), ("widen_zeros", "Power"), ("widen", "Concat"),
-                     ("pool", "Pooling"), ("reshape", "Reshape"), ("fc/MatMul", "InnerProduct"),
-                     ("softmax", "Softmax")]
+                     ("pool", "Pooling"), ("fc/MatMul", "InnerProduct"), ("softmax", "Softmax")]
     assert graph.layer("half").param == ir.PowerParam(scale=0.5)
     assert graph.layer("leaky").param.negative_slope == pytest.approx(0.2)
     assert graph.layer("sub2").fixed and graph.layer("sub2").param.group == 8
     assert graph.layer("widen").bottoms == ("sl", "widen_zeros")
     assert graph.layer("widen").top_shapes == ((1, 16, 8, 8),)
-    fc = graph.layer("fc/MatMul")
+    fc = graph.layer("fc/MatMul")  # Reshape [0, -1] + MatMul + Add: one InnerProduct
     assert fc.param == ir.InnerProductParam(6, bias_term=True, axis=1)
+    assert fc.bottoms == ("mp",) and fc.tops == ("fco",)
     assert np.array_equal(weights["fc/MatMul"][0], inits["mm"].T)
     assert np.array_equal(weights["sub"][0], -inits["sub"].reshape(8))
     batch = random_batch((3, 3, 16, 16), 4)
@@ -165,13 +165,68 @@ def test_asymmetric_pads_are_accepted_only_where_caffe_gives_the_same_windows():
         import_model(bad)
 
 
-def test_torchvision_maxpool_rounding_is_refused_naming_the_node():
-    with pytest.raises(NetgenError, match=r"node '/maxpool/MaxPool' \(MaxPool\): ceil_mode=0 with "
-                                          r"pads \[1, 1, 1, 1\] gives 56 outputs on axis 2 .* gives 57"):
-        import_model(torch_resnet(18, maxpool=(3, 2, 1, 0)))
+def test_torchvision_maxpool_rounding_imports_as_floor_pooling():
+    graph, _ = import_model(torch_resnet(18, maxpool=(3, 2, 1, 0), stages=(1, 1, 1, 1)))
+    pool = graph.layer("/maxpool/MaxPool")
+    assert pool.param == ir.PoolingParam("MAX", (3, 3), (2, 2), (1, 1), round_mode="FLOOR")
+    assert pool.top_shapes == ((1, 64, 56, 56),)
     # ceil_mode=1 with the same pads agrees with Caffe's rounding (57)
     graph, _ = import_model(torch_resnet(18, maxpool=(3, 2, 1, 1), stages=(1, 1, 1, 1)))
+    assert graph.layer("/maxpool/MaxPool").param.round_mode == "CEIL"
     assert graph.layer("/maxpool/MaxPool").top_shapes == ((1, 64, 57, 57),)
+    # ceil_mode=0 where both roundings agree (kernel 2 on an even size) is Caffe's default
+    graph, _ = import_model(torch_resnet(18, maxpool=(2, 2, 0, 0), stages=(1, 1, 1, 1)))
+    assert graph.layer("/maxpool/MaxPool").param.round_mode == "CEIL"
+
+
+def test_dynamo_style_head_with_constant_nodes():
+    """ReduceMean(keepdims=0) with axes from a Constant(value_ints), then Gemm: one global
+    average pooling and one InnerProduct, no Flatten."""
+    w = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    nodes = [helper.make_node("Constant", [], ["axes"], name="c", value_ints=[-1, -2]),
+             helper.make_node("ReduceMean", ["x", "axes"], ["m"], name="mean", keepdims=0),
+             helper.make_node("Gemm", ["m", "w"], ["y"], name="fc", transB=1)]
+    model = _model(nodes, {"w": w}, [2, 3, 4, 4], opset=18)
+    graph, _ = import_model(model)
+    assert [(layer.name, layer.type) for layer in graph.layers] == [("mean", "Pooling"),
+                                                                    ("fc", "InnerProduct")]
+    batch = random_batch((2, 3, 4, 4), 2)
+    assert np.allclose(run(to_onnx(graph, import_model(model)[1]), batch)[0], run(model, batch)[0],
+                       atol=1e-6)
+
+
+def test_pooling_neither_rounding_gives_is_refused_naming_the_node():
+    # SAME_UPPER-like trailing pad of 2 with kernel 2 stride 2: ONNX 57, Caffe 56 either way
+    node = helper.make_node("MaxPool", ["x"], ["y"], name="odd", kernel_shape=[2, 2],
+                            strides=[2, 2], pads=[0, 0, 2, 2])
+    with pytest.raises(NetgenError, match=r"node 'odd' \(MaxPool\): ceil_mode=0 with pads "
+                                          r"\[0, 0, 2, 2\] gives \[57, 57\] outputs .* gives "
+                                          r"\[56, 56\] rounding up and \[56, 56\] rounding down"):
+        import_model(_model([node], {}, [1, 3, 112, 112]))
+
+
+@pytest.mark.parametrize("node,message", [
+    (helper.make_node("MaxPool", ["x"], ["y"], name="p", kernel_shape=[2, 2], foo=1),
+     r"node 'p' \(MaxPool\): attribute 'foo' has no meaning in netgen's IR \(the MaxPool "
+     r"attributes it reads: auto_pad, ceil_mode"),
+    (helper.make_node("Relu", ["x"], ["y"], name="r", alpha=0.1),
+     r"node 'r' \(Relu\): attribute 'alpha' has no meaning in netgen's IR \(the Relu "
+     r"attributes it reads: none\)"),
+    (helper.make_node("Dropout", ["x", "", "t"], ["y"], name="d"),
+     r"node 'd' \(Dropout\): training_mode true"),
+    (helper.make_node("ReduceMean", ["x", "a"], ["y"], name="m", keepdims=1),
+     r"node 'm' \(ReduceMean\): axes \[1\] of a \[1, 3, 8, 8\] input"),
+    (helper.make_node("BatchNormalization", ["x", "s", "s", "s", "s"], ["y"], name="bn", spatial=0),
+     r"node 'bn' \(BatchNormalization\): spatial=0 \(statistics per activation"),
+    (helper.make_node("Add", ["x", "s"], ["y"], name="old", broadcast=1, axis=1),
+     r"node 'old' \(Add\): attribute 'axis' has no meaning in netgen's IR \(the Add "
+     r"attributes it reads: broadcast\)"),
+])
+def test_attributes_without_meaning_in_the_ir_name_the_node_and_attribute(node, message):
+    inits = {"t": np.array(True), "a": np.array([1], np.int64), "s": np.ones(3, np.float32)}
+    used = {k: v for k, v in inits.items() if k in node.input}
+    with pytest.raises(NetgenError, match=message):
+        import_model(_model([node], used, [1, 3, 8, 8]))
 
 
 @pytest.mark.parametrize("node,inits,message", [

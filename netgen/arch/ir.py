@@ -37,6 +37,10 @@ class PoolingParam:
     stride: Pair = (1, 1)
     pad: Pair = (0, 0)
     global_pooling: bool = False
+    # Caffe's PoolingParameter.round_mode: "CEIL" (every Caffe, and the paper's nets) or
+    # "FLOOR" (PyTorch's and ONNX's ceil_mode=0). Readers set FLOOR only where it changes the
+    # output size, so one computation has one IR whichever way a file spells it.
+    round_mode: str = "CEIL"
 
 
 @dataclass(frozen=True)

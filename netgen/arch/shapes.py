@@ -3,7 +3,7 @@
 Builders and readers state only layer parameters; every top shape and blob shape comes from
 here, so a file can never claim a shape its parameters contradict. Caffe's rules matter:
 convolution rounds down, pooling rounds up (and drops a last window that starts in the
-padding), Eltwise demands equal shapes.
+padding) unless its round_mode is FLOOR, Eltwise demands equal shapes.
 """
 
 from __future__ import annotations
@@ -31,12 +31,26 @@ def conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -
     return (size + 2 * pad - extent) // stride + 1
 
 
-def pool_out(size: int, kernel: int, stride: int, pad: int) -> int:
-    """Caffe's PoolingLayer::Reshape with round_mode CEIL (the only mode of the pinned Caffe)."""
-    out = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
+ROUND_MODES = ("CEIL", "FLOOR")
+
+
+def pool_out(size: int, kernel: int, stride: int, pad: int, round_mode: str = "CEIL") -> int:
+    """Caffe's PoolingLayer::Reshape: round_mode CEIL (every Caffe's default) rounds up,
+    FLOOR (BVLC master, and ONNX's ceil_mode=0) rounds down as a convolution does."""
+    if round_mode == "FLOOR":
+        return (size + 2 * pad - kernel) // stride + 1  # never starts in the padding (pad < k)
+    out = -((size + 2 * pad - kernel) // -stride) + 1
     if pad and (out - 1) * stride >= size + pad:
         out -= 1  # the last window would start inside the padding: Caffe clips it
     return out
+
+
+def rounding_matters(p: ir.PoolingParam, size: tuple[int, int]) -> bool:
+    """Whether FLOOR and CEIL give different output sizes for this pooling on `size` (H, W)."""
+    if p.global_pooling:
+        return False
+    return any(pool_out(n, k, s, pad, "FLOOR") != pool_out(n, k, s, pad, "CEIL")
+               for n, k, s, pad in zip(size, p.kernel, p.stride, p.pad))
 
 
 def _fail(layer: ir.Layer, message: str) -> NetgenError:
@@ -74,6 +88,8 @@ def _pooling(layer, shapes):
     n, c, h, w = _spatial(layer, shapes[0])
     if p.pool not in ("MAX", "AVE"):
         raise _fail(layer, f"pool must be MAX or AVE, got {p.pool}")
+    if p.round_mode not in ROUND_MODES:
+        raise _fail(layer, f"round_mode must be CEIL or FLOOR, got {p.round_mode}")
     if p.global_pooling:
         return [(n, c, 1, 1)], []
     for what, pair, low in (("kernel", p.kernel, 1), ("stride", p.stride, 1), ("pad", p.pad, 0)):
@@ -81,8 +97,8 @@ def _pooling(layer, shapes):
             raise _fail(layer, f"{what} must be >= {low}, got {list(pair)}")
     if p.pad[0] >= p.kernel[0] or p.pad[1] >= p.kernel[1]:
         raise _fail(layer, f"pad {list(p.pad)} must be smaller than kernel {list(p.kernel)}")
-    oh = pool_out(h, p.kernel[0], p.stride[0], p.pad[0])
-    ow = pool_out(w, p.kernel[1], p.stride[1], p.pad[1])
+    oh = pool_out(h, p.kernel[0], p.stride[0], p.pad[0], p.round_mode)
+    ow = pool_out(w, p.kernel[1], p.stride[1], p.pad[1], p.round_mode)
     return [(n, c, oh, ow)], []
 
 

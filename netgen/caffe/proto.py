@@ -206,6 +206,7 @@ MESSAGES: tuple[Message, ...] = (
         _opt("BiasParameter", "bias_param", 141),
         _opt("ConcatParameter", "concat_param", 104),
         _opt("ConvolutionParameter", "convolution_param", 106),
+        _opt("CropParameter", "crop_param", 144),
         _opt("DataParameter", "data_param", 107),
         _opt("DropoutParameter", "dropout_param", 108),
         _opt("DummyDataParameter", "dummy_data_param", 109),
@@ -246,6 +247,10 @@ MESSAGES: tuple[Message, ...] = (
     Message("ConcatParameter", (
         _opt("int32", "axis", 2, 1),
         _opt("uint32", "concat_dim", 1, 1),  # deprecated alias of `axis`
+    )),
+    Message("CropParameter", (  # netgen's exact floor-rounded pooling (prototxt.py)
+        _opt("int32", "axis", 1, 2),
+        _rep("uint32", "offset", 2),
     )),
     Message("BatchNormParameter", (
         _opt("bool", "use_global_stats", 1),  # no default: Caffe uses (phase == TEST)
@@ -557,6 +562,7 @@ ConcatParameter = _CLASSES["ConcatParameter"]
 BatchNormParameter = _CLASSES["BatchNormParameter"]
 BiasParameter = _CLASSES["BiasParameter"]
 ConvolutionParameter = _CLASSES["ConvolutionParameter"]
+CropParameter = _CLASSES["CropParameter"]
 DataParameter = _CLASSES["DataParameter"]
 DropoutParameter = _CLASSES["DropoutParameter"]
 DummyDataParameter = _CLASSES["DummyDataParameter"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jinja2
 
 from netgen.arch import ir
+from netgen.arch.shapes import pool_out
 from netgen.arch.spec import ArchSpec
 from netgen.caffe import proto as caffe_proto
 from netgen.errors import NetgenError
@@ -27,6 +28,7 @@ FAMILIES = {
     "Dropout": "activation", "Softmax": "activation",
     "Eltwise": "merge", "Concat": "merge", "Slice": "merge", "Split": "merge",
     "Flatten": "merge", "Reshape": "merge",
+    "Crop": "crop",
 }
 DATA_KINDS = ("lmdb", "imagedata", "hdf5", "dummy")
 
@@ -89,9 +91,82 @@ def _checked(text: str, source: str) -> str:
     return text
 
 
-def render_deploy(graph: ir.Graph, legacy_input: bool = True) -> str:
-    """The deploy net. legacy_input writes `input:`/`input_dim:` as the MSRA files do."""
-    text = _render("deploy.prototxt.j2", graph=graph, legacy_input=legacy_input, phase=None,
+# How a floor-rounded pooling (PyTorch's, ONNX's ceil_mode=0) is written. Caffe's Pooling
+# rounds up; BVLC master added `round_mode: FLOOR` (PoolingParameter field 13), but OpenCV's
+# Caffe importer spends field 13 on a bool `ceil_mode` and refuses `round_mode`. "crop" (the
+# default) uses only layers both know: the Pooling rounding up, then a Crop of its top to the
+# floor size. The windows start at -pad + i * stride either way, so the floor outputs are
+# exactly the first ones of the rounded-up pooling and the Crop (offset 0) keeps those. Its
+# reference blob of the floor size is a kernel-2 (or 1, on an axis that needs no crop)
+# stride-1 Pooling of the rounded-up top: one less on each cropped axis, no parameters.
+# "round-mode" writes the single BVLC-master layer.
+FLOOR_POOL_FORMS = ("crop", "round-mode")
+
+
+@dataclass(frozen=True)
+class CropParam:
+    """Caffe's CropParameter, for the crop form of a floor pooling only (not an IR layer)."""
+
+    axis: int = 2
+    offset: tuple[int, ...] = (0,)
+
+
+def check_floor_pool_form(form: str) -> None:
+    if form not in FLOOR_POOL_FORMS:
+        raise NetgenError(f"unknown floor-pooling form {form!r}; allowed: "
+                          + ", ".join(FLOOR_POOL_FORMS))
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def realize_floor_pools(graph: ir.Graph, layers: list[ir.Layer] | tuple[ir.Layer, ...],
+                        form: str = "crop") -> list[ir.Layer]:
+    """`layers` with each round_mode FLOOR Pooling written in `form` (see FLOOR_POOL_FORMS)."""
+    check_floor_pool_form(form)
+    if form == "round-mode" or not any(
+            layer.type == "Pooling" and layer.param.round_mode == "FLOOR" for layer in layers):
+        return list(layers)
+    shapes = {blob.name: blob.shape for blob in graph.inputs}
+    taken = {blob.name for blob in graph.inputs}
+    for layer in graph.layers:
+        taken.add(layer.name)
+        taken.update(layer.tops)
+    wanted = {layer.name for layer in layers}
+    out: list[ir.Layer] = []
+    for layer in graph.layers:
+        bottom_shapes = [shapes[b] for b in layer.bottoms]
+        for top, shape in zip(layer.tops, layer.top_shapes):
+            shapes[top] = shape
+        if layer.name not in wanted:
+            continue
+        p = layer.param
+        if layer.type != "Pooling" or p.round_mode != "FLOOR":
+            out.append(layer)
+            continue
+        ceil = replace(p, round_mode="CEIL")
+        size = bottom_shapes[0][2:]
+        ref_kernel = tuple(1 + pool_out(n, k, s_, pad) - pool_out(n, k, s_, pad, "FLOOR")
+                           for n, k, s_, pad in zip(size, p.kernel, p.stride, p.pad))
+        rounded = _fresh(f"{layer.tops[0]}_ceil", taken)
+        ref = _fresh(f"{layer.name}_floor_ref", taken)
+        out.append(replace(layer, tops=(rounded,), param=ceil))
+        out.append(ir.Layer(ref, "Pooling", (rounded,), (ref,),
+                            ir.PoolingParam(p.pool, kernel=ref_kernel), stage=layer.stage))
+        out.append(ir.Layer(_fresh(f"{layer.name}_floor_crop", taken), "Crop", (rounded, ref),
+                            layer.tops, CropParam(), stage=layer.stage))  # type: ignore[arg-type]
+    return out
+
+
+def render_deploy(graph: ir.Graph, legacy_input: bool = True, floor_pool: str = "crop") -> str:
+    """The deploy net. legacy_input writes `input:`/`input_dim:` as the MSRA files do;
+    floor_pool is how a floor-rounded pooling is written (FLOOR_POOL_FORMS)."""
+    shown = graph.with_layers(realize_floor_pools(graph, graph.layers, floor_pool))
+    text = _render("deploy.prototxt.j2", graph=shown, legacy_input=legacy_input, phase=None,
                    train=False)
     return _checked(text, f"{graph.name}/deploy.prototxt")
 
@@ -146,7 +221,8 @@ def render_train_val(graph: ir.Graph, data: DataOptions) -> str:
     if not layers or layers[-1].type != "Softmax":
         raise NetgenError("a train_val net needs a deploy net that ends in Softmax")
     logits = layers[-1].bottoms[0]
-    text = _render("train_val.prototxt.j2", graph=graph, layers=layers[:-1], logits=logits,
+    layers = realize_floor_pools(graph, layers[:-1])
+    text = _render("train_val.prototxt.j2", graph=graph, layers=layers, logits=logits,
                    data=data, train=True)
     return _checked(text, f"{graph.name}/train_val.prototxt")
 

@@ -23,7 +23,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from netgen.arch import ir
-from netgen.arch.shapes import conv_out, infer, pool_out
+from netgen.arch.shapes import infer, pool_out, rounding_matters
 from netgen.arch.stages import assign_stages, f32, is_subsample_pattern, mark_fixed_by_weights
 from netgen.arch.weights import Weights, initial_weights
 from netgen.caffe import proto as caffe_proto
@@ -47,8 +47,6 @@ MAX_PROTOTXT_BYTES = 64 << 20
 # Option A's realization: netgen's exact stride-2 subsample is a depthwise 1x1 convolution
 # with constant weight 1 named like this.
 FIXED_SUBSAMPLE_SUFFIX = "_branch1_sub"
-
-_FLOOR = caffe_proto.PoolingParameter.RoundMode.Value("FLOOR")
 
 
 @dataclass(frozen=True)
@@ -234,7 +232,8 @@ def _pooling(layer: Any) -> ir.PoolingParam:
         return ir.PoolingParam(method, global_pooling=True)
     return ir.PoolingParam(method, kernel=_pool_pair(layer, p, "kernel_size", None),
                            stride=_pool_pair(layer, p, "stride", 1),
-                           pad=_pool_pair(layer, p, "pad", 0))
+                           pad=_pool_pair(layer, p, "pad", 0),
+                           round_mode=caffe_proto.PoolingParameter.RoundMode.Name(p.round_mode))
 
 
 def _one_bottom(layer: Any, what: str) -> None:
@@ -364,23 +363,66 @@ def _data_layer_shape(layer: Any) -> tuple[int, ...] | None:
 # --------------------------------------------------------------------------- the net
 
 
-def _round_floor_check(graph: ir.Graph, floor_layers: set[str]) -> None:
-    """round_mode FLOOR (newer Caffe) is accepted only where it equals CEIL for this input."""
+def _floor_crop(layer: Any, layers: list[ir.Layer], uses: dict[str, int]) -> tuple[int, ir.Pair]:
+    """netgen's stock-layer form of a floor-rounded pooling (prototxt.realize_floor_pools):
+    Pooling P rounding up, a stride-1 Pooling R of P's top with kernel 1 or 2 per axis as the
+    reference, Crop(P, R) at axis 2, offset 0. Folds P and R (already read) into one round_mode
+    FLOOR pooling writing the Crop's top; returns P's index and R's kernel, whose sizes are
+    checked once shapes are known. Any other Crop has no equivalent in the IR."""
+    p = layer.crop_param
+    what = ("Crop is read only as the second half of a floor-rounded pooling (a Pooling, a "
+            "kernel-2 stride-1 Pooling of its top as the reference, Crop at axis 2 offset 0)")
+    if len(layer.bottom) != 2 or len(layer.top) != 1:
+        raise _fail(layer, f"{what}; this one has {len(layer.bottom)} bottoms")
+    if p.axis != 2 or any(p.offset):
+        raise _fail(layer, f"{what}; this one crops from axis {p.axis} at offsets "
+                    f"{list(p.offset)}")
+    rounded, reference = layer.bottom
+
+    def producer(blob: str) -> int:
+        return max((i for i, known in enumerate(layers) if blob in known.tops), default=-1)
+
+    ref_index, pool_index = producer(reference), producer(rounded)
+    ref = layers[ref_index] if ref_index >= 0 else None
+    pool = layers[pool_index] if pool_index >= 0 else None
+    if (ref is None or pool is None or ref.type != "Pooling" or pool.type != "Pooling"
+            or ref.bottoms != (rounded,) or ref.param.global_pooling
+            or ref.param.stride != (1, 1) or ref.param.pad != (0, 0)
+            or not set(ref.param.kernel) <= {1, 2} or pool.param.global_pooling
+            or pool.param.round_mode != "CEIL" or uses.get(rounded) != 2
+            or uses.get(reference) != 1):
+        raise _fail(layer, f"{what}; its bottoms are not such a pair of Pooling layers")
+    layers[pool_index] = replace(pool, tops=(layer.top[0],),
+                                 param=replace(pool.param, round_mode="FLOOR"))
+    del layers[ref_index]
+    return pool_index, ref.param.kernel
+
+
+def _canonical_rounding(graph: ir.Graph, crops: dict[str, ir.Pair]) -> ir.Graph:
+    """round_mode FLOOR where it changes the output size, else CEIL (one IR per computation,
+    however the file spells it); a crop form whose reference does not give the floor size
+    is refused."""
     shapes: dict[str, tuple[int, ...]] = {b.name: b.shape for b in graph.inputs}
+    layers = []
     for layer in graph.layers:
-        if layer.name in floor_layers:
+        if layer.type == "Pooling" and layer.param.round_mode == "FLOOR":
             p: ir.PoolingParam = layer.param
-            _, _, h, w = shapes[layer.bottoms[0]]
-            for size, k, s, pad in ((h, p.kernel[0], p.stride[0], p.pad[0]),
-                                    (w, p.kernel[1], p.stride[1], p.pad[1])):
-                floor, ceil = conv_out(size, k, s, pad), pool_out(size, k, s, pad)
-                if floor != ceil:  # convolution's arithmetic is round_mode FLOOR's
-                    raise NetgenError(
-                        f"layer {layer.name!r} (Pooling): round_mode FLOOR gives {floor} but "
-                        f"Caffe's default rounding gives {ceil} on an input of "
-                        f"{size}; netgen's IR keeps Caffe's CEIL rounding only")
+            size = shapes[layer.bottoms[0]][2:]
+            if layer.name in crops:
+                for n, k, s, pad, ref in zip(size, p.kernel, p.stride, p.pad, crops[layer.name]):
+                    cropped = pool_out(n, k, s, pad) - (ref - 1)
+                    if cropped != pool_out(n, k, s, pad, "FLOOR"):
+                        raise NetgenError(
+                            f"layer {layer.name!r} (Pooling): the Crop after it keeps {cropped} "
+                            f"of its {pool_out(n, k, s, pad)} outputs on an input of {n}, not "
+                            f"the {pool_out(n, k, s, pad, 'FLOOR')} of rounding down; not the "
+                            "floor-pooling form netgen reads")
+            if not rounding_matters(p, size):
+                layer = replace(layer, param=replace(p, round_mode="CEIL"))
         for top, shape in zip(layer.tops, layer.top_shapes):
             shapes[top] = shape
+        layers.append(layer)
+    return graph.with_layers(layers)
 
 
 def _v1_format(first: Any, source: str) -> NetgenError:
@@ -418,7 +460,11 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     dead_blobs: set[str] = set()  # labels and what only they feed
     layers: list[ir.Layer] = []
     frozen: set[str] = set()
-    floor_layers: set[str] = set()
+    crops: dict[str, ir.Pair] = {}  # floor poolings read from the crop form: reference kernel
+    uses: dict[str, int] = {}
+    for layer in net.layer:
+        for bottom in layer.bottom:
+            uses[bottom] = uses.get(bottom, 0) + 1
     for layer in net.layer:
         if not _included(layer, phase_value, level, stages):
             dropped.append(layer.name)
@@ -447,11 +493,13 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
             dead_blobs.update(t for t in layer.top if t not in layer.bottom)
             dropped.append(layer.name)
             continue
+        if layer.type == "Crop":
+            index, kernel = _floor_crop(layer, layers, uses)
+            crops[layers[index].name] = kernel
+            continue
         if layer.type not in ir.PARAM_TYPES:
             raise _unsupported(layer.name, layer.type)
         param = _param(layer)
-        if layer.type == "Pooling" and layer.pooling_param.round_mode == _FLOOR:
-            floor_layers.add(layer.name)
         if layer.param and all(spec.lr_mult == 0 for spec in layer.param):
             frozen.add(layer.name)
         layers.append(ir.Layer(layer.name, layer.type, tuple(layer.bottom), tuple(layer.top),
@@ -467,8 +515,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     if not layers:
         raise NetgenError(f"{source}: has no layers to read for phase {phase}")
     name = net.name or Path(source).stem
-    graph = infer(name, inputs, assign_stages(layers))
-    _round_floor_check(graph, floor_layers)
+    graph = _canonical_rounding(infer(name, inputs, assign_stages(layers)), crops)
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]

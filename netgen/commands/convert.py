@@ -8,7 +8,7 @@ import click
 
 from netgen.errors import NetgenError
 from netgen.jobs.convert import convert as run_convert
-from netgen.jobs.convert import parse_shape
+from netgen.jobs.convert import convert_like, parse_shape
 
 
 @click.command()
@@ -31,9 +31,21 @@ from netgen.jobs.convert import parse_shape
               help="Declare the input with an Input layer instead of input/input_dim.")
 @click.option("--external-data/--no-external-data", default=None,
               help="Store ONNX initializers in OUTPUT.data. [default: only over 1.8 GB]")
+@click.option("--floor-pooling", type=click.Choice(["crop", "round-mode"]), default="crop",
+              show_default=True,
+              help="How an ONNX input's floor-rounded pooling (PyTorch's, ceil_mode=0) is "
+                   "written: crop = Caffe's rounding-up Pooling, then a Crop to the floor size "
+                   "(runs in BVLC Caffe and OpenCV); round-mode = one Pooling with "
+                   "round_mode: FLOOR (BVLC Caffe master only; OpenCV refuses it).")
+@click.option("--like", "like_name", metavar="NAME", default=None,
+              help="Map INPUT's weights onto the network `netgen build` writes for NAME "
+                   "(resnet18-B, resnet50-B-stride3x3-noconv1bias, ...): OUTPUT is a folder "
+                   "that gets NAME's deploy.prototxt, model.caffemodel and model.onnx. Exit 2 "
+                   "naming the first difference if INPUT is not NAME's architecture.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def convert(input_path, caffemodel, output, opset, force, seed, phase, input_shape,
-            caffemodel_out, input_layer, external_data, as_json) -> int:
+            caffemodel_out, input_layer, external_data, floor_pooling, like_name,
+            as_json) -> int:
     """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
 
     A prototxt (deploy or train_val), with its CAFFEMODEL or netgen's deterministic
@@ -42,13 +54,30 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     """
     if seed < 0:
         raise NetgenError(f"--seed must be >= 0, got {seed}")
+    if like_name is not None:
+        given = [flag for flag, used in (("--caffemodel-out", caffemodel_out is not None),
+                                         ("--input-shape", input_shape is not None),
+                                         ("--floor-pooling", floor_pooling != "crop"))
+                 if used]
+        if given:
+            raise NetgenError(f"{given[0]} does not apply with --like (the files are NAME's "
+                              "build: deploy.prototxt, model.caffemodel, model.onnx in OUTPUT)")
+        report = convert_like(input_path, caffemodel, like_name, output, force=force,
+                              opset=opset, external_data=external_data,
+                              legacy_input=not input_layer)
+        _print(report, as_json)
+        return 0
     report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,
                          phase=phase.upper(), input_shape=parse_shape(input_shape),
                          caffemodel_out=caffemodel_out, legacy_input=not input_layer,
-                         external_data=external_data)
+                         external_data=external_data, floor_pool=floor_pooling)
+    _print(report, as_json)
+    return 0
+
+
+def _print(report, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         for line in report.lines():
             click.echo(line)
-    return 0

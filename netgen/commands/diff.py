@@ -18,6 +18,11 @@ from netgen.jobs.diff import format_text
 @click.option("--numeric", is_flag=True,
               help="Also run both through ONNX Runtime on the same batch and report the "
                    "largest absolute difference of the outputs.")
+@click.option("--strict", is_flag=True,
+              help="Compare the files as written, layer by layer: BatchNorm folded or not, "
+                   "conv biases, a trailing Softmax, Flatten/Reshape and the pooling spelling "
+                   "count as differences (by default they are representation, reported as "
+                   "notes).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--caffemodel-a", type=click.Path(), default=None, help="Weights of A (a prototxt).")
 @click.option("--caffemodel-b", type=click.Path(), default=None, help="Weights of B (a prototxt).")
@@ -31,22 +36,24 @@ from netgen.jobs.diff import format_text
 @click.option("--html", "html", type=click.Path(), default=None,
               help="Also write one self-contained HTML file: both networks drawn side by "
                    "side, the differences in colour, the text report below.")
-def diff(a, b, numeric, as_json, caffemodel_a, caffemodel_b, weights, batch, seed, device,
-         html) -> int:
+def diff(a: str, b: str, as_json: bool, html: str | None, **options) -> int:
     """Compare A and B: ONNX files, prototxt files or names like resnet50-B, in any mix.
 
-    The graphs are aligned by topology, not by layer names. Exit code 0 when they are
-    equivalent, 1 when they differ, 2 on error.
+    The graphs are aligned by topology, not by layer names, and compared as architectures:
+    how a file writes BatchNorm, biases, Softmax, flattening and pooling is representation
+    (see the README), unless --strict. Differences are grouped (stride placement, blocks per
+    stage, groups and widths, shortcuts). Exit code 0 when they are equivalent, 1 when they
+    differ, 2 on error.
     """
-    if batch < 1:
-        raise NetgenError(f"--batch must be at least 1, got {batch}")
-    if seed < 0:
-        raise NetgenError(f"--seed must be >= 0, got {seed}")
+    # The options are passed on by name (netgen.jobs.diff.diff's keywords), so that a new
+    # option is one decorator and, if it is no job's keyword, one pop here.
+    if options["batch"] < 1:
+        raise NetgenError(f"--batch must be at least 1, got {options['batch']}")
+    if options["seed"] < 0:
+        raise NetgenError(f"--seed must be >= 0, got {options['seed']}")
     if html is not None:
         diff_html.check_target(html)
-    result = run_diff(a, b, numeric=numeric, caffemodel_a=caffemodel_a,
-                      caffemodel_b=caffemodel_b, seed=seed, weights=weights, batch=batch,
-                      device=device)
+    result = run_diff(a, b, **options)
     if html is not None:
         diff_html.write_html(result, format_text(result), html)
     if as_json:

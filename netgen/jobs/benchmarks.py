@@ -418,6 +418,158 @@ def _draw_section(ctx: BenchContext) -> str:
                               "network built from its name, its main path and shortcuts "
                               "analysed, laid out and rendered through the jinja2 templates."])
 
+CONVERT_GOAL_S = 5.0  # issue 10: convert of a ResNet-152 export on a 2-core machine
+
+
+def _torchvision_fixtures():
+    """tests/torchvision_exports.py of this checkout (the exports are built without torch)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tests" / "torchvision_exports.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("netgen_bench_torchvision_exports", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _fresh_seconds(args: list[str], repeat: int) -> list[float]:
+    """Wall times of `netgen ARGS` in fresh interpreters, imports included, as a user runs it."""
+    import subprocess
+
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "netgen", *args], capture_output=True,
+                              text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise NetgenError(f"netgen {' '.join(args)} failed: {done.stderr.strip()}")
+    return times
+
+
+@section("Converting a torchvision ResNet-152 export")
+def _convert_section(ctx: BenchContext) -> str:
+    fixtures = _torchvision_fixtures()
+    if fixtures is None:
+        return "Skipped: tests/torchvision_exports.py is not beside this package (run from a checkout)."
+    import onnx
+
+    rows = ["| file | command | runs | median s | min s | max s | goal |",
+            "|---|---|---:|---:|---:|---:|---|"]
+    repeat = max(3, ctx.repeat // 3)
+    cases = [
+        ("TorchScript export, ResNet-152 (opset 17, BN folded, floor MaxPool)",
+         dict(arch=152, exporter="torchscript"), None),
+        ("dynamo export, ResNet-152 (opset 18, ReduceMean head)",
+         dict(arch=152, exporter="dynamo"), None),
+        ("TorchScript export of an MSRA-stem ResNet-152 v1.5", dict(arch=152, stem="caffe"),
+         "resnet152-B-stride3x3"),
+    ]
+    for i, (what, kwargs, like) in enumerate(cases):
+        source = ctx.work / f"export{i}.onnx"
+        onnx.save(fixtures.torchvision_resnet(**kwargs), source)
+        size_mb = source.stat().st_size / 1e6
+        if like is None:
+            args = ["convert", str(source), "-o", str(ctx.work / f"c{i}" / "deploy.prototxt"),
+                    "--force"]
+            shown = "`netgen convert export.onnx -o out/deploy.prototxt`"
+        else:
+            args = ["convert", str(source), "--like", like, "-o", str(ctx.work / f"c{i}"),
+                    "--force"]
+            shown = f"`netgen convert export.onnx --like {like} -o out`"
+        times = _fresh_seconds(args, repeat)
+        median = statistics.median(times)
+        ctx.results.setdefault("convert", []).append({"file": what, "median_s": median})
+        rows.append(f"| {what}, {size_mb:.0f} MB | {shown} | {len(times)} | {median:.2f} | "
+                    f"{min(times):.2f} | {max(times):.2f} | "
+                    f"{'under' if median < CONVERT_GOAL_S else 'OVER'} {CONVERT_GOAL_S:.0f} s |")
+    return "\n".join(rows + [
+        "",
+        "Each run is a fresh `python -m netgen` process (imports, reading the ONNX file, "
+        "the IR, the prototxt and the caffemodel or, with --like, the build's three files, "
+        "written atomically). The exports are the fixtures of tests/torchvision_exports.py "
+        "at 224x224 with seeded random weights, built with onnx.helper in the exporters' shapes.",
+    ])
+
+
+DIFF_GOAL_S = 5.0  # issue 10: diff of a ResNet-152 export under 5 s on a 2-core machine
+
+
+def diff_export(ctx: BenchContext, spec: ArchSpec) -> Path:
+    """`spec`'s graph with every BatchNorm folded into its convolution, as ONNX: the shape of
+    a PyTorch export (folded convs with biases, no Softmax), written once per report. Used
+    where tests/torchvision_exports.py is not at hand."""
+    from netgen.arch.builder import build
+    from netgen.arch.weights import initial_weights
+    from netgen.jobs.diff.numeric import fold
+    from netgen.jobs.diff.sides import Side
+    from netgen.jobs.diff.topology import analyse
+    from netgen.onnx.export import to_onnx
+    from netgen.storage.atomic import write_atomic
+
+    path = ctx.work / f"{spec.name}-folded.onnx"
+    if not path.exists():
+        graph = build(spec)
+        side = Side(spec.name, "spec", graph, "seed 0", _weights=initial_weights(graph, 0))
+        folded, weights, _ = fold(analyse(side, canonical=True))
+        without_softmax = folded.with_layers(folded.layers[:-1])
+        write_atomic(path, to_onnx(without_softmax, weights).SerializeToString())
+    return path
+
+
+def diff_seconds(args: list[str], repeat: int) -> list[float]:
+    """Wall times of `netgen diff ARGS` in fresh interpreters, imports included (exit 0 and 1
+    are both answers)."""
+    import subprocess
+
+    times = []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "netgen", "diff", *args],
+                              capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in (0, 1):
+            raise NetgenError(f"netgen diff {' '.join(args)} failed: {proc.stderr.strip()}")
+    return times
+
+
+@section("Diffing a torchvision ResNet-152 export")
+def _diff_section(ctx: BenchContext) -> str:
+    spec = make_spec("imagenet", 152, stride_in="3x3", conv1_bias=False)
+    fixtures = _torchvision_fixtures()
+    if fixtures is not None:
+        import onnx
+
+        export, other = ctx.work / "diff-torchscript.onnx", ctx.work / "diff-dynamo.onnx"
+        onnx.save(fixtures.torchvision_resnet(152, "torchscript"), export)
+        onnx.save(fixtures.torchvision_resnet(152, "dynamo"), other)
+        what = "the TorchScript and dynamo exports of tests/torchvision_exports.py"
+        cases = [("export vs " + spec.name + " (EQUIVALENT)", [str(export), spec.name]),
+                 ("export vs resnet152-B (stride placement)", [str(export), "resnet152-B"]),
+                 ("TorchScript vs dynamo export (EQUIVALENT)", [str(export), str(other)]),
+                 ("export vs " + spec.name + ", --strict", [str(export), spec.name, "--strict"])]
+    else:
+        export = diff_export(ctx, spec)
+        what = f"{spec.name} with its BatchNorm folded (tests/torchvision_exports.py not found)"
+        cases = [("export vs " + spec.name, [str(export), spec.name]),
+                 ("export vs resnet152-B", [str(export), "resnet152-B"])]
+    repeat = max(3, ctx.repeat // 3)
+    rows = ["| diff | runs | median s | min s | max s | goal |", "|---|---:|---:|---:|---:|---|"]
+    for title, args in cases:
+        times = diff_seconds(args, repeat)
+        median = statistics.median(times)
+        rows.append(f"| {title} | {len(times)} | {median:.2f} | {min(times):.2f} | "
+                    f"{max(times):.2f} | {'under' if median < DIFF_GOAL_S else 'OVER'} "
+                    f"{DIFF_GOAL_S:.0f} s |")
+    return "\n".join(rows + [
+        "",
+        f"Each run is a fresh `python -m netgen diff` process (imports, reading both sides, "
+        f"the comparison and the report) on {os.cpu_count()} CPU(s); the files are {what}, "
+        f"{Path(export).stat().st_size / 1e6:.0f} MB each.",
+    ])
+
 
 def write_report(path: str | os.PathLike, repeat: int = DEFAULT_REPEAT,
                  warmup: int = DEFAULT_WARMUP, sections: list[Section] | None = None,

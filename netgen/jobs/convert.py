@@ -67,12 +67,24 @@ def default_caffemodel_path(output: Path) -> Path:
 
 
 def _check_target(path: Path, force: bool) -> None:
+    """Refuse before anything is computed; a missing folder is made only at write time."""
     if path.is_dir():
         raise NetgenError(f"{path} is a folder; give the output file's path")
     if path.exists() and not force:
         raise NetgenError(f"{path} already exists; use --force to overwrite it")
-    if not path.parent.is_dir():
-        raise NetgenError(f"{path.parent}: no such folder")
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise NetgenError(f"{folder} is a file, not a folder; cannot write {path}")
+            break
+
+
+def make_folder(path: Path) -> None:
+    """The output's folder, made as `build --out` makes its own (after every check passed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetgenError(f"{path.parent}: cannot create the folder: {exc.strerror or exc}") from None
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:
@@ -104,6 +116,7 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
     reading = read_net(prototxt, phase, input_shape)
     graph, weights = weights_for(reading.graph, caffemodel, seed)
     model = to_onnx(graph, weights, opset)
+    make_folder(target)
     save_onnx(model, target, external_data)
     written = [str(target)]
     if (target.parent / (target.name + ".data")).is_file():
@@ -116,7 +129,7 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
 
 def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force: bool = False,
                   caffemodel_out: str | os.PathLike | None = None,
-                  legacy_input: bool = True) -> ConvertReport:
+                  legacy_input: bool = True, floor_pool: str = "crop") -> ConvertReport:
     from netgen.caffe.caffemodel import caffemodel_bytes
     from netgen.caffe.prototxt import render_deploy
     from netgen.onnx.reader import read_onnx
@@ -131,8 +144,10 @@ def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force
     _check_target(target, force)
     _check_target(weights_path, force)
     graph, weights = read_onnx(onnx_path)
-    text = render_deploy(graph, legacy_input=legacy_input)
+    text = render_deploy(graph, legacy_input=legacy_input, floor_pool=floor_pool)
     payload = caffemodel_bytes(graph, weights)
+    make_folder(weights_path)
+    make_folder(target)
     write_atomic(weights_path, payload)
     write_atomic(target, text)
     inputs = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
@@ -145,8 +160,11 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
             output: str | os.PathLike, opset: int = 17, force: bool = False, seed: int = 0,
             phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
             caffemodel_out: str | os.PathLike | None = None, legacy_input: bool = True,
-            external_data: bool | None = None) -> ConvertReport:
+            external_data: bool | None = None, floor_pool: str = "crop") -> ConvertReport:
     """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe."""
+    from netgen.caffe.prototxt import check_floor_pool_form
+
+    check_floor_pool_form(floor_pool)
     source = Path(input_path)
     if not source.is_file():
         raise NetgenError(f"{source}: no such file")
@@ -156,10 +174,69 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
                               "input carries its own weights")
         if input_shape is not None:
             raise NetgenError("--input-shape applies to prototxt inputs only")
-        return onnx_to_caffe(source, output, force, caffemodel_out, legacy_input)
+        return onnx_to_caffe(source, output, force, caffemodel_out, legacy_input, floor_pool)
     if caffemodel_out is not None:
         raise NetgenError("--caffemodel-out applies to ONNX inputs only")
     if caffemodel is not None and not Path(caffemodel).is_file():
         raise NetgenError(f"{caffemodel}: no such file")
     return caffe_to_onnx(source, caffemodel, output, opset, force, seed, phase, input_shape,
                          external_data)
+
+
+def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None, name: str,
+                 output: str | os.PathLike, force: bool = False, opset: int = 17,
+                 external_data: bool | None = None, legacy_input: bool = True) -> ConvertReport:
+    """The file's weights on the network `netgen build` writes for NAME, into folder OUTPUT:
+    its deploy.prototxt byte for byte (as `build`, or `build --input-layer` without
+    legacy_input), model.caffemodel and model.onnx with those weights."""
+    from netgen.arch.builder import build
+    from netgen.arch.spec import spec_from_name
+    from netgen.caffe import caffemodel as caffemodel_io
+    from netgen.caffe import prototxt
+    from netgen.jobs.convert_like import check_folder, like, write_folder
+    from netgen.onnx import export as onnx_export
+    from netgen.onnx import files as onnx_files
+
+    onnx_export.check_opset(opset)
+    source = Path(input_path)
+    if not source.is_file():
+        raise NetgenError(f"{source}: no such file")
+    out = Path(output)
+    if out.suffix.lower() in (".prototxt", ".onnx", ".caffemodel"):
+        raise NetgenError(f"{out}: with --like the output is a folder (it gets deploy.prototxt, "
+                          "model.caffemodel and model.onnx)")
+    check_folder(out, force)
+    spec = spec_from_name(name)
+    target = build(spec)
+    if is_onnx_file(source):
+        if caffemodel is not None:
+            raise NetgenError(f"{caffemodel}: a caffemodel goes with a prototxt input; an ONNX "
+                              "input carries its own weights")
+        from netgen.onnx.reader import read_onnx
+
+        graph, weights = read_onnx(source)
+        origin = "the ONNX initializers"
+    else:
+        if caffemodel is None:
+            raise NetgenError("--like maps a prototxt's weights: give its caffemodel too")
+        if not Path(caffemodel).is_file():
+            raise NetgenError(f"{caffemodel}: no such file")
+        from netgen.caffe.reader import read_caffe
+
+        graph, weights = read_caffe(source, caffemodel)
+        origin = str(caffemodel)
+    mapped = like(graph, weights, target, spec.name)
+    files = {"deploy.prototxt": prototxt.render_deploy(target, legacy_input).encode()}
+    caffemodel_io.check_size(target)
+    files["model.caffemodel"] = caffemodel_io.caffemodel_bytes(target, mapped)
+    model = onnx_export.to_onnx(target, mapped, opset=opset)
+    files.update(onnx_files.model_files(model, "model.onnx", external_data))
+    write_folder(out, files, force)
+    inputs = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
+    folded = sum(1 for layer in graph.layers if layer.type == "Convolution") - sum(
+        1 for layer in graph.layers if layer.type == "BatchNorm")
+    return ConvertReport(
+        "like", str(source), [str(out / f) for f in files], spec.name, len(graph.layers),
+        f"input {inputs}", f"{origin}, mapped onto {spec.name} ({len(mapped)} layers with "
+        f"weights)", extra={"like": spec.name, "target_layers": len(target.layers),
+                            "folded_batchnorm": max(folded, 0)})

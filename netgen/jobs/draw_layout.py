@@ -85,10 +85,11 @@ def _preactivated(graph: ir.Graph) -> bool:
 def _main_path(graph: ir.Graph) -> list:
     """The diff job's main path with each join's classified shortcut: the one place this
     module reads the diff job's analysis (entries with .op and .shortcut)."""
-    from netgen.jobs.diff import logical_ops, main_path
+    from netgen.jobs.diff.canonical import logical_ops
+    from netgen.jobs.diff.topology import main_path
 
-    ops, inputs = logical_ops(graph)
-    entries, _ = main_path(ops, inputs[0])
+    ops, inputs, _ = logical_ops(graph)
+    entries, _, _ = main_path(ops, inputs[0])
     return entries
 
 

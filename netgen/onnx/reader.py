@@ -65,6 +65,9 @@ class _Importer:
             self.uses[item] = self.uses.get(item, 0) + 1
         self.input_names: set[str] = set()
         self.inputs: list[ir.Blob] = []
+        # ONNX tensors that are a 4-D blob flattened from axis 1 for an InnerProduct, the
+        # Flatten (or Reshape) left out because InnerProduct flattens itself.
+        self.flattened: set[str] = set()
 
     # ---------------------------------------------------------------- helpers
 
@@ -133,6 +136,16 @@ class _Importer:
     def alias(self, output: str, blob: str) -> None:
         self.blob[output] = blob
 
+    def check_attributes(self, node: onnx.NodeProto) -> None:
+        """An attribute netgen does not read would be silently dropped from what the file
+        computes: refuse it by name instead."""
+        known = ATTRIBUTES.get(node.op_type, ())
+        for attribute in node.attribute:
+            if attribute.name not in known:
+                takes = ", ".join(known) if known else "none"
+                raise self.fail(node, f"attribute {attribute.name!r} has no meaning in netgen's "
+                                f"IR (the {node.op_type} attributes it reads: {takes})")
+
     # ---------------------------------------------------------------- inputs
 
     def read_inputs(self) -> None:
@@ -169,6 +182,7 @@ class _Importer:
             if handler is None:
                 raise self.fail(node, "no Caffe equivalent; netgen imports "
                                 + ", ".join(SUPPORTED_OPS))
+            self.check_attributes(node)
             try:
                 handler(node)
             except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
@@ -186,21 +200,55 @@ class _Importer:
         return mark_fixed_by_weights(graph, self.weights), self.weights
 
     def op_Constant(self, node):
-        a = node.attribute[0] if node.attribute else None
-        if a is None or a.name != "value":
-            raise self.fail(node, "only a Constant with a tensor `value` is supported")
-        self.const[node.output[0]] = _to_array(a.t, f"node {self.node_name(node)!r} (Constant)")
+        a = node.attribute[0] if len(node.attribute) == 1 else None
+        if a is None or a.name not in CONSTANT_VALUES:
+            raise self.fail(node, "needs exactly one of the attributes "
+                            + ", ".join(CONSTANT_VALUES))
+        if a.name == "value":
+            value = _to_array(a.t, f"node {self.node_name(node)!r} (Constant)")
+        else:
+            value = np.asarray(onnx.helper.get_attribute_value(a), CONSTANT_VALUES[a.name])
+        self.const[node.output[0]] = value
 
     def op_Identity(self, node):
         if self.is_const(node.input[0]):
             self.const[node.output[0]] = self.const[node.input[0]]
         else:
-            self.alias(node.output[0], self.bottom(node, node.input[0]))
+            self.pass_through(node)
 
     def op_Dropout(self, node):
+        """Inference Dropout is the identity (ONNX scales at training time only)."""
         if len(node.output) > 1 and node.output[1] and self.uses.get(node.output[1]):
             raise self.fail(node, "its mask output is used; Caffe's Dropout has none")
+        if len(node.input) > 2 and node.input[2]:
+            training = self.constant(node, node.input[2], "training_mode")
+            if bool(np.any(training)):
+                raise self.fail(node, "training_mode true: a training-time Dropout is random; "
+                                "only inference (the identity) maps onto a deploy net")
+        if int(self.attrs(node).get("is_test", 1)) == 0:
+            raise self.fail(node, "is_test=0: a training-time Dropout; only inference maps onto "
+                            "a deploy net")
+        self.pass_through(node)
+
+    def pass_through(self, node) -> None:
+        """Output = input (Identity, inference Dropout), keeping a pending flatten."""
         self.alias(node.output[0], self.bottom(node, node.input[0]))
+        if node.input[0] in self.flattened:
+            self.flattened.add(node.output[0])
+
+    def feeds_fc(self, tensor: str) -> bool:
+        """Whether `tensor` reaches only a Gemm/MatMul's first input, through pass-through
+        nodes: a flatten there is the InnerProduct's own (it flattens from axis 1)."""
+        while True:
+            users = self.consumers.get(tensor, [])
+            if tensor in self.outputs or len(users) != 1 or users[0].input[0] != tensor:
+                return False
+            user = users[0]
+            if user.op_type in ("Gemm", "MatMul"):
+                return True
+            if user.op_type not in ("Identity", "Dropout"):
+                return False
+            tensor = user.output[0]
 
     def _spatial_attrs(self, node, kernel):
         a = self.attrs(node)
@@ -268,8 +316,11 @@ class _Importer:
 
     def op_BatchNormalization(self, node):
         a = self.attrs(node)
-        if a.get("training_mode", 0):
+        if a.get("training_mode", 0) or not a.get("is_test", 1):
             raise self.fail(node, "training_mode=1: only inference BatchNormalization maps onto Caffe")
+        if not a.get("spatial", 1):
+            raise self.fail(node, "spatial=0 (statistics per activation, not per channel) has "
+                            "no Caffe BatchNorm equivalent")
         if any(o and self.uses.get(o) for o in node.output[1:]):
             raise self.fail(node, "running-statistics outputs are used (training graph)")
         x = self.bottom(node, node.input[0])
@@ -370,9 +421,15 @@ class _Importer:
             n = producer.param.num_output
             if value.size in (1, n) and (value.ndim <= 1 or value.reshape(-1).size == n):
                 index = self.producer[x]
-                self.layers[index] = replace(producer, param=replace(producer.param, bias_term=True))
+                # The InnerProduct takes over the Add's output (its own has no other reader),
+                # so the graph's output keeps its name.
+                top = node.output[0]
+                self.layers[index] = replace(producer, tops=(top,),
+                                             param=replace(producer.param, bias_term=True))
                 self.weights[producer.name].append(np.broadcast_to(value.reshape(-1), (n,)).astype(np.float32))
-                self.alias(node.output[0], x)
+                self.shape[top] = self.shape.pop(x)
+                self.producer[top] = self.producer.pop(x)
+                self.alias(node.output[0], top)
                 return
         vector = self._per_channel(node, value, x)
         if vector is None:
@@ -459,25 +516,37 @@ class _Importer:
         if method == "AVE" and (pads[0] != pads[2] or pads[1] != pads[3]):
             raise self.fail(node, f"asymmetric pads {list(pads)} in average pooling change the "
                             "divisor; not expressible in Caffe")
+        caffe_ceil, caffe_floor = [], []
+        onnx_size = []
         for axis in range(2):
             begin, end = pads[axis], pads[axis + 2]
             n, k, s = size[axis], kernel[axis], strides[axis]
             if ceil_mode:
-                onnx_out = math.ceil((n + begin + end - k) / s) + 1
+                onnx_out = -((n + begin + end - k) // -s) + 1
                 if (onnx_out - 1) * s >= n + begin:
-                    onnx_out -= 1
+                    onnx_out -= 1  # ORT drops a last window starting in the trailing padding
             else:
                 onnx_out = conv_out(n + begin + end, k, s, 0)
-            caffe_out = pool_out(n, k, s, begin)
             if begin >= k:
                 raise self.fail(node, f"pad {begin} is not smaller than kernel {k}")
-            if onnx_out != caffe_out:
-                how = f"ceil_mode={ceil_mode}" + (f" with pads {list(pads)}" if any(pads) else "")
-                raise self.fail(node, f"{how} gives {onnx_out} outputs on axis {axis + 2} (size {n}, "
-                                f"kernel {k}, stride {s}) but Caffe's pooling, which rounds up, gives "
-                                f"{caffe_out}; not expressible in Caffe")
+            onnx_size.append(onnx_out)
+            caffe_ceil.append(pool_out(n, k, s, begin, "CEIL"))
+            caffe_floor.append(pool_out(n, k, s, begin, "FLOOR"))
+        # Same window starts (-pad + i * stride) in both; only the number of windows can
+        # differ. CEIL where it already gives ONNX's count (so a file has one IR however it
+        # spells an unambiguous pooling), else FLOOR, else nothing Caffe has.
+        if onnx_size == caffe_ceil:
+            round_mode = "CEIL"
+        elif onnx_size == caffe_floor:
+            round_mode = "FLOOR"
+        else:
+            how = f"ceil_mode={ceil_mode}" + (f" with pads {list(pads)}" if any(pads) else "")
+            raise self.fail(node, f"{how} gives {onnx_size} outputs (input {list(size)}, kernel "
+                            f"{list(kernel)}, stride {list(strides)}) but Caffe's pooling gives "
+                            f"{caffe_ceil} rounding up and {caffe_floor} rounding down; not "
+                            "expressible in Caffe")
         param = ir.PoolingParam(method, kernel=kernel, stride=(int(strides[0]), int(strides[1])),
-                                pad=(int(pads[0]), int(pads[1])))
+                                pad=(int(pads[0]), int(pads[1])), round_mode=round_mode)
         self.add(node, self.node_name(node), "Pooling", [x], param, node.output[0])
 
     def op_MaxPool(self, node):
@@ -499,16 +568,43 @@ class _Importer:
     def op_GlobalMaxPool(self, node):
         self._global_pool(node, "MAX")
 
+    def op_ReduceMean(self, node):
+        """The mean over H and W (the dynamo exporter's adaptive_avg_pool2d((1, 1))) is
+        Caffe's global average pooling; keepdims=0 adds the Flatten it implies."""
+        a = self.attrs(node)
+        x = self.bottom(node, node.input[0])
+        shape = self.shape[x]
+        axes = self._axes(node)
+        if axes is None or not axes:
+            raise self.fail(node, "reduces every axis (no axes): only the mean over H and W "
+                            "maps onto Caffe (global average pooling)")
+        if len(shape) != 4 or sorted(v % 4 for v in axes) != [2, 3]:
+            raise self.fail(node, f"axes {axes} of a {list(shape)} input: only the mean over H "
+                            "and W of a 4-D input maps onto Caffe (global average pooling)")
+        keepdims = int(a.get("keepdims", 1))
+        if keepdims:
+            self.add(node, self.node_name(node), "Pooling", [x],
+                     ir.PoolingParam("AVE", global_pooling=True), node.output[0])
+            return
+        name = self.node_name(node)
+        pooled = self.add(node, name, "Pooling", [x], ir.PoolingParam("AVE", global_pooling=True),
+                          None, top=f"{node.output[0]}_pooled")
+        if self.feeds_fc(node.output[0]):
+            self.alias(node.output[0], pooled)
+            self.flattened.add(node.output[0])
+            return
+        self.add(node, f"{name}_flatten", "Flatten", [pooled], ir.FlattenParam(axis=1),
+                 node.output[0])
+
     def op_Flatten(self, node):
         x = self.bottom(node, node.input[0])
         shape = self.shape[x]
         axis = int(self.attrs(node).get("axis", 1))
         axis = axis % len(shape) if axis < 0 else axis
-        users = self.consumers.get(node.output[0], [])
-        if (axis == 1 and len(users) == 1 and users[0].op_type == "Gemm"
-                and users[0].input[0] == node.output[0] and node.output[0] not in self.outputs):
+        if axis == 1 and self.feeds_fc(node.output[0]):
             # Flatten + Gemm is one InnerProduct in Caffe (it flattens from axis 1 itself).
             self.alias(node.output[0], x)
+            self.flattened.add(node.output[0])
             return
         if axis == 1:
             self.add(node, self.node_name(node), "Flatten", [x], ir.FlattenParam(axis=1),
@@ -525,8 +621,20 @@ class _Importer:
     def op_Reshape(self, node):
         x = self.bottom(node, node.input[0])
         target = [int(d) for d in self.constant(node, node.input[1], "the shape").reshape(-1)]
-        if self.attrs(node).get("allowzero", 0) and 0 in target:
+        allowzero = self.attrs(node).get("allowzero", 0)
+        if allowzero and 0 in target:
             raise self.fail(node, "allowzero=1 with a 0 in the shape: Caffe's 0 copies a dimension")
+        shape = self.shape[x]
+        resolved = [shape[i] if d == 0 and i < len(shape) else d for i, d in enumerate(target)]
+        if -1 in resolved and resolved.count(-1) == 1:
+            rest = math.prod(d for d in resolved if d != -1)
+            resolved[resolved.index(-1)] = math.prod(shape) // rest if rest else -1
+        if (len(shape) > 2 and resolved == [shape[0], math.prod(shape[1:])]
+                and self.feeds_fc(node.output[0])):
+            # The dynamo exporter's flatten (Reshape to [N, C]) before the classifier.
+            self.alias(node.output[0], x)
+            self.flattened.add(node.output[0])
+            return
         self._reshape_to(node, x, target)
 
     def _axes(self, node) -> list[int] | None:
@@ -587,11 +695,14 @@ class _Importer:
         if weight.ndim != 2:
             raise self.fail(node, f"second operand of rank {weight.ndim}: InnerProduct needs a matrix")
         rank = len(self.shape[x])
-        if rank < 2 or self.shape[x][-1] != weight.shape[0]:
+        flattened = node.input[0] in self.flattened
+        inner = math.prod(self.shape[x][1:]) if flattened else self.shape[x][-1]
+        if rank < 2 or inner != weight.shape[0]:
             raise self.fail(node, f"input of shape {list(self.shape[x])} against a weight "
                             f"{list(weight.shape)}")
+        axis = 1 if flattened else rank - 1
         self.add(node, self.node_name(node), "InnerProduct", [x],
-                 ir.InnerProductParam(num_output=int(weight.shape[1]), bias_term=False, axis=rank - 1),
+                 ir.InnerProductParam(num_output=int(weight.shape[1]), bias_term=False, axis=axis),
                  node.output[0], [np.ascontiguousarray(weight.T)])
 
     def op_Softmax(self, node):
@@ -671,6 +782,34 @@ class _Importer:
 
 # The ops with a Caffe equivalent: those _Importer has an op_<type> handler for.
 SUPPORTED_OPS = tuple(sorted(name[3:] for name in vars(_Importer) if name.startswith("op_")))
+
+CONSTANT_VALUES = {"value": None, "value_float": np.float32, "value_floats": np.float32,
+                   "value_int": np.int64, "value_ints": np.int64}
+_POOL_ATTRIBUTES = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
+# The attributes each handler reads (and checks the values of). Any other attribute is
+# refused by name: dropping it would change what the file computes. MaxPool's storage_order
+# only lays out its Indices output, which the handler refuses when used.
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "Constant": tuple(CONSTANT_VALUES),
+    "Dropout": ("is_test", "ratio", "seed"),
+    "Conv": ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"),
+    "BatchNormalization": ("epsilon", "is_test", "momentum", "spatial", "training_mode"),
+    "LeakyRelu": ("alpha",),
+    "MaxPool": _POOL_ATTRIBUTES + ("storage_order",),
+    "AveragePool": _POOL_ATTRIBUTES + ("count_include_pad",),
+    "Flatten": ("axis",),
+    "Reshape": ("allowzero",),
+    "Squeeze": ("axes",),
+    "Unsqueeze": ("axes",),
+    "ReduceMean": ("axes", "keepdims", "noop_with_empty_axes"),
+    "Gemm": ("alpha", "beta", "broadcast", "transA", "transB"),
+    # opset < 7 spelled numpy broadcasting out; its `axis` (another alignment) is refused
+    "Add": ("broadcast",), "Sub": ("broadcast",), "Mul": ("broadcast",), "Div": ("broadcast",),
+    "Softmax": ("axis",),
+    "Concat": ("axis",),
+    "Pad": ("mode", "pads", "value"),
+    "Slice": ("axes", "ends", "starts"),
+}
 
 
 def _to_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:

@@ -1,0 +1,43 @@
+"""`netgen diff`: do two networks, from any source, have the same architecture?
+
+Each side (an ONNX file, a prototxt, or a build name such as `resnet50-B`) becomes the graph
+IR, then a graph of logical ops, aligned with the other side by topology, never by name. One
+module per step, each readable on its own:
+
+- sides.py: a file or a name -> Side (IR, weights, where they came from);
+- canonical.py: IR -> logical ops, in the canonical form (representation dropped: folded vs
+  separate BatchNorm, conv biases, trailing Softmax, flattening, global pooling spellings,
+  pooling window placement) or, with --strict, every layer as written;
+- topology.py: the main path, shortcuts (identity / projection / zero-pad), blocks, stages;
+- align.py: the minimal edit script between two main paths;
+- compare.py: op-by-op differences and DiffResult, the object every report reads;
+- summary.py: differences grouped in the paper's terms (blocks per stage, stride placement,
+  groups and widths, shortcuts) and the representation notes;
+- report.py: the text report; numeric.py: --numeric (ONNX Runtime, weights mapped,
+  BatchNorm folded where the two sides write it differently).
+"""
+
+from __future__ import annotations
+
+from netgen.jobs.diff.align import align
+from netgen.jobs.diff.compare import DiffResult, Row, compare
+from netgen.jobs.diff.numeric import map_weights, run_numeric
+from netgen.jobs.diff.report import format_text
+from netgen.jobs.diff.sides import Side, load_side, parse_spec_name
+
+__all__ = ["DiffResult", "Row", "Side", "align", "compare", "diff", "format_text",
+           "load_side", "map_weights", "parse_spec_name", "run_numeric"]
+
+
+def diff(arg_a: str, arg_b: str, numeric: bool = False, caffemodel_a: str | None = None,
+         caffemodel_b: str | None = None, seed: int = 0, weights: str = "a", batch: int = 2,
+         device: str = "cpu", strict: bool = False) -> DiffResult:
+    """Compare two networks given as files or names; `numeric` also runs them; `strict`
+    compares the files as written instead of their canonical forms."""
+    a = load_side(arg_a, caffemodel_a, seed)
+    b = load_side(arg_b, caffemodel_b, seed)
+    result = compare(a, b, strict=strict)
+    if numeric:
+        result.numeric = run_numeric(result, weights=weights, batch=batch, seed=seed,
+                                     device=device)
+    return result

@@ -1,0 +1,279 @@
+"""The graph IR as *logical ops*: what a network computes, whoever wrote the file.
+
+Both modes merge BatchNorm + Scale into one `BN`, drop Flatten, Split and Dropout, and name
+the constant layers of option A (`Subsample`, `Zeros`). That is `--strict`, today's exact
+comparison: every layer the file has is compared.
+
+The canonical form (the default) goes further and drops what is representation, not
+architecture, so that a torchvision export and a Caffe deploy file of the same network
+compare equal:
+
+- BatchNorm (+Scale, +Bias) right after a convolution is part of that convolution, as an
+  exporter's constant folding makes it: the Conv op only records that its output is
+  shifted per channel (`shift`), whether by a folded bias or by BatchNorm;
+- a conv bias directly before BatchNorm is absorbed by it; a bias of zeros (read from a file)
+  matches both no bias and a bias;
+- a trailing Softmax, and Reshapes that only flatten, are dropped;
+- pooling is compared by method, kernel, stride and output size: a global pooling, a pooling
+  whose kernel covers the whole map and ONNX's ReduceMean are one thing, and the padding and
+  rounding that place the windows (floor-rounded pooling vs Caffe's ceil) are recorded in
+  `Op.extra`, reported as notes, not compared.
+
+What was dropped is counted in `Representation`, so the report can say what it ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netgen.arch import ir
+from netgen.arch.weights import Weights
+
+SKIPPED_TYPES = frozenset({"Dropout", "Flatten", "Split"})
+# A bias read from a file as all zeros: equal to no bias and to a bias (compare.py).
+ZERO_BIAS = "zeros"
+ABSORBED_BY_CONV = frozenset({"BatchNorm", "Scale", "Bias"})
+
+
+@dataclass
+class Op:
+    """One logical op: `layers` are the IR layers it stands for, `attrs` what is compared,
+    `extra` what is representation (reported, never compared)."""
+
+    id: int
+    type: str
+    attrs: dict
+    layers: list[str]
+    inputs: list[int] = field(default_factory=list)
+    shape: tuple[int, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.layers[0] if self.layers else f"<{self.type}>"
+
+    def describe(self) -> str:
+        return f"{self.type} {'/'.join(self.layers)}" if self.layers else self.type
+
+
+@dataclass
+class Representation:
+    """What the canonical form dropped or merged on one side (counts and layer names)."""
+
+    bn_in_conv: int = 0  # BatchNorm layers merged into the convolution before them
+    folded: int = 0  # convolutions with a bias and no BatchNorm after them
+    bias_before_bn: list[str] = field(default_factory=list)
+    zero_bias: list[str] = field(default_factory=list)
+    softmax: str | None = None
+    flatten: Counter = field(default_factory=Counter)  # skipped layer type -> count
+    global_pool: list[tuple[str, str]] = field(default_factory=list)  # (layer, how)
+    convs: int = 0
+
+    def to_json(self) -> dict:
+        return {"bn_in_conv": self.bn_in_conv, "folded_convs": self.folded,
+                "convs": self.convs, "bias_before_bn": self.bias_before_bn,
+                "zero_bias": self.zero_bias, "softmax": self.softmax,
+                "skipped": dict(sorted(self.flatten.items())),
+                "global_pool": [list(x) for x in self.global_pool]}
+
+
+def _conv_attrs(layer: ir.Layer, in_shape: ir.Shape, canonical: bool) -> dict:
+    p: ir.ConvolutionParam = layer.param
+    attrs = {"kernel": list(p.kernel), "stride": list(p.stride), "pad": list(p.pad),
+             "dilation": list(p.dilation), "group": p.group, "in_channels": in_shape[1],
+             "out_channels": p.num_output}
+    if canonical:
+        attrs["shift"] = p.bias_term
+    else:
+        attrs["bias"] = p.bias_term
+        attrs["param_shapes"] = [list(s) for s in layer.blob_shapes]
+    return attrs
+
+
+def _whole_map(layer: ir.Layer, in_shape: ir.Shape) -> bool:
+    p: ir.PoolingParam = layer.param
+    return (len(in_shape) == 4 and tuple(p.kernel) == tuple(in_shape[2:]) and p.pad == (0, 0)
+            and layer.top_shapes[0][2:] == (1, 1))
+
+
+def _pool_attrs(layer: ir.Layer, in_shape: ir.Shape, canonical: bool) -> tuple[dict, dict]:
+    p: ir.PoolingParam = layer.param
+    round_mode = getattr(p, "round_mode", "CEIL")
+    if p.global_pooling or _whole_map(layer, in_shape):
+        return {"pool": p.pool, "global": True}, {}
+    if not canonical:
+        attrs = {"pool": p.pool, "kernel": list(p.kernel), "stride": list(p.stride),
+                 "pad": list(p.pad)}
+        if round_mode != "CEIL":
+            attrs["round_mode"] = round_mode
+        return attrs, {}
+    attrs = {"pool": p.pool, "kernel": list(p.kernel), "stride": list(p.stride),
+             "out": list(layer.top_shapes[0][2:])}
+    return attrs, {"window": {"pad": list(p.pad), "round_mode": round_mode}}
+
+
+def _is_zero(weights: Weights | None, name: str, index: int) -> bool:
+    if weights is None or name not in weights or len(weights[name]) <= index:
+        return False
+    return not np.any(weights[name][index])
+
+
+def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | None = None
+                ) -> tuple[list[Op], list[int], Representation]:
+    """The logical op graph of `graph` (topological order), the ids of its input ops and
+    what the canonical form dropped. `weights` (only when they are data, read from a file)
+    let a bias of zeros count as none."""
+    ops: list[Op] = []
+    producer: dict[str, int] = {}  # blob -> logical op
+    shape_of: dict[str, ir.Shape] = {}
+    rep = Representation()
+    inputs = []
+    for blob in graph.inputs:
+        op = Op(len(ops), "Input", {"shape": list(blob.shape)}, [blob.name], shape=blob.shape)
+        ops.append(op)
+        inputs.append(op.id)
+        producer[blob.name] = op.id
+        shape_of[blob.name] = blob.shape
+    # How many layers read each layer's output: a BatchNorm is part of the conv before it
+    # only where nothing else reads the conv's output.
+    readers: Counter = Counter()
+    writer: dict[str, int] = {}
+    for index, layer in enumerate(graph.layers):
+        for bottom in layer.bottoms:
+            readers[writer.get(bottom, -1)] += 1
+        for top in layer.tops:
+            writer[top] = index
+    writer.clear()
+    for index, layer in enumerate(graph.layers):
+        in_shape = shape_of[layer.bottoms[0]]
+        sources = [producer[b] for b in layer.bottoms]
+        first = ops[sources[0]]
+        sole_reader = len(layer.bottoms) == 1 and readers[writer.get(layer.bottoms[0], -1)] == 1
+        if layer.type in SKIPPED_TYPES:
+            op_id = first.id  # its tops stand for its bottom
+            rep.flatten[layer.type] += 1
+        elif canonical and layer.type == "Reshape" and _flattens(in_shape, layer.top_shapes[0]):
+            op_id = first.id
+            rep.flatten["Reshape"] += 1
+        elif (canonical and layer.type in ABSORBED_BY_CONV and first.type == "Conv"
+              and sole_reader and _per_channel(layer, in_shape)):
+            if layer.type == "BatchNorm":
+                rep.bn_in_conv += 1
+                first.extra["bn"] = True
+                if first.extra.get("bias"):
+                    rep.bias_before_bn.append(first.name)
+            shifts = layer.type != "Scale" or layer.param.bias_term
+            first.attrs["shift"] = True if shifts else first.attrs["shift"]
+            first.layers.append(layer.name)
+            op_id = first.id
+        elif (canonical and layer.type == "Bias" and first.type == "FC" and sole_reader
+              and _per_channel(layer, in_shape)):
+            first.attrs["bias"] = True
+            first.layers.append(layer.name)
+            op_id = first.id
+        elif layer.type == "Scale" and first.type == "BN" and not first.attrs["affine"]:
+            first.attrs["affine"] = True
+            first.attrs["shift"] = layer.param.bias_term
+            first.layers.append(layer.name)
+            op_id = first.id
+        else:
+            kind, attrs, extra = _classify(layer, in_shape, canonical)
+            op_id = len(ops)
+            op = Op(op_id, kind, attrs, [layer.name], sources, layer.top_shapes[0], extra)
+            if canonical and kind == "Conv":
+                rep.convs += 1
+                op.extra["bias"] = layer.param.bias_term
+                if layer.param.bias_term and _is_zero(weights, layer.name, 1):
+                    attrs["shift"] = ZERO_BIAS
+                    op.extra["bias"] = False
+                    rep.zero_bias.append(layer.name)
+            elif canonical and kind == "FC" and attrs["bias"] and _is_zero(weights, layer.name, 1):
+                attrs["bias"] = ZERO_BIAS
+                rep.zero_bias.append(layer.name)
+            elif canonical and kind == "Pool" and attrs.get("global"):
+                how = "global_pooling" if layer.param.global_pooling else "whole-map kernel"
+                rep.global_pool.append((layer.name, how))
+            ops.append(op)
+        for top, shape in zip(layer.tops, layer.top_shapes):
+            producer[top] = op_id
+            shape_of[top] = shape
+            writer[top] = index
+    if canonical:
+        for op in ops:
+            if op.type == "Conv" and op.extra.get("bias") and not op.extra.get("bn"):
+                rep.folded += 1
+        if len(ops) > 1 and ops[-1].type == "Softmax":
+            rep.softmax = ops[-1].name
+            ops.pop()
+    return ops, inputs, rep
+
+
+def _flattens(in_shape: ir.Shape, out_shape: ir.Shape) -> bool:
+    """A Reshape that keeps the shape or flattens everything after the batch axis."""
+    return tuple(out_shape) == tuple(in_shape) or (
+        len(out_shape) == 2 and out_shape[0] == in_shape[0]
+        and out_shape[1] == math.prod(in_shape[1:]))
+
+
+def _per_channel(layer: ir.Layer, in_shape: ir.Shape) -> bool:
+    """BatchNorm, or a Scale/Bias along axis 1 only: what a convolution can absorb."""
+    if layer.type == "BatchNorm":
+        return True
+    p = layer.param
+    return p.axis == 1 and p.num_axes == 1 and len(layer.bottoms) == 1
+
+
+def _classify(layer: ir.Layer, in_shape: ir.Shape, canonical: bool) -> tuple[str, dict, dict]:
+    t, p = layer.type, layer.param
+    if t == "Convolution":
+        if layer.fixed:
+            return "Subsample", {"stride": list(p.stride), "channels": p.num_output}, {}
+        return "Conv", _conv_attrs(layer, in_shape, canonical), {}
+    if t == "BatchNorm":
+        return "BN", {"channels": in_shape[1], "eps": p.eps, "affine": False, "shift": False}, {}
+    if t == "Pooling":
+        attrs, extra = _pool_attrs(layer, in_shape, canonical)
+        return "Pool", attrs, extra
+    if t == "InnerProduct":
+        attrs = {"in_features": math.prod(in_shape[p.axis:]), "out_features": p.num_output,
+                 "bias": p.bias_term}
+        if not canonical:
+            attrs["param_shapes"] = [list(s) for s in layer.blob_shapes]
+        return "FC", attrs, {}
+    if t == "Eltwise":
+        kind = {"SUM": "Add", "PROD": "Mul", "MAX": "Max"}[p.operation]
+        attrs = {"inputs": len(layer.bottoms)}
+        if p.coeff and any(c != 1 for c in p.coeff):
+            attrs["coeff"] = list(p.coeff)
+        return kind, attrs, {}
+    if t == "Power":
+        if p.scale == 0 or p.power == 0:
+            with np.errstate(all="ignore"):  # 0 ** -1 and (-1) ** 0.5 are no constant to show
+                value = 1.0 if p.power == 0 else float(np.float64(p.shift) ** p.power)
+            if value == 0:
+                return "Zeros", {"channels": in_shape[1]}, {}
+            if math.isfinite(value):
+                return "Constant", {"channels": in_shape[1], "value": value}, {}
+        return "Power", {"power": p.power, "scale": p.scale, "shift": p.shift}, {}
+    if t == "ReLU":
+        return "ReLU", ({"negative_slope": p.negative_slope} if p.negative_slope else {}), {}
+    if t == "PReLU":
+        return "PReLU", {"channel_shared": p.channel_shared}, {}
+    if t == "Softmax":
+        return "Softmax", {"axis": p.axis}, {}
+    if t == "Concat":
+        return "Concat", {"axis": p.axis, "out_channels": layer.top_shapes[0][p.axis]}, {}
+    if t == "Reshape":
+        return "Reshape", {"out_shape": list(layer.top_shapes[0][1:])}, {}
+    if t == "Scale":
+        return "Scale", {"channels": in_shape[p.axis] if len(in_shape) > p.axis else 1,
+                         "bias": p.bias_term}, {}
+    if t == "Bias":
+        return "Bias", {}, {}
+    if t == "Slice":
+        return "Slice", {"axis": p.axis, "tops": len(layer.tops)}, {}
+    return t, {}, {}

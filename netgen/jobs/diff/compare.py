@@ -1,0 +1,272 @@
+"""Op-by-op comparison of two aligned main paths, and the result object every report reads.
+
+`DiffResult` is the stable interface of `diff` (the text report, `--json` and `--html`
+read only what is documented on it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from netgen.jobs.diff.align import align, cut_scores, key
+from netgen.jobs.diff.canonical import ZERO_BIAS
+from netgen.jobs.diff.sides import Side
+from netgen.jobs.diff.topology import Analysis, Entry, analyse
+
+CONTEXT = 3  # ops shown before and after the first divergence
+
+
+@dataclass
+class Row:
+    """One row of the alignment, in main-path order.
+
+    `a` / `b`: the entry of each side (None where that side has nothing here); `tag`:
+    "equal" (aligned ops), "delete" (A only) or "insert" (B only); `differences`: for
+    aligned ops, field -> [A's value, B's value] of the attributes that differ;
+    `shortcut_difference`: for joins, the shortcut difference (as in
+    DiffResult.shortcut_differences) or None.
+    """
+
+    tag: str
+    a: Entry | None
+    b: Entry | None
+    differences: dict = field(default_factory=dict)
+    shortcut_difference: dict | None = None
+
+
+@dataclass
+class DiffResult:
+    """What `diff` found. Stable attributes (read by the text, JSON and HTML reports):
+
+    - `a`, `b`: the two sides' `Analysis` (`.side.label/.kind/.graph`, `.entries` (main
+      path), `.blocks`, `.ops`, `.representation`, `.op_counts`, `.counts`);
+    - `rows`: the alignment as `Row`s, both sides' main paths in order;
+    - `pairs`: (A entry, B entry) of the aligned rows;
+    - `layer_differences`, `shortcut_differences`, `structural_differences`: the op-level
+      differences (dicts, as in `--json`);
+    - `findings`: the differences grouped by what they mean (stride placement, blocks per
+      stage, groups and widths, shortcuts, stem, head), each a dict with `kind`, `text` and
+      `lines` (details);
+    - `notes`: representation differences the canonical form ignored (strings);
+    - `first_divergence`, `input_difference`, `numeric`, `strict`, `equivalent`, `to_json()`.
+    """
+
+    a: Analysis
+    b: Analysis
+    pairs: list[tuple[Entry, Entry]]
+    layer_differences: list[dict]
+    shortcut_differences: list[dict]
+    structural_differences: list[dict]
+    first_divergence: dict | None
+    input_difference: dict | None
+    numeric: dict | None = None
+    strict: bool = True
+    rows: list[Row] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict:
+        out = {}
+        for key_, analysis in (("a", self.a), ("b", self.b)):
+            counts = analysis.counts
+            out[key_] = {"parameters": counts.params, "multiply_adds": counts.macs}
+        return out
+
+    @property
+    def structurally_equal(self) -> bool:
+        same = (not self.layer_differences and not self.shortcut_differences
+                and not self.structural_differences and self.input_difference is None
+                and self.a.op_counts == self.b.op_counts)
+        if self.strict:  # folding BatchNorm changes the stored parameters, not the network
+            totals = self.totals
+            same = same and totals["a"] == totals["b"]
+        return same
+
+    @property
+    def equivalent(self) -> bool:
+        same = self.structurally_equal
+        if self.numeric is not None and self.numeric.get("max_abs_diff") is not None:
+            same = same and self.numeric["within_tolerance"]
+        return same
+
+    def to_json(self) -> dict:
+        totals = self.totals
+
+        def side(key_: str, analysis: Analysis) -> dict:
+            s = analysis.side
+            out = {
+                "source": s.label, "kind": s.kind, "name": s.graph.name,
+                "input": {b.name: list(b.shape) for b in s.graph.inputs},
+                "layers": len(s.graph.layers),
+                "layer_counts": analysis.counts.layer_types,
+                "op_counts": analysis.op_counts,
+                "main_path_ops": len(analysis.entries),
+                "blocks": len(analysis.blocks),
+                "uncovered_ops": sorted(op.name for op in analysis.ops
+                                        if op.id not in analysis.covered and op.type != "Input"),
+                "parameters": totals[key_]["parameters"],
+                "multiply_adds": totals[key_]["multiply_adds"],
+                "weights": s.weights_source,
+            }
+            from netgen.jobs.diff.summary import architecture
+
+            out["architecture"] = architecture(analysis)
+            if not self.strict:
+                out["representation"] = analysis.representation.to_json()
+            return out
+
+        return {
+            "equivalent": self.equivalent,
+            "strict": self.strict,
+            "a": side("a", self.a),
+            "b": side("b", self.b),
+            "findings": self.findings,
+            "notes": self.notes,
+            "input_difference": self.input_difference,
+            "first_divergence": self.first_divergence,
+            "layer_differences": self.layer_differences,
+            "shortcut_differences": self.shortcut_differences,
+            "structural_differences": self.structural_differences,
+            "numeric": self.numeric,
+        }
+
+
+def compare(a: Side, b: Side, strict: bool = False) -> DiffResult:
+    """Align the two sides by topology and list every difference (of the canonical forms
+    unless `strict`), then group them (summary.py)."""
+    left, right = analyse(a, not strict), analyse(b, not strict)
+    ea, eb = left.entries, right.entries
+    opcodes = []
+    cuts_a, cuts_b = cut_scores(ea), cut_scores(eb)
+    for tag, i1, i2, j1, j2 in align([key(e) for e in ea], [key(e) for e in eb], cuts_a, cuts_b):
+        if tag != "replace":
+            opcodes.append((tag, i1, i2, j1, j2))
+            continue
+        # Same types, other widths: pair them by type so the widths show as differences.
+        for sub, a1, a2, b1, b2 in align([e.op.type for e in ea[i1:i2]],
+                                         [e.op.type for e in eb[j1:j2]],
+                                         cuts_a[i1:i2], cuts_b[j1:j2]):
+            opcodes.append((sub, i1 + a1, i1 + a2, j1 + b1, j1 + b2))
+    pairs: list[tuple[Entry, Entry]] = []
+    rows: list[Row] = []
+    layer_diffs: list[dict] = []
+    shortcut_diffs: list[dict] = []
+    structural: list[dict] = []
+    first: tuple[int, int, str] | None = None
+
+    def note_first(i: int, j: int, reason: str) -> None:
+        nonlocal first
+        if first is None or i < first[0]:
+            first = (i, j, reason)
+
+    for tag, i1, i2, j1, j2 in opcodes:
+        if tag == "equal":
+            for i, j in zip(range(i1, i2), range(j1, j2)):
+                x, y = ea[i], eb[j]
+                pairs.append((x, y))
+                row = Row("equal", x, y, attr_diff(x.op.attrs, y.op.attrs))
+                if row.differences:
+                    layer_diffs.append({"type": x.op.type, "a": list(x.op.layers),
+                                        "b": list(y.op.layers), "fields": row.differences})
+                    note_first(i, j, f"{x.op.type} {', '.join(row.differences)} differ")
+                if x.shortcut is not None and y.shortcut is not None:
+                    if not same_shortcut(x, y):
+                        row.shortcut_difference = shortcut_diff(x, y)
+                        shortcut_diffs.append(row.shortcut_difference)
+                        note_first(i, j, "shortcut differs")
+                rows.append(row)
+            continue
+        only_a, only_b = ea[i1:i2], eb[j1:j2]
+        # A block present on one side only (plain vs residual): a shortcut difference.
+        for entries, here in ((only_a, "a"), (only_b, "b")):
+            for entry in entries:
+                row = Row("delete", entry, None) if here == "a" else Row("insert", None, entry)
+                if entry.shortcut is not None:
+                    row.shortcut_difference = shortcut_diff(entry if here == "a" else None,
+                                                            entry if here == "b" else None)
+                    shortcut_diffs.append(row.shortcut_difference)
+                rows.append(row)
+        rest_a = [e for e in only_a if e.shortcut is None]
+        rest_b = [e for e in only_b if e.shortcut is None]
+        if rest_a or rest_b:
+            structural.append({
+                "a": [entry_json(e) for e in rest_a], "b": [entry_json(e) for e in rest_b],
+                "after_a": ea[i1 - 1].op.describe() if i1 else None,
+                "after_b": eb[j1 - 1].op.describe() if j1 else None,
+            })
+        if only_a or only_b:
+            what = " ".join(e.op.type for e in only_a) or "nothing"
+            other = " ".join(e.op.type for e in only_b) or "nothing"
+            note_first(i1, j1, f"A has {what} where B has {other}")
+
+    input_difference = None
+    # The batch is representation (a symbolic batch reads as 1); the rest is architecture.
+    skip = 0 if strict else 1
+    shapes_a = [list(x.shape) for x in a.graph.inputs]
+    shapes_b = [list(x.shape) for x in b.graph.inputs]
+    if [s[skip:] for s in shapes_a] != [s[skip:] for s in shapes_b]:
+        input_difference = {"a": shapes_a, "b": shapes_b}
+
+    divergence = None
+    if first is not None:
+        i, j, reason = first
+        divergence = {
+            "position": i, "reason": reason,
+            "a": {"op": entry_json(ea[i] if i < len(ea) else None), "context": _context(ea, i)},
+            "b": {"op": entry_json(eb[j] if j < len(eb) else None), "context": _context(eb, j)},
+        }
+    result = DiffResult(left, right, pairs, layer_diffs, shortcut_diffs, structural, divergence,
+                        input_difference, strict=strict, rows=rows)
+    from netgen.jobs.diff.summary import group_findings, representation_notes
+
+    result.findings = group_findings(result)
+    if not strict:
+        result.notes = representation_notes(result)
+    return result
+
+
+def shortcut_diff(x: Entry | None, y: Entry | None) -> dict:
+    def one(entry: Entry | None) -> dict:
+        if entry is None:
+            return {"block": None, "shortcut": "none (no shortcut)", "kind": "none", "ops": []}
+        return {"block": entry.op.name, "index": entry.block,
+                "shortcut": entry.shortcut.describe(), "kind": entry.shortcut.kind,
+                "ops": [name for op in entry.shortcut.ops for name in op.layers]}
+
+    return {"a": one(x), "b": one(y)}
+
+
+def entry_json(entry: Entry | None) -> dict | None:
+    if entry is None:
+        return None
+    out = {"type": entry.op.type, "layers": list(entry.op.layers), "attrs": entry.op.attrs}
+    if entry.shortcut is not None:
+        out["shortcut"] = entry.shortcut.describe()
+    return out
+
+
+def _context(entries: list[Entry], index: int) -> list[str]:
+    lo, hi = max(0, index - CONTEXT), min(len(entries), index + CONTEXT + 1)
+    return [("> " if i == index else "  ") + entries[i].op.describe() for i in range(lo, hi)]
+
+
+def attr_diff(a: dict, b: dict) -> dict:
+    keys = list(dict.fromkeys(list(a) + list(b)))
+    return {k: [a.get(k), b.get(k)] for k in keys if not _same(a.get(k), b.get(k))}
+
+
+def same_shortcut(x: Entry, y: Entry) -> bool:
+    sx, sy = x.shortcut, y.shortcut
+    return sx.kind == sy.kind and _same(sx.attrs, sy.attrs)
+
+
+def _same(x, y) -> bool:
+    if ZERO_BIAS in (x, y) and {type(x), type(y)} <= {bool, str}:
+        return True
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    if isinstance(x, float) and isinstance(y, float):
+        return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
+    return x == y

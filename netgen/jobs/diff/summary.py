@@ -1,0 +1,465 @@
+"""Differences grouped by what they mean, in the terms of the paper.
+
+The op-level differences of compare.py are exact but long: ResNet-18 against ResNet-50 is
+hundreds of ops. Here the two sides are compared block by block instead: when both have the
+same blocks per stage, each pair of blocks yields *facts* (the stride sits on another conv,
+the 3x3 is grouped, the shortcut is a projection), and a fact shared by many blocks is one
+finding that names where it holds ("the first block of stages 3 to 5"); when the blocks
+differ, the finding is the stage layout itself (basic vs bottleneck, blocks per stage).
+Stem and head are compared op by op, they are short.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import zip_longest
+from typing import TYPE_CHECKING
+
+from netgen.jobs.diff.compare import attr_diff, same_shortcut
+from netgen.jobs.diff.topology import Analysis, Block, Entry
+
+if TYPE_CHECKING:
+    from netgen.jobs.diff.compare import DiffResult
+
+MAX_LINES = 6  # details shown per finding; the rest are in --json
+MAX_NAMES = 4
+
+
+# --------------------------------------------------------------------------- one side
+
+
+def _inner(block: Block) -> tuple[int, int, int]:
+    """(inner width, output width, groups) of a block: the 3x3's width for a bottleneck."""
+    convs = block.convs
+    if not convs:
+        return 0, 0, 1
+    inner = convs[1] if block.kind == "bottleneck" else convs[0]
+    return (inner.attrs["out_channels"], convs[-1].attrs["out_channels"],
+            max(op.attrs["group"] for op in convs))
+
+
+def stage_text(blocks: list[Block]) -> str:
+    kinds = Counter(b.kind for b in blocks)
+    kind = next(iter(kinds)) if len(kinds) == 1 else "mixed"
+    inner, out, groups = _inner(blocks[0])
+    width = f"width {inner}" + (f" -> {out}" if out != inner else "")
+    if groups > 1:
+        width += f", {groups} groups of {inner // groups}"
+    return f"{len(blocks)} {kind} block{'s' if len(blocks) != 1 else ''}, {width}"
+
+
+def architecture(analysis: Analysis) -> dict:
+    """The side as the paper's tables describe it: blocks per stage, kind, widths, depth."""
+    stages = []
+    for stage, blocks in analysis.layout:
+        inner, out, groups = _inner(blocks[0])
+        kinds = sorted({b.kind for b in blocks})
+        stages.append({"stage": stage, "blocks": len(blocks),
+                       "kind": kinds[0] if len(kinds) == 1 else "mixed",
+                       "inner_width": inner, "out_width": out, "groups": groups,
+                       "shortcuts": dict(sorted(Counter(
+                           b.join_entry.shortcut.kind for b in blocks).items()))})
+    return {"depth": analysis.depth, "blocks": len(analysis.blocks), "stages": stages,
+            "text": layout_text(analysis)}
+
+
+def layout_text(analysis: Analysis) -> str:
+    if not analysis.blocks:
+        return f"no residual blocks (plain), depth {analysis.depth}"
+    kinds = sorted({b.kind for b in analysis.blocks})
+    kind = kinds[0] if len(kinds) == 1 else "/".join(kinds)
+    counts = "-".join(str(len(blocks)) for _, blocks in analysis.layout)
+    return f"{len(analysis.blocks)} {kind} blocks {counts}, depth {analysis.depth}"
+
+
+def _signature(analysis: Analysis) -> list[list[str]]:
+    return [[b.kind for b in blocks] for _, blocks in analysis.layout]
+
+
+# --------------------------------------------------------------------------- phrasing
+
+
+def _stages_phrase(stages: list[int]) -> str:
+    stages = sorted(set(stages))
+    if len(stages) == 1:
+        return f"stage {stages[0]}"
+    if len(stages) >= 3 and stages == list(range(stages[0], stages[-1] + 1)):
+        return f"stages {stages[0]} to {stages[-1]}"
+    return "stages " + ", ".join(map(str, stages[:-1])) + f" and {stages[-1]}"
+
+
+def _names(blocks: list[Block]) -> str:
+    names = [b.name for b in blocks[:MAX_NAMES]]
+    more = len(blocks) - len(names)
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def where(pairs: list[tuple[Block, Block]], a: Analysis) -> str:
+    """'all 16 blocks', 'the first block of stages 3 to 5 (res3a, ...)', 'every block of
+    stage 2', or the blocks' names."""
+    blocks_a = [x for x, _ in pairs]
+    blocks_b = [y for _, y in pairs]
+    per_stage = Counter(b.stage for b in blocks_a)
+    size = {stage: len(blocks) for stage, blocks in a.layout}
+    if len(blocks_a) == len(a.blocks):
+        text = f"all {len(blocks_a)} blocks"
+    elif all(b.position == 0 for b in blocks_a):
+        text = "the first block of " + _stages_phrase(list(per_stage))
+    elif all(per_stage[s] == size[s] for s in per_stage):
+        text = "every block of " + _stages_phrase(list(per_stage))
+    else:
+        return ("blocks " if len(blocks_a) > 1 else "block ") + _both_names(blocks_a, blocks_b)
+    if len(blocks_a) <= MAX_NAMES:
+        text += f" ({_both_names(blocks_a, blocks_b)})"
+    return text
+
+
+def _both_names(blocks_a: list[Block], blocks_b: list[Block]) -> str:
+    na, nb = _names(blocks_a), _names(blocks_b)
+    return na if na == nb else f"A {na}; B {nb}"
+
+
+def _role(block: Block, index: int) -> str:
+    """The conv at `index` of a block's convs, as one would name it."""
+    convs = block.convs
+    k = "x".join(map(str, convs[index].attrs["kernel"]))
+    same = [i for i, op in enumerate(convs) if op.attrs["kernel"] == convs[index].attrs["kernel"]]
+    if len(same) == 1:
+        return f"{k} convolution"
+    rank = same.index(index)
+    if rank == 0:
+        return f"first {k} convolution"
+    if len(same) == 2:
+        return f"second {k} convolution"
+    if rank == len(same) - 1:
+        return f"last {k} convolution"
+    return f"{k} convolution number {rank + 1}"
+
+
+def _op_text(op) -> str:
+    a = op.attrs
+    if op.type == "Conv":
+        text = f"{'x'.join(map(str, a['kernel']))} conv {a['out_channels']}"
+        if a["stride"] != [1, 1]:
+            text += f" /{a['stride'][0]}"
+        return text + (f" g{a['group']}" if a["group"] != 1 else "")
+    if op.type == "Pool":
+        if a.get("global"):
+            return f"global {a['pool'].lower()} pool"
+        return f"{'x'.join(map(str, a['kernel']))} {a['pool'].lower()} pool /{a['stride'][0]}"
+    if op.type == "FC":
+        return f"fc {a['out_features']}"
+    return op.type
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def group_findings(result: "DiffResult") -> list[dict]:
+    """The differences of `result`, grouped; empty when the two are equivalent."""
+    a, b = result.a, result.b
+    findings: list[dict] = []
+    if result.input_difference is not None:
+        d = result.input_difference
+        findings.append(_finding("input", f"input: A {d['a']} | B {d['b']}"))
+    if a.blocks and b.blocks:
+        if _signature(a) == _signature(b):
+            findings += _block_findings(a, b)
+        else:
+            findings.append(_layout_finding(a, b))
+        findings += _ends("stem", a.stem, b.stem) + _ends("head", a.head, b.head)
+    elif a.blocks or b.blocks:
+        residual, plain = ("A", a) if a.blocks else ("B", b)
+        kinds = Counter(block.join_entry.shortcut.kind for block in plain.blocks)
+        text = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        other = "B" if residual == "A" else "A"
+        findings.append(_finding(
+            "shortcuts", f"shortcuts: {residual} has {len(plain.blocks)} residual blocks "
+            f"({text} shortcuts), {other} is plain (none)"))
+        findings += _op_findings(result, shortcuts=False)
+    else:
+        findings += _op_findings(result, shortcuts=True)
+    if not findings and not result.structurally_equal:
+        findings += _op_findings(result, shortcuts=True)
+        if not findings:
+            findings.append(_finding("ops", "op counts: A " + _counts(a) + " | B " + _counts(b)))
+    return findings
+
+
+def _counts(analysis: Analysis) -> str:
+    return ", ".join(f"{t} {n}" for t, n in analysis.op_counts.items())
+
+
+def _finding(kind: str, text: str, lines: list[str] | None = None) -> dict:
+    return {"kind": kind, "text": text, "lines": lines or []}
+
+
+def _layout_finding(a: Analysis, b: Analysis) -> dict:
+    lines = []
+    for (sa, ba), (sb, bb) in zip_longest(a.layout, b.layout, fillvalue=(None, None)):
+        text_a = stage_text(ba) if ba else "nothing"
+        text_b = stage_text(bb) if bb else "nothing"
+        if text_a != text_b:
+            lines.append(f"stage {sa or sb}: A {text_a} | B {text_b}")
+    return _finding("blocks", f"blocks: A {layout_text(a)} | B {layout_text(b)}", lines)
+
+
+def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
+    """Facts of each pair of blocks at the same place, grouped across blocks."""
+    facts: dict[tuple, list[tuple[Block, Block, object]]] = {}
+    for x, y in zip(a.blocks, b.blocks):
+        for key, payload in _block_facts(x, y):
+            facts.setdefault(key, []).append((x, y, payload))
+    findings = []
+    conv_fields: dict[tuple, list[str]] = {}  # (role, blocks) -> "field A .. | B .." parts
+    for key, found in facts.items():
+        pairs = [(x, y) for x, y, _ in found]
+        place = where(pairs, a)
+        kind = key[0]
+        if kind == "conv":  # one line per conv and place, all its fields
+            _, role, name, va, vb = key
+            where_key = (role, tuple(x.index for x, _ in pairs))
+            if where_key not in conv_fields:
+                conv_fields[where_key] = []
+                findings.append(_finding("conv", f"{role} of {place}: "))
+                findings[-1]["_parts"] = conv_fields[where_key]
+            conv_fields[where_key].append(f"{name} A {list(va)} | B {list(vb)}")
+            continue
+        if kind == "stride":
+            _, where_a, where_b, block_kind = key
+            hint = ""
+            if block_kind == "bottleneck" and {where_a, where_b} == {
+                    "3x3 convolution", "first 1x1 convolution"}:
+                v15 = "A" if where_a == "3x3 convolution" else "B"
+                v1 = "B" if v15 == "A" else "A"
+                hint = f"; {v15} is ResNet v1.5 (torchvision's), {v1} v1 (the paper's)"
+            findings.append(_finding("stride", f"stride: in {place} the stride 2 sits on the "
+                                     f"{where_a} in A and on the {where_b} in B{hint}"))
+        elif kind == "width":
+            findings.append(_width_finding(key, found, place))
+        elif kind == "shortcut":
+            lines = [f"{x.name}: A {pa} | B {pb}" for x, _, (pa, pb) in found[:MAX_LINES]]
+            if len(found) > MAX_LINES:
+                lines.append(f"... and {len(found) - MAX_LINES} more")
+            findings.append(_finding("shortcut", f"shortcuts of {place}: A {key[1]} | "
+                                     f"B {key[2]}", lines))
+        else:
+            _, what, va, vb = key
+            findings.append(_finding(kind, f"{what} of {place}: A {va} | B {vb}"))
+    for finding in findings:
+        if "_parts" in finding:
+            finding["text"] += "; ".join(finding.pop("_parts"))
+    return findings
+
+
+def _freeze(value):
+    return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
+
+
+def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
+    facts: list[tuple[tuple, object]] = []
+    types_x = [e.op.type for e in x.body]
+    types_y = [e.op.type for e in y.body]
+    if types_x != types_y:
+        facts.append((("body", "residual branch", " ".join(types_x), " ".join(types_y)), None))
+    else:
+        conv_index = 0
+        for ex, ey in zip(x.body, y.body):
+            if ex.op.type == "Conv":
+                fields = attr_diff(ex.op.attrs, ey.op.attrs)
+                for name in ("stride", "group", "out_channels", "in_channels"):
+                    fields.pop(name, None)
+                for name, (va, vb) in fields.items():
+                    facts.append((("conv", _role(x, conv_index), name, _freeze(va),
+                                   _freeze(vb)), None))
+                conv_index += 1
+            else:
+                for name, (va, vb) in attr_diff(ex.op.attrs, ey.op.attrs).items():
+                    facts.append((("op", f"{ex.op.type} {name}", va, vb), None))
+        cx, cy = x.convs, y.convs
+        sx = [op.attrs["stride"] for op in cx]
+        sy = [op.attrs["stride"] for op in cy]
+        if sx != sy:
+            at_x = [i for i, s in enumerate(sx) if s != [1, 1]]
+            at_y = [i for i, s in enumerate(sy) if s != [1, 1]]
+            if x.stride == y.stride and len(at_x) == len(at_y) == 1:
+                facts.append((("stride", _role(x, at_x[0]), _role(y, at_y[0]), x.kind), None))
+            else:
+                facts.append((("op", "conv strides", [s[0] for s in sx], [s[0] for s in sy]),
+                              None))
+        shape_x = [(op.attrs["group"], op.attrs["out_channels"]) for op in cx]
+        shape_y = [(op.attrs["group"], op.attrs["out_channels"]) for op in cy]
+        if shape_x != shape_y:
+            ratios = tuple(round(wx / wy, 3) if wy else None
+                           for (_, wx), (_, wy) in zip(shape_x, shape_y))
+            key = ("width", x.kind, tuple(g for g, _ in shape_x), tuple(g for g, _ in shape_y),
+                   ratios)
+            facts.append((key, (x.stage, _inner(x), _inner(y))))
+    jx, jy = x.join_entry, y.join_entry
+    if jx.op.type != jy.op.type:
+        facts.append((("op", "join", jx.op.type, jy.op.type), None))
+    else:
+        for name, (va, vb) in attr_diff(jx.op.attrs, jy.op.attrs).items():
+            facts.append((("op", f"{jx.op.type} {name}", _freeze(va), _freeze(vb)), None))
+    sx_, sy_ = jx.shortcut, jy.shortcut
+    if not same_shortcut(jx, jy):
+        facts.append((("shortcut", sx_.kind, sy_.kind), (sx_.describe(), sy_.describe())))
+    post_x = " ".join(e.op.type for e in x.post) or "nothing"
+    post_y = " ".join(e.op.type for e in y.post) or "nothing"
+    if post_x != post_y:
+        facts.append((("post", "after the sum", post_x, post_y), None))
+    return facts
+
+
+def _width_finding(key: tuple, found: list, place: str) -> dict:
+    _, kind, groups_a, groups_b, _ = key
+    by_stage: dict[int, tuple] = {}
+    for _, _, (stage, inner_a, inner_b) in found:
+        by_stage.setdefault(stage, (inner_a, inner_b))
+    stages = sorted(by_stage)
+
+    def cardinality(inner: tuple[int, int, int]) -> str:
+        width, _, groups = inner
+        if groups > 1:
+            return (f"cardinality {groups}, width per group {width // groups} "
+                    f"({groups}x{width // groups}d)")
+        return f"1 group, width {width}"
+
+    first_a, first_b = by_stage[stages[0]]
+    if kind == "bottleneck":
+        what = "3x3 groups and widths" if groups_a != groups_b else "bottleneck widths"
+    else:
+        what = "widths"
+    text = (f"{what} of {place}: A {cardinality(first_a)} | B {cardinality(first_b)} "
+            f"(stage {stages[0]})")
+    ratios = {round(by_stage[s][0][0] / by_stage[s][1][0], 3) for s in stages
+              if by_stage[s][1][0]}
+    if len(ratios) == 1 and groups_a == groups_b:
+        ratio = ratios.pop()
+        text += f"; A's inner width is {ratio:g}x B's"
+    lines = [f"inner width by stage: A {', '.join(str(by_stage[s][0][0]) for s in stages)} | "
+             f"B {', '.join(str(by_stage[s][1][0]) for s in stages)}"]
+    if any(by_stage[s][0][1] != by_stage[s][1][1] for s in stages):
+        lines.append(f"output width by stage: A {', '.join(str(by_stage[s][0][1]) for s in stages)}"
+                     f" | B {', '.join(str(by_stage[s][1][1]) for s in stages)}")
+    if groups_a != groups_b and kind != "bottleneck":
+        lines.append(f"groups: A {list(groups_a)} | B {list(groups_b)}")
+    return _finding("width", text, lines)
+
+
+def _ends(part: str, xs: list[Entry], ys: list[Entry]) -> list[dict]:
+    """The stem (before the first block) or the head (after the last), op by op."""
+    tx = [e.op.type for e in xs]
+    ty = [e.op.type for e in ys]
+    if tx != ty:
+        text_a = ", ".join(_op_text(e.op) for e in xs) or "nothing"
+        text_b = ", ".join(_op_text(e.op) for e in ys) or "nothing"
+        return [_finding(part, f"{part}: A {text_a} | B {text_b}")]
+    lines = []
+    for ex, ey in zip(xs, ys):
+        fields = attr_diff(ex.op.attrs, ey.op.attrs)
+        if fields:
+            values = "; ".join(f"{k} A {v[0]} | B {v[1]}" for k, v in fields.items())
+            lines.append(f"{ex.op.type} {ex.op.name} | {ey.op.name}: {values}")
+    if not lines:
+        return []
+    return [_finding(part, f"{part}: {len(lines)} op(s) differ", lines)]
+
+
+def _op_findings(result: "DiffResult", shortcuts: bool) -> list[dict]:
+    """No blocks to speak of (plain nets, or other graphs): op-level differences, grouped
+    by op type and the fields that differ."""
+    findings = []
+    groups: dict[tuple, list[dict]] = {}
+    for d in result.layer_differences:
+        key = (d["type"], repr(sorted((k, v) for k, v in d["fields"].items())))
+        groups.setdefault(key, []).append(d)
+    for (type_, _), found in groups.items():
+        fields = "; ".join(f"{k} A {v[0]} | B {v[1]}" for k, v in found[0]["fields"].items())
+        names = ", ".join(d["a"][0] for d in found[:MAX_NAMES])
+        more = f" and {len(found) - MAX_NAMES} more" if len(found) > MAX_NAMES else ""
+        findings.append(_finding("ops", f"{type_} ({len(found)}: {names}{more}): {fields}"))
+    if shortcuts:
+        kinds: dict[tuple, list[dict]] = {}
+        for d in result.shortcut_differences:
+            kinds.setdefault((d["a"]["kind"], d["b"]["kind"]), []).append(d)
+        for (ka, kb), found in kinds.items():
+            names = ", ".join(d["a"]["block"] or d["b"]["block"] for d in found[:MAX_NAMES])
+            findings.append(_finding("shortcut", f"shortcuts of {len(found)} block(s) "
+                                     f"({names}): A {ka} | B {kb}"))
+    structural = result.structural_differences
+    if structural:
+        lines = []
+        for d in structural[:MAX_LINES]:
+            xa = ", ".join(f"{e['type']} {'/'.join(e['layers'])}" for e in d["a"]) or "nothing"
+            xb = ", ".join(f"{e['type']} {'/'.join(e['layers'])}" for e in d["b"]) or "nothing"
+            lines.append(f"A: {xa} (after {d['after_a']}) | B: {xb} (after {d['after_b']})")
+        if len(structural) > MAX_LINES:
+            lines.append(f"... and {len(structural) - MAX_LINES} more")
+        findings.append(_finding("structure", f"ops on one side only: {len(structural)} "
+                                 "place(s)", lines))
+    return findings
+
+
+# --------------------------------------------------------------------------- representation
+
+
+def _bn_text(rep) -> str:
+    parts = []
+    if rep.bn_in_conv:
+        parts.append(f"{rep.bn_in_conv} convolutions followed by BatchNorm")
+    if rep.folded:
+        parts.append(f"{rep.folded} convolutions with a bias and no BatchNorm (folded)")
+    return " and ".join(parts) or "no BatchNorm after its convolutions"
+
+
+def representation_notes(result: "DiffResult") -> list[str]:
+    """What the canonical form ignored, where the two sides write it differently."""
+    ra, rb = result.a.representation, result.b.representation
+    notes = []
+    if (ra.bn_in_conv > 0, ra.folded > 0) != (rb.bn_in_conv > 0, rb.folded > 0):
+        notes.append(f"BatchNorm: A has {_bn_text(ra)}; B {_bn_text(rb)}: each compared as "
+                     "one convolution with a per-channel shift")
+    same_bias = ra.bias_before_bn == rb.bias_before_bn
+    for side, rep in (("A", ra), ("B", rb)):
+        if rep.bias_before_bn and same_bias:
+            if side == "A":
+                notes.append(f"A and B: a conv bias directly before BatchNorm ("
+                             f"{', '.join(rep.bias_before_bn[:MAX_NAMES])}), which BatchNorm "
+                             "cancels")
+        elif rep.bias_before_bn:
+            notes.append(f"{side}: a conv bias directly before BatchNorm ("
+                         f"{', '.join(rep.bias_before_bn[:MAX_NAMES])}), which BatchNorm cancels")
+        if rep.zero_bias:
+            notes.append(f"{side}: {len(rep.zero_bias)} bias(es) of zeros read as none "
+                         f"({', '.join(rep.zero_bias[:MAX_NAMES])})")
+    if (ra.softmax is None) != (rb.softmax is None):
+        side, name = ("A", ra.softmax) if ra.softmax else ("B", rb.softmax)
+        notes.append(f"Softmax: {side} ends in Softmax ({name}), the other in logits; "
+                     "compared up to the logits")
+    # Flatten, Dropout and flattening Reshapes are not noted: whether they survive as IR
+    # layers depends on the importer (a Flatten before Gemm is folded), not on the network;
+    # their counts are in --json (representation.skipped).
+    hows_a = sorted({how for _, how in ra.global_pool})
+    hows_b = sorted({how for _, how in rb.global_pool})
+    if hows_a != hows_b:
+        notes.append(f"global pooling: A {', '.join(hows_a) or 'none'} | "
+                     f"B {', '.join(hows_b) or 'none'}")
+    for x, y in result.pairs:
+        wa, wb = x.op.extra.get("window"), y.op.extra.get("window")
+        if x.op.type == "Pool" and wa and wb and wa != wb:
+            notes.append(f"pooling {x.op.name} | {y.op.name}: same kernel, stride and output "
+                         f"size, windows placed differently (A pad {wa['pad'][0]}, "
+                         f"{wa['round_mode'].lower()} rounding | B pad {wb['pad'][0]}, "
+                         f"{wb['round_mode'].lower()} rounding): values at the border differ")
+    batch_a = [blob.shape[0] for blob in result.a.side.graph.inputs]
+    batch_b = [blob.shape[0] for blob in result.b.side.graph.inputs]
+    if batch_a != batch_b and result.input_difference is None:
+        notes.append(f"batch: A {batch_a} | B {batch_b}")
+    totals = result.totals
+    if not result.findings and totals["a"]["parameters"] != totals["b"]["parameters"]:
+        notes.append(f"parameters as stored: A {totals['a']['parameters']:,} | "
+                     f"B {totals['b']['parameters']:,} (a folded BatchNorm is one bias per "
+                     "channel, BatchNorm + Scale two learned values; a conv bias before "
+                     "BatchNorm counts too)")
+    return notes

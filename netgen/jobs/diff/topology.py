@@ -1,0 +1,308 @@
+"""The main path of a logical op graph, its residual blocks and their shortcuts.
+
+A walk from the input follows the main path; where the path forks, the join is the fork's
+immediate post-dominator, the branch with the most convolutions stays on the main path and
+the others are the block's shortcut, classified as identity, projection (conv + BN) or
+zero-pad (option A: subsample + zero channels). Everything is a loop: nets have thousands of
+layers.
+
+The path is then cut into stem, blocks and head, and blocks into stages (a block that
+subsamples starts a new one), so that the report can speak of "the first block of stage 3"
+and of basic and bottleneck blocks instead of op positions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from netgen.arch.counting import Counts, count
+from netgen.jobs.diff.canonical import Op, Representation, logical_ops
+from netgen.jobs.diff.sides import Side
+
+ZERO_PAD_TYPES = frozenset({"Subsample", "Zeros", "Concat", "Pool", "Slice", "Reshape"})
+FIRST_STAGE = 2  # the paper's conv2_x: conv1 (and pool1) are stage 1, the stem
+
+
+@dataclass
+class Shortcut:
+    kind: str  # "identity", "projection", "zero-pad", "none" (plain) or "other"
+    ops: list[Op]
+    attrs: dict
+
+    def describe(self) -> str:
+        a = self.attrs
+        if self.kind == "projection":
+            conv = a["conv"]
+            text = (f"projection ({'x'.join(map(str, conv['kernel']))} conv, "
+                    f"{conv['out_channels']} channels, stride {conv['stride'][0]}")
+            return text + (", BN)" if a.get("bn") else ")")
+        if self.kind == "zero-pad":
+            parts = []
+            if a.get("stride", [1, 1]) != [1, 1]:
+                parts.append(f"subsample stride {a['stride'][0]}")
+            if a.get("zero_channels"):
+                parts.append(f"+{a['zero_channels']} zero channels")
+            return "zero-pad (" + ", ".join(parts or ["no change"]) + ")"
+        if self.kind == "other":
+            return "other (" + ", ".join(op.type for op in self.ops) + ")"
+        return self.kind
+
+
+@dataclass
+class Entry:
+    """One step of the main path: an op, and for a block's join also its shortcut."""
+
+    op: Op
+    block: int | None = None  # index of the block this op ends (joins only)
+    shortcut: Shortcut | None = None
+
+
+@dataclass
+class Block:
+    """One residual block: `body` its residual branch (entries[start:join]), then its join
+    and the ops after the join up to the next block (`post`, e.g. the ReLU)."""
+
+    index: int
+    stage: int
+    position: int  # in its stage, from 0
+    start: int
+    join: int
+    end: int  # entries[join + 1:end] is `post`
+    entries: list[Entry] = field(repr=False)
+
+    @property
+    def body(self) -> list[Entry]:
+        return self.entries[self.start:self.join]
+
+    @property
+    def post(self) -> list[Entry]:
+        return self.entries[self.join + 1:self.end]
+
+    @property
+    def join_entry(self) -> Entry:
+        return self.entries[self.join]
+
+    @property
+    def convs(self) -> list[Op]:
+        return [e.op for e in self.body if e.op.type == "Conv"]
+
+    @property
+    def name(self) -> str:
+        """The block as its file names it: res3a, or /layer2/layer2.0 for an export's Add."""
+        name = self.join_entry.op.name
+        for suffix in ("/Add", "/Sum"):
+            if name.endswith(suffix) and len(name) > len(suffix):
+                return name[:-len(suffix)]
+        return name
+
+    @property
+    def kind(self) -> str:
+        """basic (3x3, 3x3), bottleneck (1x1, 3x3, 1x1), or the kernels as written."""
+        kernels = [tuple(op.attrs["kernel"]) for op in self.convs]
+        if kernels == [(3, 3), (3, 3)]:
+            return "basic"
+        if kernels == [(1, 1), (3, 3), (1, 1)]:
+            return "bottleneck"
+        return "-".join("x".join(map(str, k)) for k in kernels) or "conv-less"
+
+    @property
+    def stride(self) -> int:
+        product = 1
+        for op in self.convs:
+            product *= op.attrs["stride"][0]
+        shortcut = self.join_entry.shortcut
+        if product == 1 and shortcut is not None and shortcut.kind == "zero-pad":
+            product = shortcut.attrs.get("stride", [1])[0]
+        return product
+
+
+def _postdominators(ops: list[Op], succ: list[list[int]]) -> list[int]:
+    """Immediate post-dominators; ids are topological, the virtual sink is len(ops)."""
+    sink = len(ops)
+    ipdom = [sink] * (sink + 1)
+    for n in range(sink - 1, -1, -1):
+        following = succ[n] or [sink]
+        candidate = following[0]
+        for other in following[1:]:
+            a, b = candidate, other
+            while a != b:
+                while a < b:
+                    a = ipdom[a]
+                while b < a:
+                    b = ipdom[b]
+            candidate = a
+        ipdom[n] = candidate
+    return ipdom
+
+
+def _classify_shortcut(branches: list[list[Op]], direct: bool) -> Shortcut:
+    if direct and not branches:
+        return Shortcut("identity", [], {})
+    if len(branches) != 1 or direct:
+        ops = [op for branch in branches for op in branch]
+        return Shortcut("other", ops, {"types": [op.type for op in ops]})
+    ops = branches[0]
+    types = [op.type for op in ops]
+    convs = [op for op in ops if op.type == "Conv"]
+    if len(convs) == 1 and set(types) <= {"Conv", "BN"}:
+        return Shortcut("projection", ops, {"conv": dict(convs[0].attrs), "bn": "BN" in types})
+    if set(types) <= ZERO_PAD_TYPES:
+        stride = next((op.attrs["stride"] for op in ops if op.type == "Subsample"), [1, 1])
+        concat = next((op for op in ops if op.type == "Concat"), None)
+        zeros = sum(1 for op in ops if op.type == "Zeros")
+        width = concat.attrs["out_channels"] if concat else None
+        attrs = {"stride": stride, "out_channels": width}
+        if concat is not None and zeros:
+            base = next((op.attrs["channels"] for op in ops if op.type == "Zeros"), 0)
+            attrs["zero_channels"] = width - base
+        return Shortcut("zero-pad", ops, attrs)
+    return Shortcut("other", ops, {"types": types})
+
+
+def main_path(ops: list[Op], start: int) -> tuple[list[Entry], set[int], list[tuple[int, int]]]:
+    """The main path from op `start`, the ids of every op it (or a shortcut) covers, and
+    each block's (first entry, join entry) indices."""
+    n = len(ops)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    for op in ops:
+        for source in dict.fromkeys(op.inputs):
+            succ[source].append(op.id)
+    ipdom = _postdominators(ops, succ)
+    entries: list[Entry] = []
+    spans: list[tuple[int, int]] = []
+    covered = {start}
+    cur, blocks = start, 0
+    while cur < n and succ[cur]:
+        join = ipdom[cur]
+        if len(succ[cur]) == 1 and succ[cur][0] == join:
+            entries.append(Entry(ops[join]))
+            covered.add(join)
+            cur = join
+            continue
+        # A fork: collect the ops between `cur` and its join, split into branches.
+        between: set[int] = set()
+        stack = [s for s in succ[cur] if s != join]
+        while stack:
+            node = stack.pop()
+            if node in between or node == join or node >= n:
+                continue
+            between.add(node)
+            stack.extend(s for s in succ[node] if s != join)
+        branches = _components(ops, between, succ)
+        direct = join < n and cur in ops[join].inputs
+        main_index = max(range(len(branches)), default=None, key=lambda i: (
+            sum(1 for op in branches[i] if op.type == "Conv"), len(branches[i]), -branches[i][0].id))
+        main = branches.pop(main_index) if main_index is not None else []
+        first = len(entries)
+        for op in main:
+            entries.append(Entry(op))
+        covered.update(between)
+        if join >= n:
+            break
+        shortcut = _classify_shortcut(branches, direct)
+        spans.append((first, len(entries)))
+        entries.append(Entry(ops[join], block=blocks, shortcut=shortcut))
+        blocks += 1
+        covered.add(join)
+        cur = join
+    return entries, covered, spans
+
+
+def _components(ops: list[Op], between: set[int], succ: list[list[int]]) -> list[list[Op]]:
+    """Connected parts of `between` (undirected), each in topological order."""
+    neighbours: dict[int, set[int]] = {i: set() for i in between}
+    for i in between:
+        for s in succ[i]:
+            if s in between:
+                neighbours[i].add(s)
+                neighbours[s].add(i)
+    seen: set[int] = set()
+    parts = []
+    for i in sorted(between):
+        if i in seen:
+            continue
+        part, stack = [], [i]
+        seen.add(i)
+        while stack:
+            node = stack.pop()
+            part.append(node)
+            for other in neighbours[node]:
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
+        parts.append([ops[j] for j in sorted(part)])
+    return parts
+
+
+POST_TYPES = frozenset({"ReLU", "PReLU", "BN"})
+
+
+def cut_blocks(entries: list[Entry], spans: list[tuple[int, int]]) -> list[Block]:
+    """Blocks from the joins' spans; a block that subsamples (or the first) opens a stage."""
+    blocks: list[Block] = []
+    stage, position = FIRST_STAGE - 1, 0
+    for index, (start, join) in enumerate(spans):
+        if index + 1 < len(spans):
+            end = spans[index + 1][0]
+        else:
+            end = join + 1
+            while end < len(entries) and entries[end].op.type in POST_TYPES:
+                end += 1
+        block = Block(index, stage, position, start, join, end, entries)
+        if index == 0 or block.stride > 1:
+            stage, position = stage + 1, 0
+        block.stage, block.position = stage, position
+        position += 1
+        blocks.append(block)
+    return blocks
+
+
+@dataclass
+class Analysis:
+    """One side seen by diff: its logical ops, main path, blocks and representation."""
+
+    side: Side
+    ops: list[Op]
+    entries: list[Entry]
+    covered: set[int]
+    blocks: list[Block]
+    representation: Representation
+
+    @cached_property
+    def op_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(op.type for op in self.ops if op.type != "Input").items()))
+
+    @cached_property
+    def counts(self) -> Counts:
+        """The side's parameters, multiply-adds and layer types, counted once."""
+        return count(self.side.graph)
+
+    @property
+    def stem(self) -> list[Entry]:
+        return self.entries[:self.blocks[0].start] if self.blocks else list(self.entries)
+
+    @property
+    def head(self) -> list[Entry]:
+        return self.entries[self.blocks[-1].end:] if self.blocks else []
+
+    @cached_property
+    def layout(self) -> list[tuple[int, list[Block]]]:
+        """(stage number, its blocks) in order."""
+        stages: dict[int, list[Block]] = {}
+        for block in self.blocks:
+            stages.setdefault(block.stage, []).append(block)
+        return list(stages.items())
+
+    @property
+    def depth(self) -> int:
+        """Weighted layers on the main path, as the paper counts depth (ResNet-50: 50)."""
+        return sum(1 for e in self.entries if e.op.type in ("Conv", "FC"))
+
+
+def analyse(side: Side, canonical: bool = False) -> Analysis:
+    weights = side.weights if (canonical and side.weights_are_data) else None
+    ops, inputs, rep = logical_ops(side.graph, canonical, weights)
+    entries, covered, spans = main_path(ops, inputs[0])
+    return Analysis(side, ops, entries, covered, cut_blocks(entries, spans), rep)
