@@ -448,7 +448,7 @@ def test_html_report_is_self_contained(run_cli, tmp_path):
 
 def test_html_marks_layers_and_one_sided_shortcuts(run_cli, tmp_path):
     out = tmp_path / "r.html"
-    assert run_cli("diff", "resnet50-B", "resnet50-B-noconv1bias", "--html", out).code == 1
+    assert run_cli("diff", "resnet50-B", "resnet50-B-noconv1bias", "--strict", "--html", out).code == 1
     a, b = html_drawings(out.read_text())
     for side in (a, b):
         (changed,) = states(side, "g", "box", "changed")
