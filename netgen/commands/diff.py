@@ -7,9 +7,9 @@ import json
 import click
 
 from netgen.errors import NetgenError
-from netgen.jobs import diff_html
 from netgen.jobs.diff import diff as run_diff
 from netgen.jobs.diff import format_text
+from netgen.jobs.diff import html as diff_html
 
 
 @click.command()

@@ -13,8 +13,9 @@ module per step, each readable on its own:
 - compare.py: op-by-op differences and DiffResult, the object every report reads;
 - summary.py: differences grouped in the paper's terms (blocks per stage, stride placement,
   groups and widths, shortcuts) and the representation notes;
-- report.py: the text report; numeric.py: --numeric (ONNX Runtime, weights mapped,
-  BatchNorm folded where the two sides write it differently).
+- report.py: the text report; html.py: --html (both drawings side by side, differences
+  in colour); numeric.py: --numeric (ONNX Runtime, weights mapped, BatchNorm folded where
+  the two sides write it differently).
 """
 
 from __future__ import annotations

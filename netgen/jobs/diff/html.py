@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup
 
 from netgen.errors import NetgenError
-from netgen.jobs import draw_layout as layout
-from netgen.jobs.draw import render_page, render_template
+from netgen.jobs.draw import layout, render_page, render_template
 from netgen.storage.atomic import write_atomic
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """`netgen draw`: networks as the paper draws them (Figure 3's columns, Figure 5's blocks).
 
-The layout is netgen's own (netgen.jobs.draw_layout), the SVG comes from the jinja2 templates
+The layout is netgen's own (netgen.jobs.draw.layout), the SVG comes from the jinja2 templates
 under templates/draw/, so no Graphviz or other program is needed. PNG goes through the
 optional `png` extra (resvg-py, a self-contained wheel): an SVG drawing needs nothing more.
 """
@@ -16,7 +16,7 @@ import jinja2
 
 from netgen.arch import ir
 from netgen.errors import NetgenError
-from netgen.jobs import draw_layout as layout
+from netgen.jobs.draw import layout
 from netgen.storage.atomic import write_atomic
 
 FORMATS = (".svg", ".png")
@@ -88,7 +88,7 @@ def draw(args: list[str], blocks: bool | None = None) -> str:
 def block_svg(kind: str, stride_in: str = "1x1") -> str:
     """Figure 5: the block of conv2_x as the paper draws it (with its widths) and, beside it,
     the first block of conv3_x, where the /2 sits on the 1x1 or the 3x3 (`stride_in`)."""
-    from netgen.jobs.draw_block import BOX_H, BOX_W, block_page
+    from netgen.jobs.draw.block import BOX_H, BOX_W, block_page
 
     return render_template("draw/block.svg.j2", page=block_page(kind, stride_in), prefix="ng",
                            bw=BOX_W, bh=BOX_H)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from netgen.arch import ir
 from netgen.arch.builder import build
 from netgen.arch.spec import make_spec
-from netgen.jobs import draw_layout as layout
+from netgen.jobs.draw import layout
 
 BOX_W = 120
 BOX_H = 26
