@@ -124,19 +124,4 @@ def format_strict(result: "DiffResult") -> str:
             a = ", ".join(f"{e['type']} {'/'.join(e['layers'])}" for e in d["a"]) or "nothing"
             b = ", ".join(f"{e['type']} {'/'.join(e['layers'])}" for e in d["b"]) or "nothing"
             lines.append(f"  A: {a} (after {d['after_a']})  |  B: {b} (after {d['after_b']})")
-    for key in ("a", "b"):
-        if data[key]["uncovered_ops"]:
-            names = data[key]["uncovered_ops"]
-            lines.append(f"{key.upper()} has {len(names)} op(s) off the main path and its "
-                         f"shortcuts: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
-    lines.append(f"parameters: A {data['a']['parameters']:,}  B {data['b']['parameters']:,}")
-    lines.append(f"multiply-adds: A {data['a']['multiply_adds']:,}  B {data['b']['multiply_adds']:,}")
-    numeric = data["numeric"]
-    if numeric is not None:
-        if numeric.get("max_abs_diff") is None:
-            lines.append(f"numeric: not compared: {numeric['skipped']}")
-        else:
-            lines.append(f"numeric: max |A - B| = {numeric['max_abs_diff']:.3g} on the "
-                         f"{numeric['compared']} (batch {numeric['batch']}, {numeric['weights']}; "
-                         f"tolerance {numeric['tolerance']:.3g})")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _footer(data)) + "\n"
