@@ -204,11 +204,11 @@ def first_difference(target: Canonical, source: Canonical, name: str) -> str | N
 @dataclass
 class _Affine:
     """What a conv unit computes per output channel: a * (W x) + b, and the BatchNorm it
-    carries, if the file kept one (mean, var as Caffe stores them with factor 1, eps)."""
+    carries if the file kept one: (conv bias, mean, var with factor 1, eps, gamma, beta)."""
 
     a: np.ndarray
     b: np.ndarray
-    bn: tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray] | None = None
+    bn: tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray] | None = None
 
 
 def _source_affine(unit: Unit, weights: Weights) -> tuple[np.ndarray, _Affine]:
@@ -225,7 +225,7 @@ def _source_affine(unit: Unit, weights: Weights) -> tuple[np.ndarray, _Affine]:
         f = 0.0 if factor.reshape(-1)[0] == 0 else 1.0 / factor.reshape(-1)[0]
         gamma, beta = weights[chain[1].name]
         if f == 1.0:
-            bn = (mean - b, var, chain[0].param.eps, gamma, beta)
+            bn = (b, mean, var, chain[0].param.eps, gamma, beta)
     for layer in chain:
         blobs_l = [np.asarray(x, np.float64) for x in weights[layer.name]]
         if layer.type == "BatchNorm":
@@ -261,15 +261,22 @@ def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) 
     if types == ["BatchNorm", "Scale"] and chain[1].param.bias_term:
         bn, scale = chain
         eps = bn.param.eps
-        out[conv.name] = [np.asarray(weight, f32)] + ([zeros] if conv.param.bias_term else [])
         kept = affine.bn
         if kept is not None:
-            mean, var, source_eps, gamma, beta = kept
+            bias, mean, var, source_eps, gamma, beta = kept
             var_t = var + np.float64(np.float32(source_eps)) - np.float64(np.float32(eps))
             if np.all(var_t > 0):
+                # The file's own statistics; a conv bias stays one where NAME has it, else
+                # moves into the mean (BN(Wx + c) with mean m is BN(Wx) with mean m - c).
+                if conv.param.bias_term:
+                    out[conv.name] = [np.asarray(weight, f32), bias.astype(f32)]
+                else:
+                    out[conv.name] = [np.asarray(weight, f32)]
+                    mean = mean - bias
                 out[bn.name] = [mean.astype(f32), var_t.astype(f32), np.ones(1, f32)]
                 out[scale.name] = [np.asarray(gamma, f32), np.asarray(beta, f32)]
                 return
+        out[conv.name] = [np.asarray(weight, f32)] + ([zeros] if conv.param.bias_term else [])
         out[bn.name] = [zeros, np.full(channels, _identity_variance(eps), f32), np.ones(1, f32)]
         out[scale.name] = [affine.a.astype(f32), affine.b.astype(f32)]
         return
