@@ -119,7 +119,7 @@ class Canonical:
         elif layer.type == "Eltwise" and p.operation == "SUM" and all(c == 1 for c in p.coeff):
             unit = Unit("sum", (), tuple(sources), [layer], shape)
         elif layer.type == "InnerProduct":
-            unit = Unit("fc", (p.num_output, p.transpose), tuple(sources), [layer], shape)
+            unit = Unit("fc", (p.num_output, p.transpose, p.axis), tuple(sources), [layer], shape)
         elif layer.type == "Softmax":
             unit = Unit("softmax", (p.axis,), tuple(sources), [layer], shape)
         else:
