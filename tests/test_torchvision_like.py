@@ -47,6 +47,8 @@ def test_like_writes_the_builds_deploy_with_the_files_weights(tmp_path, run_cli,
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["direction"] == "like" and report["like"] == name
+    convs = sum(1 for n in model.graph.node if n.op_type == "Conv")
+    assert report["convolutions"] == {"kept" if fixture["exporter"] == "bn" else "unfolded": convs}
     write_build(spec_from_name(name), tmp_path / "built", onnx=False)
     out = tmp_path / "out"
     assert (out / "deploy.prototxt").read_bytes() == (tmp_path / "built" / "deploy.prototxt").read_bytes()
