@@ -57,10 +57,9 @@ def test_export_converts_to_caffe_that_runs_in_opencv_with_the_exports_numbers(
     batch = random_input(model, 2, seed=1)
     want = reference_forward(model, batch)
     softmax_last = kwargs.get("softmax", False)
+    # one image at a time: the deploy declares batch 1 (the export's symbolic batch, or its 1)
     got = np.concatenate([opencv_forward(out / "deploy.prototxt", out / "model.caffemodel",
-                                         batch[i:i + 1]) for i in range(len(batch))]
-                         if batch.shape[0] != 1 else [opencv_forward(
-                             out / "deploy.prototxt", out / "model.caffemodel", batch)])
+                                         batch[i:i + 1]) for i in range(len(batch))])
     assert got.shape == want.shape
     assert relative_error(got, want) <= TOLERANCE
     if softmax_last:
