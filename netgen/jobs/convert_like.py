@@ -96,7 +96,9 @@ class Canonical:
             conv = self.units[sources[0]]
             # In place, or the only reader of the conv's value: the affine map is part of it.
             alone = layer.in_place or self.uses.get(layer.bottoms[0], 0) == 1
-            if conv.kind == "conv" and conv.open and alone:
+            per_channel = layer.type == "BatchNorm" or (layer.param.axis == 1 and
+                                                        layer.param.num_axes == 1)
+            if conv.kind == "conv" and conv.open and alone and per_channel:
                 conv.layers.append(layer)
                 for top in layer.tops:
                     producer[top] = sources[0]
