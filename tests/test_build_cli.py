@@ -146,7 +146,7 @@ def test_console_script_exit_code():
 def test_list(run_cli):
     result = run_cli("list", "--json")
     rows = {row["name"]: row for row in json.loads(result.out)}
-    assert len(rows) == 28
+    assert sum(row["section"] == "paper" for row in rows.values()) == 28
     assert rows["resnet152-B"]["parameters"] == 60_192_808
     assert rows["cifar10-resnet1202-A"]["parameters"] == 19_421_274
     assert rows["plain34"]["shortcut"] == "plain"

@@ -1,4 +1,8 @@
-"""ArchSpec -> graph IR: the whole ResNet topology of the paper, in one place.
+"""ArchSpec -> graph IR: the whole ResNet topology of the paper and its family, in one place.
+
+A block is a kind from BLOCK_KINDS: its units (basic 3x3-3x3, bottleneck 1x1-3x3-1x1,
+grouped or widened for ResNeXt and Wide ResNets) and its wiring (the paper's
+post-activation, or the pre-activation of He et al. ECCV 2016). Nothing here knows a file format.
 
 Names follow the published MSRA Caffe models (conv1/bn_conv1/scale_conv1, res2a_branch2a,
 bn2a_branch2a, scale2a_branch2a, res2a_branch2a_relu, res2a_branch1, res2a, res2a_relu,
@@ -8,6 +12,7 @@ pool5, fc1000, prob) so that the published caffemodel files load into our deploy
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from netgen.arch import ir
 from netgen.arch.shapes import conv_out, infer, pool_out
@@ -48,33 +53,72 @@ class _Net:
                                     stage=self.stage, fixed=fixed))
         return top
 
-    def conv_unit(self, bottom: str, conv: str, bn: str, scale: str, relu: str | None,
-                  num_output: int, kernel: int, stride: int = 1, bias: bool = False) -> str:
-        """Convolution + BatchNorm + Scale (+ ReLU), the last three in place, as MSRA wrote them."""
-        top = self.add(conv, "Convolution", [bottom], ir.ConvolutionParam(
+    def conv(self, bottom: str, name: str, num_output: int, kernel: int, stride: int = 1,
+             group: int = 1, bias: bool = False) -> str:
+        return self.add(name, "Convolution", [bottom], ir.ConvolutionParam(
             num_output, (kernel, kernel), (stride, stride), (kernel // 2, kernel // 2),
-            bias_term=bias))
-        self.add(bn, "BatchNorm", [top], ir.BatchNormParam(use_global_stats=True), top=top)
+            group=group, bias_term=bias))
+
+    def bn_relu(self, bottom: str, bn: str, scale: str, relu: str | None,
+                in_place: bool = True) -> str:
+        """BatchNorm + Scale (+ ReLU). In place on `bottom` unless another layer still reads
+        it (a pre-activation block's input is also its shortcut's): then on a new blob `bn`."""
+        top = self.add(bn, "BatchNorm", [bottom], ir.BatchNormParam(use_global_stats=True),
+                       top=bottom if in_place else bn)
         self.add(scale, "Scale", [top], ir.ScaleParam(bias_term=True), top=top)
         if relu:
             self.add(relu, "ReLU", [top], ir.ReLUParam(), top=top)
         return top
 
-    def branch_unit(self, bottom: str, block: str, branch: str, relu: bool, num_output: int,
-                    kernel: int, stride: int = 1) -> str:
-        return self.conv_unit(bottom, f"res{block}_{branch}", f"bn{block}_{branch}",
-                              f"scale{block}_{branch}", f"res{block}_{branch}_relu" if relu else None,
-                              num_output, kernel, stride)
+    def conv_unit(self, bottom: str, conv: str, bn: str, scale: str, relu: str | None,
+                  num_output: int, kernel: int, stride: int = 1, bias: bool = False,
+                  group: int = 1) -> str:
+        """Convolution + BatchNorm + Scale (+ ReLU), the last three in place, as MSRA wrote them."""
+        top = self.conv(bottom, conv, num_output, kernel, stride, group, bias)
+        return self.bn_relu(top, bn, scale, relu)
 
 
-def _shortcut(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int, c_out: int,
-              stride: int) -> str:
-    """Option A (identity, subsample + zero channels), B (projection where shapes change), C."""
+@dataclass(frozen=True)
+class Unit:
+    """One convolution of a residual branch (branch2a, 2b, 2c) and what it needs."""
+
+    branch: str
+    channels: int
+    kernel: int
+    stride: int = 1
+    group: int = 1
+
+
+def _unit_names(block: str, branch: str) -> tuple[str, str, str, str]:
+    """conv, BatchNorm, Scale and ReLU of a unit: res2a_branch2a, bn2a_branch2a, ... (MSRA)."""
+    return (f"res{block}_{branch}", f"bn{block}_{branch}", f"scale{block}_{branch}",
+            f"res{block}_{branch}_relu")
+
+
+def basic_units(spec: ArchSpec, s: int, stride: int) -> list[Unit]:
+    """3x3, 3x3 (Fig. 5 left)."""
+    width = spec.widths[s]
+    return [Unit("branch2a", width, 3, stride), Unit("branch2b", width, 3)]
+
+
+def bottleneck_units(spec: ArchSpec, s: int, stride: int) -> list[Unit]:
+    """1x1, 3x3, 1x1 (Fig. 5 right). The stride on the first 1x1 (MSRA) or on the 3x3
+    (torchvision); ResNeXt groups the 3x3 and, with Wide ResNets, widens the inner two."""
+    s1, s3 = (stride, 1) if spec.stride_in == "1x1" else (1, stride)
+    inner = spec.inner_widths[s]
+    return [Unit("branch2a", inner, 1, s1), Unit("branch2b", inner, 3, s3, spec.groups),
+            Unit("branch2c", spec.out_channels[s], 1)]
+
+
+def _needs_projection(spec: ArchSpec, c_in: int, c_out: int, stride: int) -> bool:
+    """Option C everywhere, option B where the shape changes (Section 3.3)."""
     changes = stride != 1 or c_in != c_out
-    if spec.shortcut == "C" or (spec.shortcut == "B" and changes):
-        return net.conv_unit(x, f"res{block}_branch1", f"bn{block}_branch1", f"scale{block}_branch1",
-                             None, c_out, 1, stride)
-    if not changes:
+    return spec.shortcut == "C" or (spec.shortcut == "B" and changes)
+
+
+def _identity(net: _Net, x: str, block: str, c_in: int, c_out: int, stride: int) -> str:
+    """The identity shortcut; where the shape changes, option A's subsample and zero channels."""
+    if stride == 1 and c_in == c_out:
         return x
     # Option A from stock Caffe layers: a depthwise 1x1 convolution with constant weight 1 and
     # stride 2 is exactly x[:, :, ::2, ::2] (convolution rounds down; Pooling would round up),
@@ -90,29 +134,84 @@ def _shortcut(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int, c_out: i
     return net.add(f"res{block}_branch1", "Concat", [x] + [zeros] * copies, ir.ConcatParam(axis=1))
 
 
-def _block(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int, width: int,
-           stride: int) -> str:
-    """One basic (3x3, 3x3) or bottleneck (1x1, 3x3, 1x1) block, plain or residual."""
-    if spec.block == "basic":
-        units = [("branch2a", width, 3, stride), ("branch2b", width, 3, 1)]
-        c_out = width
-    else:
-        s1, s3 = (stride, 1) if spec.stride_in == "1x1" else (1, stride)
-        c_out = width * 4
-        units = [("branch2a", width, 1, s1), ("branch2b", width, 3, s3), ("branch2c", c_out, 1, 1)]
-    shortcut = None if spec.plain else _shortcut(net, spec, x, block, c_in, c_out, stride)
+def post_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
+                    units: list[Unit], stride: int, entry: bool) -> str:
+    """The paper's unit (Fig. 2): conv-BN-ReLU, ..., conv-BN, sum with the shortcut, ReLU.
+    The projection is 1x1 conv + BN on the block's input. (`entry` is the pre-activation
+    wiring's; these blocks have nothing before their first convolution.)"""
+    c_out = units[-1].channels
+    shortcut = None
+    if not spec.plain:
+        if _needs_projection(spec, c_in, c_out, stride):
+            shortcut = net.conv_unit(x, f"res{block}_branch1", f"bn{block}_branch1",
+                                     f"scale{block}_branch1", None, c_out, 1, stride)
+        else:
+            shortcut = _identity(net, x, block, c_in, c_out, stride)
     y = x
-    for i, (branch, channels, kernel, unit_stride) in enumerate(units):
+    for i, unit in enumerate(units):
+        conv, bn, scale, relu = _unit_names(block, unit.branch)
         last = i == len(units) - 1
-        y = net.branch_unit(y, block, branch, not last, channels, kernel, unit_stride)
+        y = net.conv_unit(y, conv, bn, scale, None if last else relu, unit.channels,
+                          unit.kernel, unit.stride, group=unit.group)
     if shortcut is not None:
         y = net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
     net.add(f"res{block}_relu", "ReLU", [y], ir.ReLUParam(), top=y)
     return y
 
 
+def pre_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
+                   units: list[Unit], stride: int, entry: bool) -> str:
+    """The pre-activation unit (ECCV 2016, Fig. 1b / 4e): BN-ReLU-conv per unit, then the
+    sum, with nothing after it: the shortcut path stays clean from block to block.
+
+    Each unit's bnX_branchY / scaleX_branchY / resX_branchY_relu come before the convolution
+    resX_branchY they feed. The first unit's BN-ReLU writes a new blob, because the block's
+    input is also its shortcut's; `entry` False leaves it out where the stem's BN-ReLU (and
+    pool) directly precede (ImageNet's first block, as fb.resnet.torch). A projection
+    (1x1 conv, no BN: the next BN normalises the sum) takes the block's pre-activated input,
+    as the authors' code (resnet-1k-layers) and the paper ("these projection shortcuts are
+    also with pre-activation"); identity shortcuts, option A's included, take the raw input.
+    """
+    c_out = units[-1].channels
+    y = x
+    for i, unit in enumerate(units):
+        conv, bn, scale, relu = _unit_names(block, unit.branch)
+        if i > 0 or entry:
+            y = net.bn_relu(y, bn, scale, relu, in_place=i > 0)
+        if i == 0:
+            if _needs_projection(spec, c_in, c_out, stride):
+                shortcut = net.conv(y, f"res{block}_branch1", c_out, 1, stride)
+            else:
+                shortcut = _identity(net, x, block, c_in, c_out, stride)
+        y = net.conv(y, conv, unit.channels, unit.kernel, unit.stride, unit.group)
+    return net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """How a block is shaped (its units) and how it is wired around them."""
+
+    units: Callable[[ArchSpec, int, int], list[Unit]]
+    wiring: Callable[..., str]
+
+
+# Every block the builder makes; ArchSpec.block_kind picks one.
+BLOCK_KINDS: dict[str, BlockKind] = {
+    "basic": BlockKind(basic_units, post_activation),
+    "bottleneck": BlockKind(bottleneck_units, post_activation),
+    "preact-basic": BlockKind(basic_units, pre_activation),
+    "preact-bottleneck": BlockKind(bottleneck_units, pre_activation),
+}
+
+
 def build(spec: ArchSpec) -> ir.Graph:
-    """The deploy graph of `spec`, shapes inferred. Table 1 / Section 4.2 come from the spec."""
+    """The deploy graph of `spec`, shapes inferred. Table 1 / Section 4.2 come from the spec.
+
+    Stem: ImageNet conv1 7x7/2 + BN-ReLU + pool1 3x3/2; CIFAR-10 conv1 3x3 + BN-ReLU, or for
+    pre-activation nets conv1 alone (the authors' resnet-1k-layers): its first block's
+    BN-ReLU follows. Pre-activation nets end with BN-ReLU before the average pool.
+    """
+    kind = BLOCK_KINDS[spec.block_kind]
     net = _Net(stage="conv1")
     size = spec.input_size
     if spec.dataset == "imagenet":
@@ -123,18 +222,24 @@ def build(spec: ArchSpec) -> ir.Graph:
         c_in = 64
     else:
         c_in = spec.widths[0]
-        x = net.conv_unit("data", "conv1", "bn_conv1", "scale_conv1", "conv1_relu", c_in, 3, 1,
-                          bias=spec.conv1_bias)
+        x = net.conv("data", "conv1", c_in, 3, bias=spec.conv1_bias)
+        if not spec.preact:
+            x = net.bn_relu(x, "bn_conv1", "scale_conv1", "conv1_relu")
+    stem_activated = spec.dataset == "imagenet" or not spec.preact
     first_stage = 2
     ids = block_ids(spec.stages)
-    for s, (width, c_out) in enumerate(zip(spec.widths, spec.out_channels)):
+    for s, c_out in enumerate(spec.out_channels):
         net.stage = f"conv{first_stage + s}_x"
         for i, block_id in enumerate(ids[s]):
             stride = 2 if (i == 0 and s > 0) else 1
-            x = _block(net, spec, x, f"{first_stage + s}{block_id}", c_in, width, stride)
+            entry = not (s == 0 and i == 0 and stem_activated)
+            x = kind.wiring(net, spec, x, f"{first_stage + s}{block_id}", c_in,
+                            kind.units(spec, s, stride), stride, entry)
             size = conv_out(size, 3, stride, 1)
             c_in = c_out
     net.stage = "head"
+    if spec.preact:
+        x = net.bn_relu(x, "bn_final", "scale_final", "final_relu")
     last = first_stage + len(spec.stages) - 1
     x = net.add(f"pool{last}", "Pooling", [x], ir.PoolingParam("AVE", (size, size), (1, 1)))
     x = net.add(f"fc{spec.num_classes}", "InnerProduct", [x], ir.InnerProductParam(spec.num_classes))

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from netgen.arch import ir
 
 STATISTICS_ONLY = frozenset({"BatchNorm"})
-# A block ends in the ReLU named after it (res2a_relu, res4b22_relu), plain or residual.
-BLOCK_OUTPUT = re.compile(r"^res\d+[a-z]\d*_relu$")
+# A block ends in the ReLU named after it (res2a_relu, res4b22_relu), plain or residual, or
+# (pre-activation) in its sum (res2a), with no ReLU after it.
+BLOCK_OUTPUT = re.compile(r"^res(\d+[a-z]\d*)(?:_relu)?$")
+BLOCK_OUTPUT_TYPES = frozenset({"ReLU", "Eltwise"})
 
 
 def layer_params(layer: ir.Layer) -> int:
@@ -39,6 +41,15 @@ def layer_macs(layer: ir.Layer) -> int:
         weight = layer.blob_shapes[0]
         return math.prod(out[1:-1]) * math.prod(weight)
     return 0
+
+
+def _block_ids(layers: list[ir.Layer]) -> set[str]:
+    found = set()
+    for layer in layers:
+        mark = BLOCK_OUTPUT.match(layer.name) if layer.type in BLOCK_OUTPUT_TYPES else None
+        if mark:
+            found.add(mark.group(1))
+    return found
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,7 @@ def count(graph: ir.Graph) -> Counts:
         StageCount(
             stage=stage,
             output_size=tuple(layers[-1].top_shapes[0][1:]),
-            blocks=len({l.name for l in layers if l.type == "ReLU" and BLOCK_OUTPUT.match(l.name)}),
+            blocks=len(_block_ids(layers)),
             params=sum(layer_params(l) for l in layers),
             macs=sum(layer_macs(l) for l in layers),
         )

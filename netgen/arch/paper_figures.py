@@ -12,6 +12,13 @@ torchvision "v1.5" placement on the 3x3 changes only multiply-adds).
 A figure applies only to the paper's networks: Table 1 layouts or CIFAR 6n+2 with the default
 classes and input size. A conv1 bias (the published ResNet-50 has one) adds its 64 (or 16)
 values to the bias-free parameter figures.
+
+The family's figures (FAMILY_FIGURES) apply to their canonical names only: torchvision's
+parameter counts and multiply-adds (its `_ops`, in G) for ResNeXt and the Wide ResNets, the
+ResNeXt paper's 4.2 x 10^9 for ResNeXt-50 (Table 1), and the pre-activation paper's 1.7M and
+10.2M for CIFAR ResNet-164 and ResNet-1001, which count convolution and fc weights only:
+their BatchNorms' scale and shift (24,224 and 149,216 values, one pair per channel of every
+BN) are added to those figures as an offset, as a conv1 bias is to Table 6's.
 """
 
 from __future__ import annotations
@@ -76,11 +83,12 @@ class Figure:
     printed: str   # as printed: "3.8", "0.27", "25,557,032"
     unit: float    # 1e9 for "x 10^9", 1e6 for "M", 1 for exact integers
     source: str    # "Table 1", "Table 6", "exact count"
-    offset: int = 0  # conv1 bias values added to a bias-free parameter figure
+    offset: int = 0  # values the printed figure leaves out (a conv1 bias) and the count has
+    offset_what: str = "conv1 bias"
 
     def expected_text(self) -> str:
         suffix = {1e9: " G", 1e6: " M", 1: ""}[self.unit]
-        extra = f" + {self.offset} (conv1 bias)" if self.offset else ""
+        extra = f" + {self.offset:,} ({self.offset_what})" if self.offset else ""
         return f"{self.printed}{suffix}{extra} ({self.source})"
 
     def _decimals(self) -> int:
@@ -111,17 +119,43 @@ class Figure:
         return self.printed in (self.rendered(value), self.truncated(value))
 
 
+_TORCHVISION = "torchvision"
+_PREACT_PAPER = "pre-activation paper"
+_BN = "BN scale/shift"
+
+# Canonical name -> its published figures (see the module docstring).
+FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
+    "resnext50-32x4d": (Figure("parameters", "25,028,904", 1, _TORCHVISION),
+                        Figure("multiply_adds", "4.23", 1e9, _TORCHVISION),
+                        Figure("multiply_adds", "4.2", 1e9, "ResNeXt paper, Table 1")),
+    "resnext101-32x8d": (Figure("parameters", "88,791,336", 1, _TORCHVISION),
+                         Figure("multiply_adds", "16.414", 1e9, _TORCHVISION)),
+    "resnext101-64x4d": (Figure("parameters", "83,455,272", 1, _TORCHVISION),
+                         Figure("multiply_adds", "15.46", 1e9, _TORCHVISION)),
+    "wide-resnet50-2": (Figure("parameters", "68,883,240", 1, _TORCHVISION),
+                        Figure("multiply_adds", "11.398", 1e9, _TORCHVISION)),
+    "wide-resnet101-2": (Figure("parameters", "126,886,696", 1, _TORCHVISION),
+                         Figure("multiply_adds", "22.753", 1e9, _TORCHVISION)),
+    "cifar10-preresnet164": (Figure("parameters", "1.7", 1e6, _PREACT_PAPER, 24_224, _BN),
+                             Figure("parameters", "1,703,258", 1, "exact count")),
+    "cifar10-preresnet1001": (Figure("parameters", "10.2", 1e6, _PREACT_PAPER, 149_216, _BN),
+                              Figure("parameters", "10,327,706", 1, "exact count")),
+}
+
+
 def option_of(spec: ArchSpec) -> str:
     return PLAIN if spec.plain else str(spec.shortcut)
 
 
 def is_paper_network(spec: ArchSpec) -> bool:
-    return (spec.is_paper_layout and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
+    return (not spec.family and spec.is_paper_layout and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
             and spec.input_size == DEFAULT_INPUT[spec.dataset])
 
 
 def figures_for(spec: ArchSpec) -> list[Figure]:
     """Every paper/reference figure that applies to `spec` (empty for custom networks)."""
+    if spec.family:
+        return list(FAMILY_FIGURES.get(spec.name, ()))
     if not is_paper_network(spec):
         return []
     option = option_of(spec)

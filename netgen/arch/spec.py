@@ -2,6 +2,16 @@
 
 Table 1 (ImageNet) and Section 4.2 (CIFAR-10) of the paper live here as data; the builder
 reads them and never branches on a depth.
+
+The residual family beyond the paper is three more fields, each a reference
+implementation's own parameter:
+- `preact`: the pre-activation unit of He et al., "Identity Mappings in Deep Residual
+  Networks" (ECCV 2016): BN-ReLU-conv, the sum left clean. On CIFAR-10 the authors' ResNet-164
+  and ResNet-1001 are bottleneck nets of depth 9n+2; on ImageNet their ResNet-200 is 3,24,36,3.
+- `groups` and `width_per_group`: torchvision's ResNet parameters, which make ResNeXt
+  (Xie et al., CVPR 2017) and the Wide ResNets: a bottleneck's inner width is
+  int(planes * width_per_group / 64) * groups and its 3x3 convolution has `groups` groups.
+  `--width-factor K` is width_per_group 64K (wide_resnet50_2: 128).
 """
 
 from __future__ import annotations
@@ -24,11 +34,22 @@ CIFAR_WIDTHS = (16, 32, 64)
 CIFAR_PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
 BOTTLENECK_EXPANSION = 4
 
+# The pre-activation paper's ImageNet ResNet-200 (fb.resnet.torch's preresnet.lua); the
+# post-activation nets keep Table 1's depths only.
+PREACT_IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
+    **IMAGENET_LAYOUTS, 200: ("bottleneck", (3, 24, 36, 3))}
+# With --preact, CIFAR-10 depths 9n+2 from 164 up mean bottleneck blocks (the paper's
+# ResNet-164 and ResNet-1001); other depths are 6n+2 basic nets (its ResNet-110).
+PREACT_CIFAR_BOTTLENECK_FROM = 164
+# torchvision's base width: inner width = int(planes * width_per_group / BASE_WIDTH) * groups.
+BASE_WIDTH = 64
+
 DATASETS = ("imagenet", "cifar10")
 BLOCKS = ("basic", "bottleneck")
 SHORTCUTS = ("A", "B", "C")
 STRIDE_PLACEMENTS = ("1x1", "3x3")
 DEFAULT_SHORTCUT = {"imagenet": "B", "cifar10": "A"}
+FAMILY_SHORTCUT = "B"  # torchvision's and the pre-activation code's: projection where shapes change
 DEFAULT_CLASSES = {"imagenet": 1000, "cifar10": 10}
 DEFAULT_INPUT = {"imagenet": 224, "cifar10": 32}
 
@@ -53,25 +74,62 @@ class ArchSpec:
     input_size: int
     stride_in: str = "1x1"
     conv1_bias: bool = False
+    preact: bool = False
+    groups: int = 1
+    width_per_group: int = BASE_WIDTH
 
     @property
     def plain(self) -> bool:
         return self.shortcut is None
 
     @property
+    def family(self) -> bool:
+        """A pre-activation, ResNeXt or wide net: one of the paper's descendants."""
+        return is_family(self.preact, self.groups, self.width_per_group)
+
+    @property
+    def block_kind(self) -> str:
+        """The builder's block table key: basic, bottleneck, preact-basic, preact-bottleneck."""
+        return f"preact-{self.block}" if self.preact else self.block
+
+    @property
+    def wide_factor(self) -> int | None:
+        """K of wide-resnetD-K: a whole multiple of the base width in one group, else None."""
+        if self.groups == 1 and self.width_per_group % BASE_WIDTH == 0 \
+                and self.width_per_group > BASE_WIDTH:
+            return self.width_per_group // BASE_WIDTH
+        return None
+
+    @property
     def name(self) -> str:
-        """Folder name under generated/: resnet101-B, plain34, cifar10-resnet110-A."""
+        """Folder name under generated/: resnet101-B, plain34, cifar10-resnet110-A.
+
+        The family: [wide-](pre)resnet, (pre)resnext-GxWd as torchvision names them
+        (resnext50_32x4d -> resnext50-32x4d, wide_resnet50_2 -> wide-resnet50-2), the
+        pre-activation nets with `pre` (cifar10-preresnet1001, preresnet200); their shortcut
+        letter is written only where it is not their default B.
+        """
         prefix = "cifar10-" if self.dataset == "cifar10" else ""
-        kind = "plain" if self.plain else "resnet"
-        base = f"{prefix}{kind}{self.depth}"
+        wide = self.wide_factor
+        grouped = wide is None and (self.groups != 1 or self.width_per_group != BASE_WIDTH)
+        if self.plain:
+            kind = "plain"
+        else:
+            kind = ("pre" if self.preact else "") + ("resnext" if grouped else "resnet")
+        base = f"{prefix}{'wide-' if wide else ''}{kind}{self.depth}"
+        if grouped:
+            base += f"-{self.groups}x{self.width_per_group}d"
+        if wide:
+            base += f"-{wide}"
         if not self.is_paper_layout:
             base += "-" + "-".join(str(n) for n in self.stages) + f"-{self.block}"
-        if not self.plain:
+        if not self.plain and not (self.family and self.shortcut == FAMILY_SHORTCUT):
             base += f"-{self.shortcut}"
-        if self.stride_in != "1x1":
+        if self.stride_in != default_stride_in(self.dataset, self.block, self.preact,
+                                               self.groups, self.width_per_group):
             base += f"-stride{self.stride_in}"
-        if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(self.block,
-                                                                                self.stages):
+        if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(
+                self.block, self.stages, self.family):
             base += "-conv1bias" if self.conv1_bias else "-noconv1bias"
         if self.num_classes != DEFAULT_CLASSES[self.dataset]:
             base += f"-classes{self.num_classes}"
@@ -81,17 +139,33 @@ class ArchSpec:
 
     @property
     def is_paper_layout(self) -> bool:
+        """The layout the depth alone names: Table 1, Section 4.2's 6n+2, or for
+        pre-activation nets that paper's (9n+2 bottleneck CIFAR nets, ResNet-200)."""
         if self.dataset == "cifar10":
-            return True
-        return IMAGENET_LAYOUTS.get(self.depth) == (self.block, self.stages)
+            return self.block == default_cifar_block(self.depth, self.preact)
+        layouts = PREACT_IMAGENET_LAYOUTS if self.preact else IMAGENET_LAYOUTS
+        return layouts.get(self.depth) == (self.block, self.stages)
 
     @property
     def out_channels(self) -> tuple[int, ...]:
         factor = BOTTLENECK_EXPANSION if self.block == "bottleneck" else 1
         return tuple(w * factor for w in self.widths)
 
+    @property
+    def inner_widths(self) -> tuple[int, ...]:
+        """Channels of each stage's inner convolutions: a bottleneck's 1x1 and 3x3
+        (torchvision's int(planes * width_per_group / 64) * groups), a basic block's both."""
+        if self.block != "bottleneck":
+            return self.widths
+        return tuple(inner_width(w, self.groups, self.width_per_group) for w in self.widths)
+
     def to_dict(self) -> dict:
+        """summary.json's record. The family's fields appear only for family nets, so the
+        paper's networks keep the record (and generated/) they always had."""
         data = asdict(self)
+        if not self.family:
+            for key in ("preact", "groups", "width_per_group"):
+                del data[key]
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
@@ -102,6 +176,34 @@ class ArchSpec:
 def _positive(value: int | None, what: str) -> None:
     if value is not None and value <= 0:
         raise NetgenError(f"{what} must be a positive integer, got {value}")
+
+
+def is_family(preact: bool, groups: int, width_per_group: int) -> bool:
+    return preact or groups != 1 or width_per_group != BASE_WIDTH
+
+
+def inner_width(planes: int, groups: int, width_per_group: int) -> int:
+    """torchvision's Bottleneck: int(planes * (base_width / 64.)) * groups."""
+    return planes * width_per_group // BASE_WIDTH * groups
+
+
+def default_stride_in(dataset: str, block: str, preact: bool, groups: int,
+                      width_per_group: int) -> str:
+    """Where a bottleneck downsamples unless told: on the 3x3 for ResNeXt and Wide ResNets
+    (their code and torchvision) and for the ImageNet pre-activation nets (fb.resnet.torch's
+    preresnet.lua, the authors' ResNet-200); on the first 1x1 for the paper's Caffe models
+    and the pre-activation CIFAR nets (the authors' resnet-1k-layers)."""
+    if block != "bottleneck":
+        return "1x1"
+    if groups != 1 or width_per_group != BASE_WIDTH or (preact and dataset == "imagenet"):
+        return "3x3"
+    return "1x1"
+
+
+def default_cifar_block(depth: int, preact: bool) -> str:
+    if preact and depth >= PREACT_CIFAR_BOTTLENECK_FROM and (depth - 2) % 9 == 0:
+        return "bottleneck"
+    return "basic"
 
 
 def depth_of(block: str, stages: tuple[int, ...]) -> int:
@@ -119,29 +221,49 @@ def make_spec(
     block: str | None = None,
     num_classes: int | None = None,
     input_size: int | None = None,
-    stride_in: str = "1x1",
+    stride_in: str | None = None,
     conv1_bias: bool | None = None,
+    preact: bool = False,
+    groups: int | None = None,
+    width_per_group: int | None = None,
+    width_factor: int | None = None,
 ) -> ArchSpec:
-    """Validate user choices and fill the paper's defaults; every error names what is allowed."""
+    """Validate user choices and fill the paper's defaults; every error names what is allowed.
+
+    stride_in None is the family's default (default_stride_in); width_factor K is
+    width_per_group 64K.
+    """
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
     if block is not None and block not in BLOCKS:
         raise NetgenError(f"unknown block {block!r}; allowed: {', '.join(BLOCKS)}")
     if shortcut is not None and shortcut.upper() not in SHORTCUTS:
         raise NetgenError(f"unknown shortcut option {shortcut!r}; allowed: A, B, C")
-    if stride_in not in STRIDE_PLACEMENTS:
+    if stride_in is not None and stride_in not in STRIDE_PLACEMENTS:
         raise NetgenError(f"unknown stride placement {stride_in!r}; allowed: 1x1, 3x3")
     if plain and shortcut is not None:
         raise NetgenError("--plain nets have no shortcuts: drop --shortcut, or drop --plain")
+    if plain and preact:
+        raise NetgenError("--preact moves BN and ReLU around a residual unit's shortcut and "
+                          "sum; a --plain net has neither: drop one of them")
     for value, what in ((depth, "depth"), (num_classes, "number of classes"),
-                        (input_size, "input size")):
+                        (input_size, "input size"), (groups, "--groups"),
+                        (width_per_group, "--width-per-group"), (width_factor, "--width-factor")):
         _positive(value, what)
+    if width_factor is not None and width_per_group is not None:
+        raise NetgenError(f"--width-factor {width_factor} means --width-per-group "
+                          f"{BASE_WIDTH * width_factor}; give one of them")
     if stages is not None:
         if not stages:
             raise NetgenError("--stages needs at least one stage, e.g. 3,4,6,3")
         for count in stages:
             _positive(count, "every stage's block count")
-    shortcut = None if plain else (shortcut or DEFAULT_SHORTCUT[dataset]).upper()
+    groups = groups or 1
+    width_per_group = width_per_group or BASE_WIDTH * (width_factor or 1)
+    widened = groups != 1 or width_per_group != BASE_WIDTH
+    family = is_family(preact, groups, width_per_group)
+    shortcut = None if plain else (shortcut or (FAMILY_SHORTCUT if family
+                                                else DEFAULT_SHORTCUT[dataset])).upper()
     num_classes = num_classes or DEFAULT_CLASSES[dataset]
     input_size = input_size or DEFAULT_INPUT[dataset]
     if num_classes > MAX_CLASSES:
@@ -150,73 +272,100 @@ def make_spec(
         raise NetgenError(f"input size {input_size} is over the limit of {MAX_INPUT_SIZE}")
 
     if dataset == "cifar10":
-        spec = _cifar_spec(depth, stages, block, shortcut, num_classes, input_size)
+        block, stages, depth = _cifar_layout(depth, stages, block, preact)
+        widths, conv1_bias = CIFAR_WIDTHS, False
     else:
-        spec = _imagenet_spec(depth, stages, block, shortcut, num_classes, input_size,
-                              stride_in, conv1_bias)
-    if stride_in == "3x3" and spec.block != "bottleneck":
+        block, stages, depth = _imagenet_layout(depth, stages, block, preact)
+        widths = IMAGENET_WIDTHS
+        if conv1_bias is None:
+            conv1_bias = default_conv1_bias(block, stages, family)
+    if widened and block != "bottleneck":
+        raise NetgenError("--groups, --width-per-group and --width-factor widen a bottleneck's "
+                          "3x3 convolution; basic blocks have none (as torchvision: BasicBlock "
+                          "only supports groups=1 and base_width=64): use a bottleneck layout")
+    if stride_in is None:
+        stride_in = default_stride_in(dataset, block, preact, groups, width_per_group)
+    if stride_in == "3x3" and block != "bottleneck":
         raise NetgenError("--stride-in 3x3 applies to bottleneck blocks only (depth 50, 101, 152)")
+    for planes in widths:
+        inner = inner_width(planes, groups, width_per_group) if block == "bottleneck" else planes
+        if inner < 1:
+            raise NetgenError(f"--width-per-group {width_per_group} leaves no channels in a "
+                              f"{planes}-plane bottleneck (int({planes} * {width_per_group} / "
+                              f"{BASE_WIDTH}) = 0); use at least {-(-BASE_WIDTH // planes)}")
+        if inner > MAX_WIDTH:
+            raise NetgenError(f"a bottleneck's inner width of {inner} channels ({groups} groups "
+                              f"x {inner // groups}) is over the limit of {MAX_WIDTH}")
+    spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
+                    stride_in, conv1_bias, preact, groups, width_per_group)
     _check_size(spec)
     return spec
 
 
-def _cifar_spec(depth, stages, block, shortcut, num_classes, input_size) -> ArchSpec:
-    if block not in (None, "basic"):
-        raise NetgenError("CIFAR-10 nets use basic blocks only (Section 4.2); drop --block")
+def _cifar_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], int]:
+    """Section 4.2's 3 stages of n blocks: depth 6n+2 (basic) or 9n+2 (bottleneck)."""
     if stages is not None:
         if len(stages) != 3 or len(set(stages)) != 1:
-            raise NetgenError("CIFAR-10 nets have 3 stages of n blocks each; use --depth 6n+2")
-        n = stages[0]
-        if depth is not None and depth != 6 * n + 2:
-            raise NetgenError(f"--depth {depth} contradicts --stages (6n+2 = {6 * n + 2})")
-    else:
-        depth = 20 if depth is None else depth
-        if depth < 8 or (depth - 2) % 6:
-            raise NetgenError(
-                f"CIFAR-10 depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...),"
-                f" got {depth}")
-        n = (depth - 2) // 6
-    return ArchSpec("cifar10", 6 * n + 2, "basic", (n, n, n), CIFAR_WIDTHS, shortcut,
-                    num_classes, input_size)
-
-
-def _imagenet_spec(depth, stages, block, shortcut, num_classes, input_size, stride_in,
-                   conv1_bias) -> ArchSpec:
-    if stages is None:
-        depth = 50 if depth is None else depth
-        if depth not in IMAGENET_LAYOUTS:
-            allowed = ", ".join(str(d) for d in IMAGENET_LAYOUTS)
-            raise NetgenError(f"ImageNet depth {depth} is not in Table 1 (allowed: {allowed});"
-                              " give --stages and --block for another layout")
-        table_block, stages = IMAGENET_LAYOUTS[depth]
-        if block is not None and block != table_block:
-            raise NetgenError(f"ResNet-{depth} uses {table_block} blocks in Table 1; "
-                              "give --stages for another layout")
-        block = table_block
-    else:
-        if len(stages) != len(IMAGENET_WIDTHS):
-            raise NetgenError(f"ImageNet nets have 4 stages (conv2_x..conv5_x), got {len(stages)}")
-        block = block or "bottleneck"
+            raise NetgenError("CIFAR-10 nets have 3 stages of n blocks each; use --depth 6n+2 "
+                              "(basic) or 9n+2 (bottleneck)")
+        block = block or "basic"
         derived = depth_of(block, stages)
         if depth is not None and depth != derived:
             raise NetgenError(f"--depth {depth} contradicts --stages and --block "
                               f"(they give depth {derived}); drop --depth")
-        depth = derived
-    if conv1_bias is None:
-        conv1_bias = default_conv1_bias(block, tuple(stages))
-    return ArchSpec("imagenet", depth, block, tuple(stages), IMAGENET_WIDTHS, shortcut,
-                    num_classes, input_size, stride_in, conv1_bias)
+        return block, tuple(stages), derived
+    depth = 20 if depth is None else depth
+    block = block or default_cifar_block(depth, preact)
+    per_block = 3 if block == "bottleneck" else 2
+    if depth < 2 + 3 * per_block or (depth - 2) % (3 * per_block):
+        if block == "bottleneck":
+            raise NetgenError(f"CIFAR-10 bottleneck nets have depth 9n+2 with n >= 1 "
+                              f"(11, 164, 1001, ...), got {depth}")
+        hint = ""
+        if preact and (depth - 2) % 9 == 0 and depth > 2:
+            hint = "; for a 9n+2 bottleneck net add --block bottleneck"
+        raise NetgenError(
+            f"CIFAR-10 depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, 1202, ...),"
+            f" got {depth}{hint}")
+    n = (depth - 2) // (3 * per_block)
+    return block, (n, n, n), depth
 
 
-def default_conv1_bias(block: str, stages: tuple[int, ...]) -> bool:
+def _imagenet_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], int]:
+    if stages is None:
+        depth = 50 if depth is None else depth
+        layouts = PREACT_IMAGENET_LAYOUTS if preact else IMAGENET_LAYOUTS
+        if depth not in layouts:
+            allowed = ", ".join(str(d) for d in layouts)
+            where = "Table 1 or the pre-activation paper" if preact else "Table 1"
+            raise NetgenError(f"ImageNet depth {depth} is not in {where} (allowed: {allowed});"
+                              " give --stages and --block for another layout")
+        table_block, stages = layouts[depth]
+        if block is not None and block != table_block:
+            raise NetgenError(f"ResNet-{depth} uses {table_block} blocks in Table 1; "
+                              "give --stages for another layout")
+        return table_block, tuple(stages), depth
+    if len(stages) != len(IMAGENET_WIDTHS):
+        raise NetgenError(f"ImageNet nets have 4 stages (conv2_x..conv5_x), got {len(stages)}")
+    block = block or "bottleneck"
+    derived = depth_of(block, stages)
+    if depth is not None and depth != derived:
+        raise NetgenError(f"--depth {depth} contradicts --stages and --block "
+                          f"(they give depth {derived}); drop --depth")
+    return block, tuple(stages), derived
+
+
+def default_conv1_bias(block: str, stages: tuple[int, ...], family: bool = False) -> bool:
     """Whether conv1 has a bias unless the user says otherwise: for the ResNet-50 layout.
 
     The published MSRA ResNet-50 caffemodel has a biased conv1 (2 blobs there); 101 and 152
     do not. Every variant of the 50 layout (A, B, C, plain, stride on the 3x3) keeps the
     bias so that they differ from the published model only in what their name says;
     --no-conv1-bias gives the bias-free counts of DESIGN.md (e.g. 25,557,032 for B).
+    The family (pre-activation, ResNeXt, Wide) has no Caffe file whose quirk to keep: no bias,
+    as torchvision and the authors' Torch code.
     """
-    return (block, stages) == IMAGENET_LAYOUTS[50]
+    return not family and (block, stages) == IMAGENET_LAYOUTS[50]
 
 
 def _check_size(spec: ArchSpec) -> None:
@@ -235,9 +384,16 @@ def _check_size(spec: ArchSpec) -> None:
 
 NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "cifar10-plain20",
                  "resnet50-B-stride3x3", "resnet50-B-noconv1bias", "resnet26-2-2-2-2-bottleneck-B",
-                 "resnet18-A-classes100-input112")
+                 "resnet18-A-classes100-input112", "cifar10-preresnet164", "preresnet200",
+                 "resnext50-32x4d", "wide-resnet50-2")
+# The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
+FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
+                "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
+                "wide-resnet101-2")
 _NAME = re.compile(
-    r"^(?P<cifar>cifar10-)?(?P<kind>resnet|plain)(?P<depth>\d+)"
+    r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
+    r"(?P<kind>preresnext|preresnet|resnext|resnet|plain)(?P<depth>\d+)"
+    r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
     r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
     r"(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
@@ -249,7 +405,7 @@ def is_network_name(name: str) -> bool:
 
 
 def spec_from_name(name: str) -> ArchSpec:
-    """The inverse of ArchSpec.name: resnet50-B, plain34, cifar10-resnet20-A, ..."""
+    """The inverse of ArchSpec.name: resnet50-B, plain34, cifar10-resnet20-A, resnext50-32x4d ..."""
     match = _NAME.match(name)
     if not match:
         raise NetgenError(f"{name!r} is not a network name; names look like "
@@ -259,16 +415,27 @@ def spec_from_name(name: str) -> ArchSpec:
     if plain and g["shortcut"]:
         raise NetgenError(f"{name!r}: plain nets have no shortcut option; write "
                           f"{name[:match.start('shortcut') - 1]}")
+    if "resnext" in g["kind"] and not g["groups"]:
+        raise NetgenError(f"{name!r}: a ResNeXt name gives cardinality and width per group "
+                          f"after the depth, e.g. resnext50-32x4d")
     stages = tuple(int(n) for n in g["stages"].split("-")) if g["stages"] else None
     bias = None if g["bias"] is None else g["bias"] == "conv1bias"
     try:
         spec = make_spec(dataset="cifar10" if g["cifar"] else "imagenet", depth=int(g["depth"]),
                          shortcut=g["shortcut"], plain=plain, stages=stages, block=g["block"],
-                         stride_in=g["stride"] or "1x1", conv1_bias=bias,
+                         stride_in=g["stride"], conv1_bias=bias,
                          num_classes=int(g["classes"]) if g["classes"] else None,
-                         input_size=int(g["input"]) if g["input"] else None)
+                         input_size=int(g["input"]) if g["input"] else None,
+                         preact=g["kind"].startswith("pre"),
+                         groups=int(g["groups"]) if g["groups"] else None,
+                         width_per_group=int(g["wpg"]) if g["wpg"] else None,
+                         width_factor=int(g["factor"]) if g["factor"] else None)
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
-    if (g["shortcut"] or plain) and spec.name != name:
+    # The paper's residual nets may leave out their shortcut letter (resnet50 is resnet50-B);
+    # every other name must be the canonical one, so that one net has one name.
+    strict = bool(g["shortcut"] or plain or spec.family or g["wide"] or g["groups"]
+                  or g["kind"] != "resnet")
+    if strict and spec.name != name:
         raise NetgenError(f"{name!r} is not a canonical network name; did you mean {spec.name!r}?")
     return spec

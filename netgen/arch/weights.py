@@ -31,24 +31,41 @@ def _he_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def residual_scales(graph: ir.Graph) -> set[str]:
-    """Scale layers that end a residual branch: the last writer of an Eltwise's last bottom."""
-    last_writer: dict[str, ir.Layer] = {}
+    """Scale layers that end a residual branch: the last Scale on the way back from an
+    Eltwise's last bottom through convolutions and ReLUs only.
+
+    That is the Eltwise's own input in the paper's blocks (scale2a_branch2c) and the
+    pre-activation of the last convolution in pre-activation blocks (scale2a_branch2c before
+    res2a_branch2c): ReLU(d x) = d ReLU(x) for d > 0 and a convolution without bias is
+    linear, so scaling that Scale's gamma (its beta starts at 0) scales the branch alike.
+    """
+    # For each layer, the layers that wrote its bottoms at the time it ran (in-place aware).
+    feeders: list[list[int]] = []
+    last_writer: dict[str, int] = {}
     found: set[str] = set()
-    for layer in graph.layers:
-        if layer.type == "Eltwise":
-            writer = last_writer.get(layer.bottoms[-1])
-            if writer is not None and writer.type == "Scale":
-                found.add(writer.name)
+    layers = graph.layers
+    for i, layer in enumerate(layers):
+        feeders.append([last_writer[b] for b in layer.bottoms if b in last_writer])
+        if layer.type == "Eltwise" and layer.bottoms and layer.bottoms[-1] in last_writer:
+            j: int | None = last_writer[layer.bottoms[-1]]
+            while j is not None:
+                writer = layers[j]
+                if writer.type == "Scale":
+                    found.add(writer.name)
+                    break
+                passes = writer.type == "ReLU" or (writer.type == "Convolution"
+                                                    and not writer.param.bias_term)
+                j = feeders[j][0] if passes and len(feeders[j]) == 1 else None
         for top in layer.tops:
-            last_writer[top] = layer
+            last_writer[top] = i
     return found
 
 
 def initial_weights(graph: ir.Graph, seed: int = 0) -> Weights:
     """He-initialised convolutions and fc, BatchNorm mean 0 / variance 1 / factor 1, Scale 1 / 0.
 
-    One departure from "Scale 1": the Scale that ends each residual branch starts at
-    1 / sqrt(number of residual blocks). Without it the residual stream's variance roughly
+    One departure from "Scale 1": the last Scale of each residual branch (residual_scales)
+    starts at 1 / sqrt(number of residual blocks). Without it the residual stream's variance roughly
     doubles per block and CIFAR ResNet-1202's outputs overflow float32 before any training;
     with it the growth stays below e for any depth (the idea of Fixup / SkipInit).
     """

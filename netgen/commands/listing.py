@@ -1,4 +1,5 @@
-"""`netgen list`: the paper's networks, with the names build and diff accept."""
+"""`netgen list`: the paper's networks, then the residual family, with the names build and
+diff accept."""
 
 from __future__ import annotations
 
@@ -8,26 +9,38 @@ import click
 
 from netgen.arch.builder import build
 from netgen.jobs.build import summary
-from netgen.jobs.paper import paper_specs
+from netgen.jobs.paper import family_specs, paper_specs
+
+SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
+            ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets",
+             family_specs))
 
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_networks(as_json: bool) -> int:
-    """The paper's networks: name, dataset, depth, shortcut, parameters, multiply-adds."""
+    """The paper's networks, then the family: name, dataset, depth, block, shortcut,
+    parameters, multiply-adds."""
     rows = []
-    for spec in paper_specs():
-        info = summary(spec, build(spec))
-        rows.append({"name": spec.name, "dataset": spec.dataset, "depth": spec.depth,
-                     "block": spec.block, "shortcut": spec.shortcut or "plain",
-                     "parameters": info["parameters"], "multiply_adds": info["multiply_adds"]})
+    for section, _, specs in SECTIONS:
+        for spec in specs():
+            info = summary(spec, build(spec))
+            rows.append({"name": spec.name, "section": section, "dataset": spec.dataset,
+                         "depth": spec.depth, "block": spec.block_kind,
+                         "shortcut": spec.shortcut or "plain",
+                         "parameters": info["parameters"], "multiply_adds": info["multiply_adds"]})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return 0
-    click.echo(f"{'name':<24} {'dataset':<9} {'depth':>5} {'block':<10} {'shortcut':<8} "
-               f"{'parameters':>12} {'mult-adds':>10}")
-    for row in rows:
-        click.echo(f"{row['name']:<24} {row['dataset']:<9} {row['depth']:>5} {row['block']:<10} "
-                   f"{row['shortcut']:<8} {row['parameters']:>12,} "
-                   f"{row['multiply_adds'] / 1e9:>9.3f}G")
+    for section, title, _ in SECTIONS:
+        if section != SECTIONS[0][0]:
+            click.echo("")
+        click.echo(f"{title}:")
+        click.echo(f"{'name':<24} {'dataset':<9} {'depth':>5} {'block':<17} {'shortcut':<8} "
+                   f"{'parameters':>12} {'mult-adds':>10}")
+        for row in rows:
+            if row["section"] == section:
+                click.echo(f"{row['name']:<24} {row['dataset']:<9} {row['depth']:>5} "
+                           f"{row['block']:<17} {row['shortcut']:<8} {row['parameters']:>12,} "
+                           f"{row['multiply_adds'] / 1e9:>9.3f}G")
     return 0

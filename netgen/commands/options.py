@@ -28,7 +28,8 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 
 
 def spec_options(func: Callable) -> Callable:
-    """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in."""
+    """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
+    --conv1-bias, and the family's --preact --groups --width-per-group --width-factor."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
                      help="imagenet (Table 1) or cifar10 (Section 4.2)."),
@@ -42,10 +43,21 @@ def spec_options(func: Callable) -> Callable:
         click.option("--classes", "num_classes", type=int, default=None,
                      help="Number of classes. [default: 1000 / 10]"),
         click.option("--input-size", type=int, default=None, help="Input height and width. [default: 224 / 32]"),
-        click.option("--stride-in", default="1x1", show_default=True,
-                     help="Where a bottleneck downsamples: 1x1 (the paper's Caffe models) or 3x3 (torchvision)."),
+        click.option("--stride-in", default=None,
+                     help="Where a bottleneck downsamples: 1x1 (the paper's Caffe models) or 3x3 (torchvision)."
+                          " [default: 3x3 for ResNeXt, Wide and ImageNet --preact nets, else 1x1]"),
         click.option("--conv1-bias/--no-conv1-bias", default=None,
                      help="Bias on conv1. [default: only for ResNet-50-B, as the published caffemodel]"),
+        click.option("--preact", is_flag=True,
+                     help="Pre-activation units (He et al., ECCV 2016): BN-ReLU-conv, nothing after "
+                          "the sum; on CIFAR-10 depth 164 and 1001 are bottleneck nets (9n+2)."),
+        click.option("--groups", type=int, default=None,
+                     help="Groups of the bottleneck's 3x3 convolution (ResNeXt cardinality). [default: 1]"),
+        click.option("--width-per-group", type=int, default=None,
+                     help="Bottleneck width per group, torchvision's width_per_group: inner width "
+                          "int(planes * W / 64) * G. [default: 64]"),
+        click.option("--width-factor", type=int, default=None,
+                     help="Wide ResNet factor K: --width-per-group 64K (wide_resnet50_2 is 2)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -54,8 +66,11 @@ def spec_options(func: Callable) -> Callable:
 
 def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool,
               stages: str | None, block: str | None, num_classes: int | None,
-              input_size: int | None, stride_in: str, conv1_bias: bool | None) -> ArchSpec:
+              input_size: int | None, stride_in: str | None, conv1_bias: bool | None,
+              preact: bool = False, groups: int | None = None,
+              width_per_group: int | None = None, width_factor: int | None = None) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
-                     conv1_bias=conv1_bias)
+                     conv1_bias=conv1_bias, preact=preact, groups=groups,
+                     width_per_group=width_per_group, width_factor=width_factor)

@@ -7,6 +7,7 @@ import json
 import click
 
 from netgen.arch.builder import build
+from netgen.arch.spec import BASE_WIDTH, ArchSpec
 from netgen.commands.options import spec_from, spec_options
 from netgen.jobs.build import summary as summarize
 
@@ -15,6 +16,15 @@ def _size(output_size: list[int]) -> str:
     if len(output_size) == 3:
         return "x".join(str(d) for d in output_size[1:])
     return f"{output_size[0]}-d"
+
+
+def _blocks(spec: ArchSpec) -> str:
+    """bottleneck blocks; pre-activation bottleneck blocks, 32 groups x 4 wide (inner 128 ...)."""
+    text = f"{spec.block_kind.replace('preact-', 'pre-activation ')} blocks"
+    if spec.groups != 1 or spec.width_per_group != BASE_WIDTH:
+        inner = "/".join(str(w) for w in spec.inner_widths)
+        text += f" ({spec.groups} groups x {spec.width_per_group} wide, inner widths {inner})"
+    return text
 
 
 @click.command()
@@ -27,7 +37,7 @@ def summary(as_json: bool, **spec_args) -> int:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return 0
-    click.echo(f"{spec.name}: {spec.depth} layers, {spec.block} blocks, "
+    click.echo(f"{spec.name}: {spec.depth} layers, {_blocks(spec)}, "
                f"shortcut {spec.shortcut or 'none (plain)'}, input {spec.input_size}x{spec.input_size}")
     click.echo(f"{'stage':<9} {'output':>9} {'channels':>8} {'blocks':>6} {'parameters':>12} {'mult-adds':>15}")
     for stage in info["stages"]:

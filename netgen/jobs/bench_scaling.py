@@ -25,7 +25,9 @@ CIFAR_DEPTHS = (110, 218, 434, 866, 1202, 2402, 4802, 9998)
 # (label, make_spec arguments)
 NETWORKS: list[tuple[str, dict]] = (
     [(f"CIFAR-10 ResNet-{d}", {"dataset": "cifar10", "depth": d}) for d in CIFAR_DEPTHS]
-    + [("ImageNet ResNet-152", {"dataset": "imagenet", "depth": 152})])
+    + [("ImageNet ResNet-152", {"dataset": "imagenet", "depth": 152}),
+       ("Pre-activation CIFAR-10 ResNet-1001",
+        {"dataset": "cifar10", "depth": 1001, "preact": True})])
 
 _MEASURE = r"""
 import json, resource, sys, time

@@ -1,11 +1,16 @@
-"""The paper's networks: which ones generated/ holds, and `python -m netgen.jobs.paper generate DIR`."""
+"""The paper's networks: which ones generated/ holds, and `python -m netgen.jobs.paper generate DIR`.
+
+The family (family_specs) is listed by `netgen list` after them but not generated: generated/
+holds the paper's networks only.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from netgen.arch.spec import CIFAR_PAPER_DEPTHS, IMAGENET_LAYOUTS, ArchSpec, make_spec
+from netgen.arch.spec import (CIFAR_PAPER_DEPTHS, FAMILY_NAMES, IMAGENET_LAYOUTS, ArchSpec,
+                              make_spec, spec_from_name)
 from netgen.jobs.build import write_build
 
 
@@ -18,6 +23,11 @@ def paper_specs() -> list[ArchSpec]:
     specs += [make_spec("cifar10", depth, "A") for depth in CIFAR_PAPER_DEPTHS]
     specs += [make_spec("cifar10", depth, plain=True) for depth in CIFAR_PAPER_DEPTHS[:5]]
     return specs
+
+
+def family_specs() -> list[ArchSpec]:
+    """Pre-activation ResNet-164/1001 (CIFAR-10) and -200, torchvision's ResNeXt and Wide ResNets."""
+    return [spec_from_name(name) for name in FAMILY_NAMES]
 
 
 def generate(folder: Path) -> list[str]:
