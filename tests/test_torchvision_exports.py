@@ -89,3 +89,12 @@ def test_grouped_bottleneck_has_torchvisions_width():
     assert {a.name: a.i for a in conv2.attribute if a.name == "group"} == {"group": 32}
     weight = next(t for t in model.graph.initializer if t.name == conv2.input[1])
     assert list(weight.dims) == [128, 4, 3, 3]
+
+
+def test_fixtures_are_deterministic():
+    for exporter in ("torchscript", "dynamo", "bn"):
+        a = torchvision_resnet(18, exporter, input_size=32, seed=5)
+        b = torchvision_resnet(18, exporter, input_size=32, seed=5)
+        assert a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+    other = torchvision_resnet(18, "bn", input_size=32, seed=6)
+    assert other.graph.initializer[0].raw_data != a.graph.initializer[0].raw_data

@@ -57,10 +57,9 @@ def test_export_converts_to_caffe_that_runs_in_opencv_with_the_exports_numbers(
     batch = random_input(model, 2, seed=1)
     want = reference_forward(model, batch)
     softmax_last = kwargs.get("softmax", False)
+    # one image at a time: the deploy declares batch 1 (the export's symbolic batch, or its 1)
     got = np.concatenate([opencv_forward(out / "deploy.prototxt", out / "model.caffemodel",
-                                         batch[i:i + 1]) for i in range(len(batch))]
-                         if batch.shape[0] != 1 else [opencv_forward(
-                             out / "deploy.prototxt", out / "model.caffemodel", batch)])
+                                         batch[i:i + 1]) for i in range(len(batch))])
     assert got.shape == want.shape
     assert relative_error(got, want) <= TOLERANCE
     if softmax_last:
@@ -231,3 +230,13 @@ def test_an_attribute_without_meaning_exits_2_in_one_line_writing_nothing(tmp_pa
         "netgen's IR (the MaxPool attributes it reads: auto_pad, ceil_mode, dilations, "
         "kernel_shape, pads, strides, storage_order)")
     assert not (tmp_path / "out").exists()
+
+
+def test_conversions_are_byte_identical_across_runs(tmp_path, run_cli):
+    onnx.save(torchvision_resnet(18, "dynamo", input_size=64, layers=(1, 1, 1, 1)),
+              tmp_path / "m.onnx")
+    for run in ("a", "b"):
+        result = run_cli("convert", tmp_path / "m.onnx", "-o", tmp_path / run / "deploy.prototxt")
+        assert result.code == 0, result.err
+    for file in ("deploy.prototxt", "model.caffemodel"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()

@@ -47,6 +47,8 @@ def test_like_writes_the_builds_deploy_with_the_files_weights(tmp_path, run_cli,
     assert result.code == 0, result.err
     report = json.loads(result.out)
     assert report["direction"] == "like" and report["like"] == name
+    convs = sum(1 for n in model.graph.node if n.op_type == "Conv")
+    assert report["convolutions"] == {"kept" if fixture["exporter"] == "bn" else "unfolded": convs}
     write_build(spec_from_name(name), tmp_path / "built", onnx=False)
     out = tmp_path / "out"
     assert (out / "deploy.prototxt").read_bytes() == (tmp_path / "built" / "deploy.prototxt").read_bytes()
@@ -62,8 +64,9 @@ def test_like_writes_the_builds_deploy_with_the_files_weights(tmp_path, run_cli,
     assert factor.tolist() == [1.0]
     if fixture["exporter"] == "bn":  # BatchNorm kept: its statistics carried over
         source = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-        bias = source.get("conv1.bias", 0)
-        assert np.array_equal(mean, (source["bn1.running_mean"] - bias).astype(np.float32))
+        assert np.array_equal(mean, source["bn1.running_mean"])
+        if fixture.get("conv1_bias"):  # resnet50-B has conv1's bias too
+            assert np.array_equal(weights["conv1"][1], source["conv1.bias"])
         assert np.array_equal(var, source["bn1.running_var"])
     else:  # folded: BatchNorm exactly the identity in float32, the fold in the Scale
         assert not mean.any()
@@ -182,3 +185,18 @@ def test_benchmark_section_measures_resnet152_conversion():
     assert "Converting a torchvision ResNet-152 export" in [s.title for s in benchmarks.SECTIONS]
     fixtures = benchmarks._torchvision_fixtures()
     assert fixtures is not None and fixtures.ARCHS["resnet152"][1] == (3, 8, 36, 3)
+
+
+def test_like_of_a_caffe_build_gives_back_its_weights_byte_for_byte(tmp_path, run_cli):
+    """A prototxt + caffemodel input (here netgen's own MSRA-style files, conv1 bias and
+    BatchNorm kept) maps onto the same name without changing a bit."""
+    name = "resnet50-B-input64"
+    write_build(spec_from_name(name), tmp_path / "net", weights=True, seed=9)
+    result = run_cli("convert", tmp_path / "net" / "deploy.prototxt",
+                     tmp_path / "net" / "model.caffemodel", "--like", name, "-o", tmp_path / "out")
+    assert result.code == 0, result.err
+    for file in ("deploy.prototxt", "model.caffemodel", "model.onnx"):
+        assert (tmp_path / "out" / file).read_bytes() == (tmp_path / "net" / file).read_bytes(), file
+    result = run_cli("convert", tmp_path / "net" / "deploy.prototxt", "--like", name, "-o",
+                     tmp_path / "none")
+    assert result.code == 2 and "give its caffemodel too" in result.err

@@ -225,7 +225,7 @@ def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | 
 
         graph, weights = read_caffe(source, caffemodel)
         origin = str(caffemodel)
-    mapped = like(graph, weights, target, spec.name)
+    mapped, ways = like(graph, weights, target, spec.name)
     files = {"deploy.prototxt": prototxt.render_deploy(target, legacy_input).encode()}
     caffemodel_io.check_size(target)
     files["model.caffemodel"] = caffemodel_io.caffemodel_bytes(target, mapped)
@@ -233,10 +233,12 @@ def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | 
     files.update(onnx_files.model_files(model, "model.onnx", external_data))
     write_folder(out, files, force)
     inputs = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
-    folded = sum(1 for layer in graph.layers if layer.type == "Convolution") - sum(
-        1 for layer in graph.layers if layer.type == "BatchNorm")
+    words = {"unfolded": "with the file's folded BatchNorm unfolded (identity statistics, "
+                         "the scale and shift in Scale)",
+             "kept": "with the file's BatchNorm statistics",
+             "folded": "with the BatchNorm folded into them", "plain": "as they are"}
+    how = "; ".join(f"{n} convolutions {words[w]}" for w, n in sorted(ways.items()))
     return ConvertReport(
         "like", str(source), [str(out / f) for f in files], spec.name, len(graph.layers),
-        f"input {inputs}", f"{origin}, mapped onto {spec.name} ({len(mapped)} layers with "
-        f"weights)", extra={"like": spec.name, "target_layers": len(target.layers),
-                            "folded_batchnorm": max(folded, 0)})
+        f"input {inputs}", f"{origin}, on {spec.name}'s {len(target.layers)} layers: {how}",
+        extra={"like": spec.name, "target_layers": len(target.layers), "convolutions": ways})

@@ -30,6 +30,7 @@ from netgen.errors import NetgenError
 
 AFFINE_TYPES = ("BatchNorm", "Scale", "Bias")
 PASS_TYPES = ("Dropout", "Split")
+WITHOUT_LIKE = " (without --like, convert writes the file's own network)"
 LIKE_FILES = ("deploy.prototxt", "model.caffemodel", "model.onnx", "model.onnx.data")
 
 
@@ -95,7 +96,9 @@ class Canonical:
             conv = self.units[sources[0]]
             # In place, or the only reader of the conv's value: the affine map is part of it.
             alone = layer.in_place or self.uses.get(layer.bottoms[0], 0) == 1
-            if conv.kind == "conv" and conv.open and alone:
+            per_channel = layer.type == "BatchNorm" or (layer.param.axis == 1 and
+                                                        layer.param.num_axes == 1)
+            if conv.kind == "conv" and conv.open and alone and per_channel:
                 conv.layers.append(layer)
                 for top in layer.tops:
                     producer[top] = sources[0]
@@ -119,7 +122,7 @@ class Canonical:
         elif layer.type == "Eltwise" and p.operation == "SUM" and all(c == 1 for c in p.coeff):
             unit = Unit("sum", (), tuple(sources), [layer], shape)
         elif layer.type == "InnerProduct":
-            unit = Unit("fc", (p.num_output, p.transpose), tuple(sources), [layer], shape)
+            unit = Unit("fc", (p.num_output, p.transpose, p.axis), tuple(sources), [layer], shape)
         elif layer.type == "Softmax":
             unit = Unit("softmax", (p.axis,), tuple(sources), [layer], shape)
         else:
@@ -190,12 +193,13 @@ def first_difference(target: Canonical, source: Canonical, name: str) -> str | N
                 hint = f" (a name ending in -input{there.key[0][-1]} builds for that size)"
         found = (f"the file has {_describe(there, source.units)} there{hint}" if there is not None
                  else "the file has nothing like it there")
-        return f"not {name}'s architecture: {name} has {_describe(unit, target.units)}; {found}"
+        return (f"not {name}'s architecture: {name} has {_describe(unit, target.units)}; "
+                f"{found}{WITHOUT_LIKE}")
     extra = next((s for s in source.units if s.id not in target_ids), None)
     if extra is not None:
-        return f"not {name}'s architecture: the file has {_describe(extra, source.units)} " \
-               f"where {name} has nothing"
-    return f"not {name}'s architecture: the outputs differ"
+        return (f"not {name}'s architecture: the file has {_describe(extra, source.units)} "
+                f"where {name} has nothing{WITHOUT_LIKE}")
+    return f"not {name}'s architecture: the outputs differ{WITHOUT_LIKE}"
 
 
 # --------------------------------------------------------------------------- weights
@@ -204,11 +208,11 @@ def first_difference(target: Canonical, source: Canonical, name: str) -> str | N
 @dataclass
 class _Affine:
     """What a conv unit computes per output channel: a * (W x) + b, and the BatchNorm it
-    carries, if the file kept one (mean, var as Caffe stores them with factor 1, eps)."""
+    carries if the file kept one: (conv bias, mean, var with factor 1, eps, gamma, beta)."""
 
     a: np.ndarray
     b: np.ndarray
-    bn: tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray] | None = None
+    bn: tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray, np.ndarray] | None = None
 
 
 def _source_affine(unit: Unit, weights: Weights) -> tuple[np.ndarray, _Affine]:
@@ -225,7 +229,7 @@ def _source_affine(unit: Unit, weights: Weights) -> tuple[np.ndarray, _Affine]:
         f = 0.0 if factor.reshape(-1)[0] == 0 else 1.0 / factor.reshape(-1)[0]
         gamma, beta = weights[chain[1].name]
         if f == 1.0:
-            bn = (mean - b, var, chain[0].param.eps, gamma, beta)
+            bn = (b, mean, var, chain[0].param.eps, gamma, beta)
     for layer in chain:
         blobs_l = [np.asarray(x, np.float64) for x in weights[layer.name]]
         if layer.type == "BatchNorm":
@@ -251,7 +255,8 @@ def _identity_variance(eps: float) -> np.float32:
     return v
 
 
-def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) -> None:
+def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) -> str:
+    """Fill one conv unit of the target; says how: "kept", "unfolded", "folded", "plain"."""
     conv = unit.layers[0]
     chain = unit.layers[1:]
     types = [layer.type for layer in chain]
@@ -261,32 +266,42 @@ def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) 
     if types == ["BatchNorm", "Scale"] and chain[1].param.bias_term:
         bn, scale = chain
         eps = bn.param.eps
-        out[conv.name] = [np.asarray(weight, f32)] + ([zeros] if conv.param.bias_term else [])
         kept = affine.bn
         if kept is not None:
-            mean, var, source_eps, gamma, beta = kept
+            bias, mean, var, source_eps, gamma, beta = kept
             var_t = var + np.float64(np.float32(source_eps)) - np.float64(np.float32(eps))
             if np.all(var_t > 0):
+                # The file's own statistics; a conv bias stays one where NAME has it, else
+                # moves into the mean (BN(Wx + c) with mean m is BN(Wx) with mean m - c).
+                if conv.param.bias_term:
+                    out[conv.name] = [np.asarray(weight, f32), bias.astype(f32)]
+                else:
+                    out[conv.name] = [np.asarray(weight, f32)]
+                    mean = mean - bias
                 out[bn.name] = [mean.astype(f32), var_t.astype(f32), np.ones(1, f32)]
                 out[scale.name] = [np.asarray(gamma, f32), np.asarray(beta, f32)]
-                return
+                return "kept"
+        out[conv.name] = [np.asarray(weight, f32)] + ([zeros] if conv.param.bias_term else [])
         out[bn.name] = [zeros, np.full(channels, _identity_variance(eps), f32), np.ones(1, f32)]
         out[scale.name] = [affine.a.astype(f32), affine.b.astype(f32)]
-        return
+        return "unfolded"
     if not chain:
         if conv.param.bias_term:
             out[conv.name] = [(weight * affine.a[:, None, None, None]).astype(f32),
                               affine.b.astype(f32)]
-            return
+            return "folded"
         if np.all(affine.a == 1) and np.all(affine.b == 0):
             out[conv.name] = [np.asarray(weight, f32)]
-            return
+            return "plain"
     raise NetgenError(f"layer {conv.name!r}: cannot carry a scale and shift into its "
                       f"{' + '.join(['Convolution'] + types)}")
 
 
-def map_weights(target: Canonical, source: Canonical, weights: Weights) -> Weights:
-    """The target graph's weights, unit by unit from the source's equal units."""
+def map_weights(target: Canonical, source: Canonical,
+                weights: Weights) -> tuple[Weights, dict[str, int]]:
+    """The target graph's weights, unit by unit from the source's equal units, and how many
+    convolutions were filled each way (see _target_conv)."""
+    ways: dict[str, int] = {}
     by_id: dict[int, list[Unit]] = {}
     for unit in source.units:
         by_id.setdefault(unit.id, []).append(unit)
@@ -304,7 +319,8 @@ def map_weights(target: Canonical, source: Canonical, weights: Weights) -> Weigh
         match = candidates[k]
         if unit.kind == "conv":
             weight, affine = _source_affine(match, weights)
-            _target_conv(unit, weight, affine, out)
+            way = _target_conv(unit, weight, affine, out)
+            ways[way] = ways.get(way, 0) + 1
         elif unit.kind == "fc":
             fc = unit.layers[0]
             blobs = weights[match.layers[0].name]
@@ -322,12 +338,13 @@ def map_weights(target: Canonical, source: Canonical, weights: Weights) -> Weigh
             if tuple(blob.shape) != tuple(shape):
                 raise NetgenError(f"layer {layer.name!r}: a weight of shape {list(blob.shape)} "
                                   f"where the layer needs {list(shape)}")
-    return out
+    return out, ways
 
 
-def like(graph: ir.Graph, weights: Weights, target: ir.Graph, name: str) -> Weights:
-    """`graph`'s weights on `target` (the build of `name`), or a NetgenError naming the
-    first architectural difference."""
+def like(graph: ir.Graph, weights: Weights, target: ir.Graph,
+         name: str) -> tuple[Weights, dict[str, int]]:
+    """`graph`'s weights on `target` (the build of `name`) and how its convolutions were
+    filled, or a NetgenError naming the first architectural difference."""
     table: dict[tuple, int] = {}
     built = Canonical(target, table)
     built.finish()

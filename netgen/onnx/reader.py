@@ -1,20 +1,27 @@
 """ONNX -> graph IR, for the ops that have a Caffe equivalent.
 
 The other direction of netgen's ONNX emitter, and the way into netgen for graphs exported
-by other tools (PyTorch's names, a Flatten + Gemm head, BatchNormalization per conv, no
-Softmax). Every node becomes Caffe layers with Caffe's semantics, so that the result can be
-written as a deploy.prototxt + model.caffemodel and computes what the ONNX graph computes:
+by other tools: PyTorch's TorchScript and dynamo exporters (BatchNorm folded into biased
+convolutions or kept as BatchNormalization, GlobalAveragePool + Flatten + Gemm or
+ReduceMean + Reshape + Gemm heads, MatMul + Add, Dropout, Identity, a Softmax or none,
+grouped convolutions). Every node becomes Caffe layers with Caffe's semantics, so that the
+result can be written as a deploy.prototxt + model.caffemodel and computes what the ONNX
+graph computes:
 
 - BatchNormalization -> BatchNorm (statistics, moving-average factor 1) + Scale with bias;
 - ONNX's asymmetric pads are accepted only where Caffe's symmetric padding gives the same
-  windows, and pooling's ceil_mode only where it agrees with Caffe's rounding (which always
-  rounds up) on this input;
-- Gemm / MatMul -> InnerProduct (a following Add of a constant becomes its bias);
+  windows; pooling becomes round_mode CEIL where Caffe's rounding up gives ONNX's output
+  size, else FLOOR (PyTorch's ceil_mode=0, e.g. torchvision's stem), else it is refused;
+- Gemm / MatMul -> InnerProduct (a following Add of a constant becomes its bias; a Flatten,
+  or a Reshape to (N, -1), before it is the InnerProduct's own flattening);
+- ReduceMean over H and W -> global average pooling;
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
   Reshape, Pad of zero channels becomes Power(scale 0) + Concat (option A), a stride-2
   Slice of H and W becomes the fixed depthwise subsample convolution.
 
-Anything else stops with a NetgenError naming the node and its op.
+Anything else stops with a NetgenError naming the node and its op, and so does an
+attribute the handlers do not read (ATTRIBUTES), since dropping it would change what the
+file computes.
 """
 
 from __future__ import annotations
