@@ -256,10 +256,10 @@ def test_failed_write_leaves_old_build_and_no_temporaries(tmp_path, run_cli, mon
 def test_failed_new_folder_leaves_nothing(tmp_path, run_cli, monkeypatch):
     import errno
 
-    from netgen.jobs import build as build_files
+    from netgen.storage import atomic
 
     calls = {"n": 0}
-    real = build_files.write_atomic
+    real = atomic.write_atomic
 
     def full_disk(path, data):
         calls["n"] += 1
@@ -267,7 +267,7 @@ def test_failed_new_folder_leaves_nothing(tmp_path, run_cli, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(path, data)
 
-    monkeypatch.setattr(build_files, "write_atomic", full_disk)
+    monkeypatch.setattr(atomic, "write_atomic", full_disk)  # commit.write_folder's writes
     (tmp_path / "neighbour.txt").write_text("keep")
     one_error(run_cli("build", "--dataset", "cifar10", "--depth", "8", "--out", tmp_path / "net"),
               "No space left on device")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from netgen.caffe import caffemodel, prototxt
 from netgen.errors import NetgenError
 from netgen.jobs.draw import graph_svg
 from netgen.storage import commit
-from netgen.storage.atomic import write_atomic
 
 # Every file a build may write; with --force the ones a new build does not write are removed
 # so that a folder never mixes two builds (stale weights beside a new deploy net, say).
@@ -118,24 +115,6 @@ def write_build(spec: ArchSpec, out_dir: str | os.PathLike, force: bool = False,
     out = Path(out_dir)
     _check_target(out, force)
     files = render_files(spec, options)
-    try:
-        commit.remove_dead_staging(out, BUILD_FILES)
-        if out.is_dir():
-            # All files or none, even if killed: staged, journaled, renamed (netgen.storage.commit).
-            commit.commit_files(out, files, BUILD_FILES)
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=commit.staging_prefix(out), suffix=".tmp",
-                                            dir=out.parent))
-            try:
-                for name, payload in files.items():
-                    write_atomic(staging / name, payload)
-                os.chmod(staging, 0o755)
-                os.rename(staging, out)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-    except OSError as exc:
-        raise NetgenError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    commit.write_folder(out, files, BUILD_FILES)
     return files
 

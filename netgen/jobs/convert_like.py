@@ -18,7 +18,6 @@ statistics.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -359,30 +358,9 @@ def like(graph: ir.Graph, weights: Weights, target: ir.Graph,
 def write_folder(out: Path, files: dict[str, bytes], force: bool) -> None:
     """All of `files` into `out` or none: a new folder is staged and renamed into place, an
     existing one (with force) gets netgen's journaled commit, as `build` writes."""
-    import shutil
-    import tempfile
-
     from netgen.storage import commit
-    from netgen.storage.atomic import write_atomic
 
-    try:
-        commit.remove_dead_staging(out, LIKE_FILES)
-        if out.is_dir():
-            commit.commit_files(out, files, LIKE_FILES)
-            return
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=commit.staging_prefix(out), suffix=".tmp",
-                                        dir=out.parent))
-        try:
-            for file_name, payload in files.items():
-                write_atomic(staging / file_name, payload)
-            os.chmod(staging, 0o755)
-            os.rename(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    except OSError as exc:
-        raise NetgenError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    commit.write_folder(out, files, LIKE_FILES)
 
 
 def check_folder(out: Path, force: bool) -> None:

@@ -236,3 +236,33 @@ def remove_dead_staging(target: Path, allowed: Iterable[str]) -> list[str]:
 
 # write_atomic's own temporaries (tempfile.mkstemp: `.name.<8 random chars>.tmp`)
 _MKSTEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def write_folder(out: Path, files: dict[str, bytes], allowed: Iterable[str]) -> None:
+    """All of `files` in `out` or none, even if killed: an existing folder gets the journaled
+    commit above, a new one is assembled in a staging sibling and renamed into place.
+
+    `allowed` names every file a writer of this kind of folder may leave (what recovery and
+    the clean-up of dead staging folders may touch)."""
+    import tempfile
+
+    from netgen.storage.atomic import write_atomic
+
+    allowed = frozenset(allowed)
+    try:
+        remove_dead_staging(out, allowed)
+        if out.is_dir():
+            commit_files(out, files, allowed)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out), suffix=".tmp", dir=out.parent))
+        try:
+            for name, payload in files.items():
+                write_atomic(staging / name, payload)
+            os.chmod(staging, 0o755)
+            os.rename(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    except OSError as exc:
+        raise NetgenError(f"cannot write {out}: {exc.strerror or exc}") from exc
