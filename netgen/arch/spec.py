@@ -64,8 +64,9 @@ DEFAULT_INPUT = {"imagenet": 224, "cifar10": 32}
 # writes FLOOR only where it changes the size (as the readers do: one computation, one IR).
 STEM_POOLS: dict[str, tuple[int, str]] = {"msra": (0, "CEIL"), "torchvision": (1, "FLOOR")}
 STEM_POOL_SUFFIX = {"msra": "msrapool", "torchvision": "torchpool"}
-STEM_POOL_TEXT = {"msra": "pool1 pad 0 rounding up (MSRA's stem)",
-                  "torchvision": "pool1 pad 1 rounding down (torchvision's stem)"}
+STEM_POOL_OWNER = {"msra": "MSRA's", "torchvision": "torchvision's"}
+STEM_POOL_TEXT = {pool: f"pool1 pad {pad} rounding {'down' if mode == 'FLOOR' else 'up'} "
+                        f"({STEM_POOL_OWNER[pool]} stem)" for pool, (pad, mode) in STEM_POOLS.items()}
 
 # Hard ceilings so that absurd requests fail with a message instead of exhausting memory.
 MAX_LAYERS = 200_000

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from netgen.arch import ir
+from netgen.arch.spec import STEM_POOL_OWNER, STEM_POOLS, is_network_name, spec_from_name
 from netgen.arch.weights import Weights
 from netgen.errors import NetgenError
 
@@ -206,10 +207,6 @@ def first_difference(target: Canonical, source: Canonical, name: str) -> str | N
 def _stem_pool_advice(unit: Unit, there: Unit | None, name: str) -> str | None:
     """Where NAME's pool1 and the file's differ only in pad (and so rounding) as MSRA's and
     torchvision's stems do: the name with the file's stem pooling, which --like would take."""
-    from dataclasses import replace
-
-    from netgen.arch.spec import STEM_POOL_TEXT, STEM_POOLS, is_network_name, spec_from_name
-
     if (there is None or unit.kind != "pool" or there.kind != "pool" or unit.key[0] == "global"
             or there.key[0] == "global" or unit.layers[0].name != "pool1"
             or unit.key[:3] != there.key[:3] or unit.key[:3] != ("MAX", (3, 3), (2, 2))
@@ -224,8 +221,7 @@ def _stem_pool_advice(unit: Unit, there: Unit | None, name: str) -> str | None:
     if pool is None or pool == spec.stem_pool or spec.stem_pool is None:
         return None
     pad, rounding = STEM_POOLS[pool]
-    text = STEM_POOL_TEXT[pool].split("(")[-1].rstrip(")")
-    return (f": the file pools like {text} (pad {pad}, rounding "
+    return (f": the file pools like {STEM_POOL_OWNER[pool]} stem (pad {pad}, rounding "
             f"{'down' if rounding == 'FLOOR' else 'up'}): use --like "
             f"{replace(spec, stem_pool=pool).name}")
 

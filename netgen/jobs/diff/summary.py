@@ -6,7 +6,8 @@ same blocks per stage, each pair of blocks yields *facts* (the stride sits on an
 the 3x3 is grouped, the shortcut is a projection), and a fact shared by many blocks is one
 finding that names where it holds ("the first block of stages 3 to 5"); when the blocks
 differ, the finding is the stage layout itself (basic vs bottleneck, blocks per stage).
-Stem and head are compared op by op, they are short.
+Stem and head are compared op by op, they are short; a pooling whose windows alone differ
+(MSRA's vs torchvision's pool1) is a finding of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from netgen.jobs.diff.compare import DiffResult
 
 MAX_LINES = 6  # details shown per finding; the rest are in --json
-STEM_POOL_OWNER = {"msra": "MSRA's", "torchvision": "torchvision's stem"}
+STEM_NAMES = {"msra": "MSRA's", "torchvision": "torchvision's stem"}
 MAX_NAMES = 4
 
 
@@ -362,7 +363,7 @@ def _window_text(attrs: dict) -> str:
         for pool, (stem_pad, stem_mode) in STEM_POOLS.items():
             # where both roundings give one size (readers then write CEIL) the pad decides
             if pad == stem_pad and (mode == stem_mode or mode == "CEIL"):
-                return text + f" ({STEM_POOL_OWNER[pool]})"
+                return text + f" ({STEM_NAMES[pool]})"
     return text
 
 
