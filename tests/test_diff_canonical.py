@@ -23,20 +23,6 @@ from netgen.onnx.export import to_onnx
 from netgen.onnx.runtime import create_session
 
 
-def caffe_stem(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The export with torchvision's MaxPool (pad 1, floor) as MSRA's pool1 (pad 0, ceil), the
-    one netgen builds: same architecture, but only then are the numbers the same."""
-    for node in model.graph.node:
-        if node.op_type == "MaxPool":
-            for attr in node.attribute:
-                if attr.name == "pads":
-                    attr.ints[:] = [0, 0, 0, 0]
-                if attr.name == "ceil_mode":
-                    attr.i = 1
-    onnx.checker.check_model(model)
-    return model
-
-
 def save(tmp_path, name: str, model: onnx.ModelProto) -> str:
     path = tmp_path / f"{name}.onnx"
     onnx.save(model, path)
@@ -49,26 +35,36 @@ def diff_json(run_cli, *args):
     return result.code, json.loads(result.out)
 
 
-def test_v15_against_v1_is_one_finding_naming_the_stride_placement(tmp_path, run_cli):
+STEM_POOL_TEXT = ("pool1: A pads 1 and rounds down (torchvision's stem), B pads 0 and rounds "
+                  "up (MSRA's)")
+
+
+def test_v15_against_v1_names_the_stride_placement_and_the_stem_pooling(tmp_path, run_cli):
     export = save(tmp_path, "tv50", torchvision_resnet(50))
     code, data = diff_json(run_cli, export, "resnet50-B")
     assert code == 1 and data["equivalent"] is False and data["strict"] is False
-    [finding] = data["findings"]
+    finding, stem = data["findings"]
     assert finding["kind"] == "stride"
     assert finding["text"] == (
         "stride: in the first block of stages 3 to 5 (A /layer2/layer2.0, /layer3/layer3.0, "
         "/layer4/layer4.0; B res3a, res4a, res5a) the stride 2 sits on the 3x3 convolution in "
         "A and on the first 1x1 convolution in B; A is ResNet v1.5 (torchvision's), B v1 "
         "(the paper's)")
-    # The op-level differences stay in --json: the six convolutions whose stride moved.
+    # torchvision's pool1 and MSRA's: same 56x56, other windows, so other numbers.
+    assert stem == {"kind": "stem_pool", "text": STEM_POOL_TEXT, "lines": [
+        "A /maxpool/MaxPool | B pool1: both 3x3 max pooling, stride 2, output 56x56; windows "
+        "1 pixel apart: the same weights give other numbers"]}
+    # The op-level differences stay in --json: pool1, the six convolutions whose stride moved.
     assert [d["fields"] for d in data["layer_differences"]] == [
+        {"pad": [[1, 1], [0, 0]], "round_mode": ["FLOOR", "CEIL"]}] + [
         {"stride": [[1, 1], [2, 2]]}, {"stride": [[2, 2], [1, 1]]}] * 3
     text = run_cli("diff", export, "resnet50-B")
     assert text.code == 1
     lines = text.out.splitlines()
     assert len(lines) <= 40
-    assert "verdict: DIFFERENT (1 difference)" in lines
+    assert "verdict: DIFFERENT (2 differences)" in lines
     assert sum("the stride 2 sits on the 3x3 convolution in A" in line for line in lines) == 1
+    assert sum(STEM_POOL_TEXT in line for line in lines) == 1
 
 
 def test_resnet18_against_resnet50_speaks_of_blocks_and_depths(run_cli):
@@ -108,7 +104,7 @@ def test_resnext_against_resnet50_names_cardinality_and_widths(tmp_path, run_cli
     code, data = diff_json(run_cli, export, "resnet50-B")
     assert code == 1
     kinds = {f["kind"]: f for f in data["findings"]}
-    assert sorted(kinds) == ["stride", "width"]
+    assert sorted(kinds) == ["stem_pool", "stride", "width"]
     width = kinds["width"]
     assert width["text"] == ("3x3 groups and widths of all 16 blocks: A cardinality 32, width "
                              "per group 4 (32x4d) | B 1 group, width 64 (stage 2)")
@@ -116,11 +112,14 @@ def test_resnext_against_resnet50_names_cardinality_and_widths(tmp_path, run_cli
     assert data["a"]["architecture"]["stages"][0]["groups"] == 32
     assert data["a"]["parameters"] == 25_028_904 - 34_112  # torchvision's, BN folded (53 convs)
     assert len(run_cli("diff", export, "resnet50-B").out.splitlines()) <= 20
+    # netgen's resnext50-32x4d is torchvision's model, stem pooling included
+    result = run_cli("diff", export, "resnext50-32x4d")
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out
 
 
 def test_wide_resnet_against_resnet50_is_a_width_ratio(tmp_path):
     export = save(tmp_path, "wide50", torchvision_resnet("wide_resnet50_2"))
-    result = diff(export, "resnet50-B-stride3x3")
+    result = diff(export, "resnet50-B-stride3x3-torchpool")
     [width] = result.findings
     assert width["text"] == ("bottleneck widths of all 16 blocks: A 1 group, width 128 | "
                              "B 1 group, width 64 (stage 2); A's inner width is 2x B's")
@@ -154,23 +153,23 @@ def test_one_model_from_two_exporters_is_equivalent(tmp_path, run_cli, depth, x,
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo", "bn"])
 def test_torchvision_export_is_equivalent_to_its_netgen_name(tmp_path, run_cli, exporter):
     export = save(tmp_path, exporter, torchvision_resnet(50, exporter))
-    result = run_cli("diff", export, "resnet50-B-stride3x3-noconv1bias")
+    result = run_cli("diff", export, "resnet50-B-stride3x3-noconv1bias-torchpool")
     assert result.code == 0, result.out
     assert "verdict: EQUIVALENT" in result.out and len(result.out.splitlines()) <= 20
-    # torchvision's MaxPool (pad 1, floor) and MSRA's pool1 (pad 0, ceil): one pooling
-    # layer of the architecture, whose windows sit one pixel apart; said, not hidden.
-    assert ("| pool1: same kernel, stride and output size, windows placed differently (A pad "
-            "1, floor rounding | B pad 0, ceil rounding): values at the border differ"
-            ) in result.out
+    assert "pool1" not in result.out and "window" not in result.out
+    # With MSRA's pool1 (pad 0, rounding up) the one difference is the stem pooling.
+    code, data = diff_json(run_cli, export, "resnet50-B-stride3x3-noconv1bias")
+    assert code == 1 and [f["text"] for f in data["findings"]] == [STEM_POOL_TEXT]
     code, data = diff_json(run_cli, export, "resnet18-B")
     assert code == 1 and data["findings"][0]["kind"] == "blocks"
 
 
 def test_torchvision_export_is_its_netgen_name_with_weights_mapped_across_folding(tmp_path,
                                                                                  run_cli):
-    model = caffe_stem(torchvision_resnet(50))
+    model = torchvision_resnet(50)
     export = save(tmp_path, "tv50", model)
-    code, data = diff_json(run_cli, export, "resnet50-B-stride3x3-noconv1bias", "--numeric")
+    name = "resnet50-B-stride3x3-noconv1bias-torchpool"
+    code, data = diff_json(run_cli, export, name, "--numeric")
     assert code == 0 and data["findings"] == []
     numeric = data["numeric"]
     assert numeric["folded"] == ("B's 106 BatchNorm/Scale/Bias layers folded into the "
@@ -179,15 +178,15 @@ def test_torchvision_export_is_its_netgen_name_with_weights_mapped_across_foldin
     assert data["a"]["representation"]["folded_convs"] == 53
     assert data["b"]["representation"]["bn_in_conv"] == 53
     # The other way round: B (the export) runs with netgen's BatchNorm weights, folded.
-    code, data = diff_json(run_cli, "resnet50-B-stride3x3-noconv1bias", export, "--numeric")
+    code, data = diff_json(run_cli, name, export, "--numeric")
     assert code == 0 and data["numeric"]["folded"].startswith("A's 106 BatchNorm")
 
 
 def test_fold_is_what_an_exporter_computes(tmp_path):
     """Folding the BN-kept export gives the TorchScript export's initializers (the fixture
     folds with its own numpy code) and ORT's outputs on the unfolded file."""
-    kept = caffe_stem(torchvision_resnet(18, "bn"))
-    folded_file = caffe_stem(torchvision_resnet(18, "torchscript"))
+    kept = torchvision_resnet(18, "bn")
+    folded_file = torchvision_resnet(18, "torchscript")
     side = load_side(save(tmp_path, "kept", kept))
     graph, weights, count = fold(analyse(side, canonical=True))
     assert count == 2 * 20  # BatchNorm + Scale after each of the 20 convolutions

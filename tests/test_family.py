@@ -428,9 +428,10 @@ def test_every_composition_has_one_name_that_parses_back():
         [False, True], [None, "A", "B", "C", "plain"],
         [dict(), dict(groups=32, width_per_group=4), dict(width_factor=2),
          dict(groups=1, width_per_group=64), dict(width_per_group=96)],
-        [None, "1x1", "3x3"])
-    for layout, preact, shortcut, width, stride in grid:
-        kwargs = dict(layout, preact=preact, stride_in=stride, **width)
+        [None, "1x1", "3x3"], [None, "msra", "torchvision"])
+    imagenet: set[str] = set()
+    for layout, preact, shortcut, width, stride, stem_pool in grid:
+        kwargs = dict(layout, preact=preact, stride_in=stride, stem_pool=stem_pool, **width)
         if shortcut == "plain":
             kwargs["plain"] = True
         else:
@@ -442,7 +443,14 @@ def test_every_composition_has_one_name_that_parses_back():
         again = spec_from_name(spec.name)
         assert again == spec, spec.name
         assert seen.setdefault(spec.name, spec) == spec, spec.name
-    assert len(seen) == 146
+        if spec.dataset == "imagenet" and stem_pool is None:
+            imagenet.add(spec.name)  # the default stem: no suffix
+            assert not spec.name.endswith(("-msrapool", "-torchpool")), spec.name
+            assert spec.stem_pool == ("torchvision" if spec.family else "msra"), spec.name
+        elif spec.dataset == "imagenet" and stem_pool != spec.stem_pool:
+            raise AssertionError(spec.name)
+    # 146 without the stem pooling; each ImageNet net has its other stem as one more name.
+    assert len(seen) == 146 + len(imagenet) and len(imagenet) == 87
 
 
 def test_groups_1_and_width_64_are_the_plain_bottleneck_and_allowed_on_basic_blocks():

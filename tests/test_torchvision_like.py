@@ -26,13 +26,17 @@ def _probabilities(model, batch):
     return want if last == "Softmax" else softmax(want)
 
 
-# (NAME, fixture): PyTorch ports of MSRA's models have Caffe's stem pooling (stem="caffe");
-# v1.5 = stride on the 3x3 (netgen's -stride3x3); MSRA's ResNet-50 has a conv1 bias.
+# (NAME, fixture): torchvision's own stem pools 3x3/2 with pad 1 rounding down (netgen's
+# -torchpool); PyTorch ports of MSRA's models keep Caffe's pool1 (stem="caffe", the paper's
+# names). v1.5 = stride on the 3x3 (netgen's -stride3x3); MSRA's ResNet-50 has a conv1 bias.
 CASES = [
+    ("resnet18-B-torchpool-input64", dict(arch=18, exporter="torchscript")),
+    ("resnet18-B-torchpool-input64", dict(arch=18, exporter="bn", head="matmul", dropout=True,
+                                          softmax=True)),
+    ("resnet50-B-stride3x3-noconv1bias-torchpool-input64", dict(arch=50, exporter="dynamo")),
+    ("resnet50-B-stride3x3-noconv1bias-torchpool-input64", dict(arch=50, exporter="torchscript")),
+    ("resnet50-B-stride3x3-noconv1bias-torchpool-input64", dict(arch=50, exporter="bn")),
     ("resnet18-B-input64", dict(arch=18, exporter="torchscript", stem="caffe")),
-    ("resnet18-B-input64", dict(arch=18, exporter="bn", stem="caffe", head="matmul",
-                                dropout=True, softmax=True)),
-    ("resnet50-B-stride3x3-noconv1bias-input64", dict(arch=50, exporter="dynamo", stem="caffe")),
     ("resnet50-B-input64", dict(arch=50, exporter="bn", stem="caffe", stride_in="1x1",
                                 conv1_bias=True)),
 ]
@@ -78,25 +82,17 @@ def test_like_writes_the_builds_deploy_with_the_files_weights(tmp_path, run_cli,
         assert not (weights["scale_conv1"][0] - 1).any()
 
 
-def _known(name: str) -> bool:
-    from netgen.errors import NetgenError
-
-    try:
-        spec_from_name(name)
-    except NetgenError:
-        return False
-    return True
-
-
-@pytest.mark.parametrize("name,arch,exporter", [
-    ("resnext50-32x4d-input64", "resnext50_32x4d", "torchscript"),
-    ("wide-resnet50-2-input64", "wide_resnet50_2", "bn"),
+@pytest.mark.parametrize("name,arch,exporter,stem", [
+    ("resnext50-32x4d-input64", "resnext50_32x4d", "torchscript", "torchvision"),
+    ("resnext50-32x4d-input64", "resnext50_32x4d", "dynamo", "torchvision"),
+    ("resnext50-32x4d-input64", "resnext50_32x4d", "bn", "torchvision"),
+    ("wide-resnet50-2-input64", "wide_resnet50_2", "bn", "torchvision"),
+    ("resnext50-32x4d-msrapool-input64", "resnext50_32x4d", "dynamo", "caffe"),
 ])
-def test_like_maps_grouped_and_wide_nets(tmp_path, run_cli, name, arch, exporter):
-    """Issue 12: the family's names (branch family) take the same generic mapping."""
-    if not _known(name):
-        pytest.skip(f"{name} is not a network name on this branch yet (issue 12's family)")
-    model = torchvision_resnet(arch, exporter, input_size=64, stem="caffe", seed=4)
+def test_like_maps_grouped_and_wide_nets(tmp_path, run_cli, name, arch, exporter, stem):
+    """Issue 12: the family's names take the same generic mapping; their default stem is
+    torchvision's (they are torchvision's models), -msrapool for a port with Caffe's pool1."""
+    model = torchvision_resnet(arch, exporter, input_size=64, stem=stem, seed=4)
     onnx.save(model, tmp_path / "export.onnx")
     result = run_cli("convert", tmp_path / "export.onnx", "--like", name, "-o", tmp_path / "out")
     assert result.code == 0, result.err
@@ -104,25 +100,40 @@ def test_like_maps_grouped_and_wide_nets(tmp_path, run_cli, name, arch, exporter
     assert (tmp_path / "out" / "deploy.prototxt").read_bytes() == \
         (tmp_path / "built" / "deploy.prototxt").read_bytes()
     batch = random_input(model, 1, seed=6)
+    want = _probabilities(model, batch)
     net = cv2.dnn.readNetFromCaffe(str(tmp_path / "out" / "deploy.prototxt"),
                                    str(tmp_path / "out" / "model.caffemodel"))
     net.setInput(batch)
-    assert relative_error(net.forward(), _probabilities(model, batch)) <= TOLERANCE
+    assert relative_error(net.forward(), want) <= TOLERANCE
+    got = create_session(tmp_path / "out" / "model.onnx", device="cpu").run_list(batch)[-1]
+    assert relative_error(got, want) <= TOLERANCE
     # a ResNeXt is not a ResNet-50: groups and widths named
-    if arch.startswith("resnext"):
+    if arch.startswith("resnext") and stem == "torchvision":
         result = run_cli("convert", tmp_path / "export.onnx", "--like",
-                         "resnet50-B-stride3x3-noconv1bias-input64", "-o", tmp_path / "r50")
+                         "resnet50-B-stride3x3-noconv1bias-torchpool-input64", "-o",
+                         tmp_path / "r50")
         assert result.code == 2
-        assert "64 -> 64 channels); the file has '/layer1/layer1.0/conv1/Conv' (1x1 " \
-               "convolution, stride 1, pad 0, 64 -> 128 channels)" in result.err
+        conv = "'/layer1/layer1.0/conv1/Conv'" if exporter == "torchscript" else "'"
+        assert f"64 -> 64 channels); the file has {conv}" in result.err
+        assert "(1x1 convolution, stride 1, pad 0, 64 -> 128 channels) there" in result.err
 
 
 @pytest.mark.parametrize("name,fixture,message", [
-    # torchvision's own stem pools with pad 1 rounding down: other windows than MSRA's
+    # torchvision's own stem pools with pad 1 rounding down: other windows than MSRA's; the
+    # message names the name that fits
     ("resnet18-B-input64", dict(arch=18, exporter="torchscript"),
      r"not resnet18-B-input64's architecture: resnet18-B-input64 has 'pool1' \(MAX pooling "
      r"3x3, stride 2, pad 0, rounding up\); the file has '/maxpool/MaxPool' \(MAX pooling 3x3, "
-     r"stride 2, pad 1, rounding down\) there"),
+     r"stride 2, pad 1, rounding down\) there: the file pools like torchvision's stem \(pad 1, "
+     r"rounding down\): use --like resnet18-B-torchpool-input64$"),
+    ("resnet50-B-stride3x3-noconv1bias-torchpool-input64",
+     dict(arch=50, exporter="dynamo", stem="caffe"),
+     r"has 'pool1' \(MAX pooling 3x3, stride 2, pad 1, rounding down\); the file has "
+     r"'node_MaxPool_\d+' \(MAX pooling 3x3, stride 2, pad 0, rounding up\) there: the file "
+     r"pools like MSRA's stem \(pad 0, rounding up\): use --like "
+     r"resnet50-B-stride3x3-noconv1bias-input64$"),
+    ("resnext50-32x4d-input64", dict(arch="resnext50_32x4d", exporter="bn", stem="caffe"),
+     r"use --like resnext50-32x4d-msrapool-input64$"),
     ("resnet50-B-input64", dict(arch=50, exporter="dynamo", stem="caffe"),
      r"resnet50-B-input64 has 'res3a_branch2a' \(1x1 convolution, stride 2, pad 0, 256 -> 128 "
      r"channels\); the file has 'node_Conv_\d+' \(1x1 convolution, stride 1, pad 0, 256 -> 128"),

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from netgen.arch import ir
-from netgen.arch.shapes import conv_out, infer, pool_out
-from netgen.arch.spec import ArchSpec
+from netgen.arch.shapes import conv_out, infer, pool_out, rounding_matters
+from netgen.arch.spec import STEM_POOLS, ArchSpec
 from netgen.errors import NetgenError
 
 # The published 101/152 number the blocks of their long stages (res4b1..res4b22) while 50
@@ -204,10 +204,22 @@ BLOCK_KINDS: dict[str, BlockKind] = {
 }
 
 
+def stem_pool_param(spec: ArchSpec, size: int) -> ir.PoolingParam:
+    """pool1, 3x3 stride 2, on a `size` x `size` map, with spec.stem_pool's pad and rounding.
+    Rounding down is written FLOOR only where it gives another size than rounding up, as
+    the readers write it: where both agree the windows, so the numbers, are the same."""
+    pad, round_mode = STEM_POOLS[spec.stem_pool or "msra"]
+    param = ir.PoolingParam("MAX", (3, 3), (2, 2), (pad, pad), round_mode=round_mode)
+    if round_mode == "FLOOR" and not rounding_matters(param, (size, size)):
+        param = ir.PoolingParam("MAX", (3, 3), (2, 2), (pad, pad))
+    return param
+
+
 def build(spec: ArchSpec) -> ir.Graph:
     """The deploy graph of `spec`, shapes inferred. Table 1 / Section 4.2 come from the spec.
 
-    Stem: ImageNet conv1 7x7/2 + BN-ReLU + pool1 3x3/2; CIFAR-10 conv1 3x3 + BN-ReLU, or for
+    Stem: ImageNet conv1 7x7/2 + BN-ReLU + pool1 3x3/2 (MSRA's or torchvision's padding and
+    rounding, spec.stem_pool); CIFAR-10 conv1 3x3 + BN-ReLU, or for
     pre-activation nets conv1 alone (the authors' resnet-1k-layers): its first block's
     BN-ReLU follows. Pre-activation nets end with BN-ReLU before the average pool.
     """
@@ -217,8 +229,10 @@ def build(spec: ArchSpec) -> ir.Graph:
     if spec.dataset == "imagenet":
         x = net.conv_unit("data", "conv1", "bn_conv1", "scale_conv1", "conv1_relu", 64, 7, 2,
                           bias=spec.conv1_bias)
-        x = net.add("pool1", "Pooling", [x], ir.PoolingParam("MAX", (3, 3), (2, 2)))
-        size = pool_out(conv_out(size, 7, 2, 3), 3, 2, 0)
+        size = conv_out(size, 7, 2, 3)
+        pool = stem_pool_param(spec, size)
+        x = net.add("pool1", "Pooling", [x], pool)
+        size = pool_out(size, 3, 2, pool.pad[0], pool.round_mode)
         c_in = 64
     else:
         c_in = spec.widths[0]

@@ -12,6 +12,13 @@ implementation's own parameter:
   (Xie et al., CVPR 2017) and the Wide ResNets: a bottleneck's inner width is
   int(planes * width_per_group / 64) * groups and its 3x3 convolution has `groups` groups.
   `--width-factor K` is width_per_group 64K (wide_resnet50_2: 128).
+
+One more field is the ImageNet stem's max pooling, `stem_pool` (STEM_POOLS): "msra", 3x3
+stride 2 with no pad rounding up as Caffe does (the published MSRA models), or "torchvision",
+pad 1 rounding down (torchvision's and fb.resnet.torch's ResNets). Both give 56x56 at 224,
+but their windows sit one pixel apart, so a weight file trained with one computes other
+numbers with the other: it is architecture, in the name as -torchpool / -msrapool where it
+is not the net's default.
 """
 
 from __future__ import annotations
@@ -53,6 +60,14 @@ FAMILY_SHORTCUT = "B"  # torchvision's and the pre-activation code's: projection
 DEFAULT_CLASSES = {"imagenet": 1000, "cifar10": 10}
 DEFAULT_INPUT = {"imagenet": 224, "cifar10": 32}
 
+# pool1's 3x3 stride-2 max pooling: name -> (pad, rounding of the output size). The builder
+# writes FLOOR only where it changes the size (as the readers do: one computation, one IR).
+STEM_POOLS: dict[str, tuple[int, str]] = {"msra": (0, "CEIL"), "torchvision": (1, "FLOOR")}
+STEM_POOL_SUFFIX = {"msra": "msrapool", "torchvision": "torchpool"}
+STEM_POOL_OWNER = {"msra": "MSRA's", "torchvision": "torchvision's"}
+STEM_POOL_TEXT = {pool: f"pool1 pad {pad} rounding {'down' if mode == 'FLOOR' else 'up'} "
+                        f"({STEM_POOL_OWNER[pool]} stem)" for pool, (pad, mode) in STEM_POOLS.items()}
+
 # Hard ceilings so that absurd requests fail with a message instead of exhausting memory.
 MAX_LAYERS = 200_000
 MAX_INPUT_SIZE = 4096
@@ -77,6 +92,7 @@ class ArchSpec:
     preact: bool = False
     groups: int = 1
     width_per_group: int = BASE_WIDTH
+    stem_pool: str | None = "msra"  # a STEM_POOLS key; None for CIFAR-10 (no pool1)
 
     @property
     def plain(self) -> bool:
@@ -107,7 +123,9 @@ class ArchSpec:
         The family: [wide-](pre)resnet, (pre)resnext-GxWd as torchvision names them
         (resnext50_32x4d -> resnext50-32x4d, wide_resnet50_2 -> wide-resnet50-2), the
         pre-activation nets with `pre` (cifar10-preresnet1001, preresnet200); their shortcut
-        letter is written only where it is not their default B.
+        letter is written only where it is not their default B. An ImageNet stem pooling
+        other than the net's default: -torchpool (resnet18-B-torchpool) or -msrapool
+        (resnext50-32x4d-msrapool).
         """
         prefix = "cifar10-" if self.dataset == "cifar10" else ""
         wide = self.wide_factor
@@ -131,6 +149,9 @@ class ArchSpec:
         if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(
                 self.block, self.stages, self.family):
             base += "-conv1bias" if self.conv1_bias else "-noconv1bias"
+        if self.stem_pool is not None and self.stem_pool != default_stem_pool(self.dataset,
+                                                                              self.family):
+            base += f"-{STEM_POOL_SUFFIX[self.stem_pool]}"
         if self.num_classes != DEFAULT_CLASSES[self.dataset]:
             base += f"-classes{self.num_classes}"
         if self.input_size != DEFAULT_INPUT[self.dataset]:
@@ -160,12 +181,15 @@ class ArchSpec:
         return tuple(inner_width(w, self.groups, self.width_per_group) for w in self.widths)
 
     def to_dict(self) -> dict:
-        """summary.json's record. The family's fields appear only for family nets, so the
-        paper's networks keep the record (and generated/) they always had."""
+        """summary.json's record. The family's fields appear only for family nets, and
+        stem_pool only where it is not MSRA's, so the paper's networks keep the record (and
+        generated/) they always had."""
         data = asdict(self)
         if not self.family:
             for key in ("preact", "groups", "width_per_group"):
                 del data[key]
+        if self.stem_pool is None or (not self.family and self.stem_pool == "msra"):
+            del data["stem_pool"]
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
@@ -200,6 +224,15 @@ def default_stride_in(dataset: str, block: str, preact: bool, groups: int,
     return "1x1"
 
 
+def default_stem_pool(dataset: str, family: bool) -> str | None:
+    """MSRA's pool1 for the paper's ImageNet nets (the published Caffe models), torchvision's
+    for the family's (torchvision's ResNeXt and Wide ResNets, fb.resnet.torch's ResNet-200);
+    None on CIFAR-10, whose stem has no pooling."""
+    if dataset != "imagenet":
+        return None
+    return "torchvision" if family else "msra"
+
+
 def default_cifar_block(depth: int, preact: bool) -> str:
     if preact and depth >= PREACT_CIFAR_BOTTLENECK_FROM and (depth - 2) % 9 == 0:
         return "bottleneck"
@@ -227,11 +260,12 @@ def make_spec(
     groups: int | None = None,
     width_per_group: int | None = None,
     width_factor: int | None = None,
+    stem_pool: str | None = None,
 ) -> ArchSpec:
     """Validate user choices and fill the paper's defaults; every error names what is allowed.
 
     stride_in None is the family's default (default_stride_in); width_factor K is
-    width_per_group 64K.
+    width_per_group 64K; stem_pool None is default_stem_pool.
     """
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
@@ -241,6 +275,13 @@ def make_spec(
         raise NetgenError(f"unknown shortcut option {shortcut!r}; allowed: A, B, C")
     if stride_in is not None and stride_in not in STRIDE_PLACEMENTS:
         raise NetgenError(f"unknown stride placement {stride_in!r}; allowed: 1x1, 3x3")
+    if stem_pool is not None and stem_pool not in STEM_POOLS:
+        raise NetgenError(f"unknown stem pooling {stem_pool!r}; allowed: "
+                          + ", ".join(STEM_POOLS) + " (pad 0 rounding up as MSRA's Caffe models, "
+                          "or pad 1 rounding down as torchvision)")
+    if stem_pool is not None and dataset != "imagenet":
+        raise NetgenError("--stem-pool applies to ImageNet nets only: CIFAR-10 nets have no "
+                          "pool1 (their stem is conv1 alone); drop --stem-pool")
     if plain and shortcut is not None:
         raise NetgenError("--plain nets have no shortcuts: drop --shortcut, or drop --plain")
     if plain and preact:
@@ -296,8 +337,10 @@ def make_spec(
         if inner > MAX_WIDTH:
             raise NetgenError(f"a bottleneck's inner width of {inner} channels ({groups} groups "
                               f"x {inner // groups}) is over the limit of {MAX_WIDTH}")
+    if stem_pool is None:
+        stem_pool = default_stem_pool(dataset, family)
     spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
-                    stride_in, conv1_bias, preact, groups, width_per_group)
+                    stride_in, conv1_bias, preact, groups, width_per_group, stem_pool)
     _check_size(spec)
     return spec
 
@@ -385,7 +428,8 @@ def _check_size(spec: ArchSpec) -> None:
 NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "cifar10-plain20",
                  "resnet50-B-stride3x3", "resnet50-B-noconv1bias", "resnet26-2-2-2-2-bottleneck-B",
                  "resnet18-A-classes100-input112", "cifar10-preresnet164", "preresnet200",
-                 "resnext50-32x4d", "wide-resnet50-2")
+                 "resnext50-32x4d", "wide-resnet50-2", "resnet18-B-torchpool",
+                 "resnext50-32x4d-msrapool")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
@@ -396,7 +440,10 @@ _NAME = re.compile(
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
     r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
-    r"(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
+    r"(?:-(?P<pool>torchpool|msrapool))?(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
+
+
+_STEM_POOL_OF_SUFFIX = {suffix: pool for pool, suffix in STEM_POOL_SUFFIX.items()}
 
 
 def is_network_name(name: str) -> bool:
@@ -429,7 +476,8 @@ def spec_from_name(name: str) -> ArchSpec:
                          preact=g["kind"].startswith("pre"),
                          groups=int(g["groups"]) if g["groups"] else None,
                          width_per_group=int(g["wpg"]) if g["wpg"] else None,
-                         width_factor=int(g["factor"]) if g["factor"] else None)
+                         width_factor=int(g["factor"]) if g["factor"] else None,
+                         stem_pool=_STEM_POOL_OF_SUFFIX.get(g["pool"]))
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
     # The paper's residual nets may leave out their shortcut letter (resnet50 is resnet50-B);

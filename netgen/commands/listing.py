@@ -12,7 +12,8 @@ from netgen.jobs.build import summary
 from netgen.jobs.paper import family_specs, paper_specs
 
 SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
-            ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets",
+            ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets "
+                       "(ImageNet ones with torchvision's pool1: pad 1, rounding down)",
              family_specs))
 
 
@@ -20,14 +21,14 @@ SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_networks(as_json: bool) -> int:
     """The paper's networks, then the family: name, dataset, depth, block, shortcut,
-    parameters, multiply-adds."""
+    parameters, multiply-adds (--json adds stem_pool: msra, torchvision or null)."""
     rows = []
     for section, _, specs in SECTIONS:
         for spec in specs():
             info = summary(spec, build(spec))
             rows.append({"name": spec.name, "section": section, "dataset": spec.dataset,
                          "depth": spec.depth, "block": spec.block_kind,
-                         "shortcut": spec.shortcut or "plain",
+                         "shortcut": spec.shortcut or "plain", "stem_pool": spec.stem_pool,
                          "parameters": info["parameters"], "multiply_adds": info["multiply_adds"]})
     if as_json:
         click.echo(json.dumps(rows, indent=2))

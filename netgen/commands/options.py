@@ -29,7 +29,8 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 
 def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
-    --conv1-bias, and the family's --preact --groups --width-per-group --width-factor."""
+    --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
+    --width-factor."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
                      help="imagenet (Table 1) or cifar10 (Section 4.2)."),
@@ -48,6 +49,11 @@ def spec_options(func: Callable) -> Callable:
                           " [default: 3x3 for ResNeXt, Wide and ImageNet --preact nets, else 1x1]"),
         click.option("--conv1-bias/--no-conv1-bias", default=None,
                      help="Bias on conv1. [default: only for ResNet-50-B, as the published caffemodel]"),
+        click.option("--stem-pool", default=None,
+                     help="ImageNet pool1 (3x3, stride 2): msra (pad 0, rounding up, as the "
+                          "published Caffe models) or torchvision (pad 1, rounding down, as "
+                          "torchvision and fb.resnet.torch). [default: torchvision for "
+                          "ResNeXt, Wide and --preact nets, else msra]"),
         click.option("--preact", is_flag=True,
                      help="Pre-activation units (He et al., ECCV 2016): BN-ReLU-conv, nothing after "
                           "the sum; on CIFAR-10 depth 164 and 1001 are bottleneck nets (9n+2)."),
@@ -68,9 +74,11 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               stages: str | None, block: str | None, num_classes: int | None,
               input_size: int | None, stride_in: str | None, conv1_bias: bool | None,
               preact: bool = False, groups: int | None = None,
-              width_per_group: int | None = None, width_factor: int | None = None) -> ArchSpec:
+              width_per_group: int | None = None, width_factor: int | None = None,
+              stem_pool: str | None = None) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
                      conv1_bias=conv1_bias, preact=preact, groups=groups,
-                     width_per_group=width_per_group, width_factor=width_factor)
+                     width_per_group=width_per_group, width_factor=width_factor,
+                     stem_pool=stem_pool)

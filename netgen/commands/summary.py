@@ -7,7 +7,7 @@ import json
 import click
 
 from netgen.arch.builder import build
-from netgen.arch.spec import BASE_WIDTH, ArchSpec
+from netgen.arch.spec import BASE_WIDTH, STEM_POOL_TEXT, ArchSpec
 from netgen.commands.options import spec_from, spec_options
 from netgen.jobs.build import summary as summarize
 
@@ -38,7 +38,8 @@ def summary(as_json: bool, **spec_args) -> int:
         click.echo(json.dumps(info, indent=2))
         return 0
     click.echo(f"{spec.name}: {spec.depth} layers, {_blocks(spec)}, "
-               f"shortcut {spec.shortcut or 'none (plain)'}, input {spec.input_size}x{spec.input_size}")
+               f"shortcut {spec.shortcut or 'none (plain)'}, input {spec.input_size}x{spec.input_size}"
+               + (f", {STEM_POOL_TEXT[spec.stem_pool]}" if spec.stem_pool else ""))
     click.echo(f"{'stage':<9} {'output':>9} {'channels':>8} {'blocks':>6} {'parameters':>12} {'mult-adds':>15}")
     for stage in info["stages"]:
         click.echo(f"{stage['stage']:<9} {_size(stage['output_size']):>9} "

@@ -464,8 +464,8 @@ def _convert_section(ctx: BenchContext) -> str:
          dict(arch=152, exporter="torchscript"), None),
         ("dynamo export, ResNet-152 (opset 18, ReduceMean head)",
          dict(arch=152, exporter="dynamo"), None),
-        ("TorchScript export of an MSRA-stem ResNet-152 v1.5", dict(arch=152, stem="caffe"),
-         "resnet152-B-stride3x3"),
+        ("TorchScript export, ResNet-152 v1.5, onto netgen's", dict(arch=152),
+         "resnet152-B-stride3x3-torchpool"),
     ]
     for i, (what, kwargs, like) in enumerate(cases):
         source = ctx.work / f"export{i}.onnx"
@@ -537,8 +537,10 @@ def diff_seconds(args: list[str], repeat: int) -> list[float]:
 
 @section("Diffing a torchvision ResNet-152 export")
 def _diff_section(ctx: BenchContext) -> str:
-    spec = make_spec("imagenet", 152, stride_in="3x3", conv1_bias=False)
     fixtures = _torchvision_fixtures()
+    # torchvision's ResNet-152: v1.5, no conv1 bias, its own pool1 (pad 1, rounding down)
+    spec = make_spec("imagenet", 152, stride_in="3x3", conv1_bias=False,
+                     stem_pool="torchvision" if fixtures is not None else None)
     if fixtures is not None:
         import onnx
 
@@ -547,7 +549,8 @@ def _diff_section(ctx: BenchContext) -> str:
         onnx.save(fixtures.torchvision_resnet(152, "dynamo"), other)
         what = "the TorchScript and dynamo exports of tests/torchvision_exports.py"
         cases = [("export vs " + spec.name + " (EQUIVALENT)", [str(export), spec.name]),
-                 ("export vs resnet152-B (stride placement)", [str(export), "resnet152-B"]),
+                 ("export vs resnet152-B (stride placement, stem pooling)",
+                  [str(export), "resnet152-B"]),
                  ("TorchScript vs dynamo export (EQUIVALENT)", [str(export), str(other)]),
                  ("export vs " + spec.name + ", --strict", [str(export), spec.name, "--strict"])]
     else:

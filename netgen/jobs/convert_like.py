@@ -18,12 +18,13 @@ statistics.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from netgen.arch import ir
+from netgen.arch.spec import STEM_POOL_OWNER, STEM_POOLS, is_network_name, spec_from_name
 from netgen.arch.weights import Weights
 from netgen.errors import NetgenError
 
@@ -192,13 +193,36 @@ def first_difference(target: Canonical, source: Canonical, name: str) -> str | N
                 hint = f" (a name ending in -input{there.key[0][-1]} builds for that size)"
         found = (f"the file has {_describe(there, source.units)} there{hint}" if there is not None
                  else "the file has nothing like it there")
+        advice = _stem_pool_advice(unit, there, name) or WITHOUT_LIKE
         return (f"not {name}'s architecture: {name} has {_describe(unit, target.units)}; "
-                f"{found}{WITHOUT_LIKE}")
+                f"{found}{advice}")
     extra = next((s for s in source.units if s.id not in target_ids), None)
     if extra is not None:
         return (f"not {name}'s architecture: the file has {_describe(extra, source.units)} "
                 f"where {name} has nothing{WITHOUT_LIKE}")
     return f"not {name}'s architecture: the outputs differ{WITHOUT_LIKE}"
+
+
+def _stem_pool_advice(unit: Unit, there: Unit | None, name: str) -> str | None:
+    """Where NAME's pool1 and the file's differ only in pad (and so rounding) as MSRA's and
+    torchvision's stems do: the name with the file's stem pooling, which --like would take."""
+    if (there is None or unit.kind != "pool" or there.kind != "pool" or unit.key[0] == "global"
+            or there.key[0] == "global" or unit.layers[0].name != "pool1"
+            or unit.key[:3] != there.key[:3] or unit.key[:3] != ("MAX", (3, 3), (2, 2))
+            or not is_network_name(name)):
+        return None
+    pads = {pad: pool for pool, (pad, _) in STEM_POOLS.items()}
+    pool = pads.get(there.key[3][0]) if there.key[3][0] == there.key[3][1] else None
+    try:
+        spec = spec_from_name(name)
+    except NetgenError:
+        return None
+    if pool is None or pool == spec.stem_pool or spec.stem_pool is None:
+        return None
+    pad, rounding = STEM_POOLS[pool]
+    return (f": the file pools like {STEM_POOL_OWNER[pool]} stem (pad {pad}, rounding "
+            f"{'down' if rounding == 'FLOOR' else 'up'}): use --like "
+            f"{replace(spec, stem_pool=pool).name}")
 
 
 # --------------------------------------------------------------------------- weights

@@ -6,13 +6,13 @@ module per step, each readable on its own:
 
 - sides.py: a file or a name -> Side (IR, weights, where they came from);
 - canonical.py: IR -> logical ops, in the canonical form (representation dropped: folded vs
-  separate BatchNorm, conv biases, trailing Softmax, flattening, global pooling spellings,
-  pooling window placement) or, with --strict, every layer as written;
+  separate BatchNorm, conv biases, trailing Softmax, flattening, global pooling spellings;
+  a pooling's pad and rounding are architecture) or, with --strict, every layer as written;
 - topology.py: the main path, shortcuts (identity / projection / zero-pad), blocks, stages;
 - align.py: the minimal edit script between two main paths;
 - compare.py: op-by-op differences and DiffResult, the object every report reads;
 - summary.py: differences grouped in the paper's terms (blocks per stage, stride placement,
-  groups and widths, shortcuts) and the representation notes;
+  groups and widths, shortcuts, the stem's pool1) and the representation notes;
 - report.py: the text report; html.py: --html (both drawings side by side, differences
   in colour); numeric.py: --numeric (ONNX Runtime, weights mapped, BatchNorm folded where
   the two sides write it differently).

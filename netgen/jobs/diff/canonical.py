@@ -14,10 +14,14 @@ compare equal:
 - a conv bias directly before BatchNorm is absorbed by it; a bias of zeros (read from a file)
   matches both no bias and a bias;
 - a trailing Softmax, and Reshapes that only flatten, are dropped;
-- pooling is compared by method, kernel, stride and output size: a global pooling, a pooling
-  whose kernel covers the whole map and ONNX's ReduceMean are one thing, and the padding and
-  rounding that place the windows (floor-rounded pooling vs Caffe's ceil) are recorded in
-  `Op.extra`, reported as notes, not compared.
+- a global pooling, a pooling whose kernel covers the whole map and ONNX's ReduceMean are
+  one thing. Any other pooling is compared by method, kernel, stride, output size and the
+  padding and rounding that place its windows: torchvision's pool1 (pad 1, rounding down)
+  and MSRA's (pad 0, rounding up) give the same 56x56 from other windows, so one set of
+  weights computes other numbers through them (netgen's -torchpool names). How a file
+  spells floor rounding is not compared: the readers give Caffe's round_mode FLOOR and
+  netgen's stock-layer form (Pooling rounding up + Crop) one IR layer, and write FLOOR only
+  where it changes the size.
 
 What was dropped is counted in `Representation`, so the report can say what it ignored.
 """
@@ -112,8 +116,8 @@ def _pool_attrs(layer: ir.Layer, in_shape: ir.Shape, canonical: bool) -> tuple[d
             attrs["round_mode"] = round_mode
         return attrs, {}
     attrs = {"pool": p.pool, "kernel": list(p.kernel), "stride": list(p.stride),
-             "out": list(layer.top_shapes[0][2:])}
-    return attrs, {"window": {"pad": list(p.pad), "round_mode": round_mode}}
+             "pad": list(p.pad), "round_mode": round_mode, "out": list(layer.top_shapes[0][2:])}
+    return attrs, {}
 
 
 def _is_zero(weights: Weights | None, name: str, index: int) -> bool:

@@ -6,7 +6,8 @@ same blocks per stage, each pair of blocks yields *facts* (the stride sits on an
 the 3x3 is grouped, the shortcut is a projection), and a fact shared by many blocks is one
 finding that names where it holds ("the first block of stages 3 to 5"); when the blocks
 differ, the finding is the stage layout itself (basic vs bottleneck, blocks per stage).
-Stem and head are compared op by op, they are short.
+Stem and head are compared op by op, they are short; a pooling whose windows alone differ
+(MSRA's vs torchvision's pool1) is a finding of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import Counter
 from itertools import zip_longest
 from typing import TYPE_CHECKING
 
+from netgen.arch.spec import STEM_POOLS
 from netgen.jobs.diff.compare import attr_diff, same_shortcut
 from netgen.jobs.diff.topology import Analysis, Block, Entry
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from netgen.jobs.diff.compare import DiffResult
 
 MAX_LINES = 6  # details shown per finding; the rest are in --json
+STEM_NAMES = {"msra": "MSRA's", "torchvision": "torchvision's stem"}
 MAX_NAMES = 4
 
 
@@ -347,8 +350,40 @@ def _width_finding(key: tuple, found: list, place: str) -> dict:
     return _finding("width", text, lines)
 
 
+WINDOW_FIELDS = frozenset({"pad", "round_mode"})
+
+
+def _window_text(attrs: dict) -> str:
+    """'pads 1 and rounds down (torchvision's stem)': a 3x3/2 max pooling's windows, in the
+    terms of STEM_POOLS (arch/spec.py)."""
+    pad, mode = attrs["pad"][0], attrs["round_mode"]
+    text = f"pads {pad} and rounds {'down' if mode == 'FLOOR' else 'up'}"
+    if (attrs["pool"], attrs["kernel"], attrs["stride"]) == ("MAX", [3, 3], [2, 2]) \
+            and attrs["pad"][0] == attrs["pad"][1]:
+        for pool, (stem_pad, stem_mode) in STEM_POOLS.items():
+            # where both roundings give one size (readers then write CEIL) the pad decides
+            if pad == stem_pad and (mode == stem_mode or mode == "CEIL"):
+                return text + f" ({STEM_NAMES[pool]})"
+    return text
+
+
+def _window_finding(part: str, ex: Entry, ey: Entry) -> dict:
+    """The stem's pool1 placed differently: architecture (other windows, other numbers)."""
+    a = ex.op.attrs
+    name = "pool1" if part == "stem" else f"pooling {ex.op.name}"
+    size = "x".join(map(str, a["out"]))
+    offset = abs(a["pad"][0] - ey.op.attrs["pad"][0])
+    line = (f"A {ex.op.name} | B {ey.op.name}: both {'x'.join(map(str, a['kernel']))} "
+            f"{a['pool'].lower()} pooling, stride {a['stride'][0]}, output {size}; windows "
+            f"{offset} pixel{'' if offset == 1 else 's'} apart: the same weights give other "
+            "numbers")
+    return _finding("stem_pool" if part == "stem" else "pool",
+                    f"{name}: A {_window_text(a)}, B {_window_text(ey.op.attrs)}", [line])
+
+
 def _ends(part: str, xs: list[Entry], ys: list[Entry]) -> list[dict]:
-    """The stem (before the first block) or the head (after the last), op by op."""
+    """The stem (before the first block) or the head (after the last), op by op; a pooling
+    whose windows alone differ (MSRA's vs torchvision's pool1) is a finding of its own."""
     tx = [e.op.type for e in xs]
     ty = [e.op.type for e in ys]
     if tx != ty:
@@ -356,14 +391,18 @@ def _ends(part: str, xs: list[Entry], ys: list[Entry]) -> list[dict]:
         text_b = ", ".join(_op_text(e.op) for e in ys) or "nothing"
         return [_finding(part, f"{part}: A {text_a} | B {text_b}")]
     lines = []
+    windows = []
     for ex, ey in zip(xs, ys):
         fields = attr_diff(ex.op.attrs, ey.op.attrs)
+        if ex.op.type == "Pool" and fields and set(fields) <= WINDOW_FIELDS:
+            windows.append(_window_finding(part, ex, ey))
+            continue
         if fields:
             values = "; ".join(f"{k} A {v[0]} | B {v[1]}" for k, v in fields.items())
             lines.append(f"{ex.op.type} {ex.op.name} | {ey.op.name}: {values}")
     if not lines:
-        return []
-    return [_finding(part, f"{part}: {len(lines)} op(s) differ", lines)]
+        return windows
+    return windows + [_finding(part, f"{part}: {len(lines)} op(s) differ", lines)]
 
 
 def _op_findings(result: "DiffResult", shortcuts: bool) -> list[dict]:
@@ -445,13 +484,6 @@ def representation_notes(result: "DiffResult") -> list[str]:
     if hows_a != hows_b:
         notes.append(f"global pooling: A {', '.join(hows_a) or 'none'} | "
                      f"B {', '.join(hows_b) or 'none'}")
-    for x, y in result.pairs:
-        wa, wb = x.op.extra.get("window"), y.op.extra.get("window")
-        if x.op.type == "Pool" and wa and wb and wa != wb:
-            notes.append(f"pooling {x.op.name} | {y.op.name}: same kernel, stride and output "
-                         f"size, windows placed differently (A pad {wa['pad'][0]}, "
-                         f"{wa['round_mode'].lower()} rounding | B pad {wb['pad'][0]}, "
-                         f"{wb['round_mode'].lower()} rounding): values at the border differ")
     batch_a = [blob.shape[0] for blob in result.a.side.graph.inputs]
     batch_b = [blob.shape[0] for blob in result.b.side.graph.inputs]
     if batch_a != batch_b and result.input_difference is None:
