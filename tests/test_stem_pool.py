@@ -276,3 +276,13 @@ def test_readme_recipe_converts_torchvision_resnet18_exactly(tmp_path, run_cli):
     assert result.code == 0, result.err
     assert "round_mode: FLOOR" in (tmp_path / "rm.prototxt").read_text()
     assert diff(str(tmp_path / "rm.prototxt"), "resnet18-B-torchpool").equivalent
+
+
+def test_family_figures_apply_with_either_stem():
+    """pool1's padding changes no count, so torchvision's figures hold for -msrapool too."""
+    from netgen.arch.paper_figures import figures_for
+    from netgen.arch.spec import spec_from_name
+
+    default = figures_for(spec_from_name("resnext50-32x4d"))
+    assert [f.printed for f in default] == ["25,028,904", "4.23", "4.2"]
+    assert figures_for(spec_from_name("resnext50-32x4d-msrapool")) == default

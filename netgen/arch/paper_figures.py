@@ -13,7 +13,8 @@ A figure applies only to the paper's networks: Table 1 layouts or CIFAR 6n+2 wit
 classes and input size. A conv1 bias (the published ResNet-50 has one) adds its 64 (or 16)
 values to the bias-free parameter figures.
 
-The family's figures (FAMILY_FIGURES) apply to their canonical names only: torchvision's
+The family's figures (FAMILY_FIGURES) apply to their canonical names (with either stem
+pooling, which changes no count): torchvision's
 parameter counts and multiply-adds (its `_ops`, in G) for ResNeXt and the Wide ResNets, the
 ResNeXt paper's 4.2 x 10^9 for ResNeXt-50 (Table 1), and the pre-activation paper's 1.7M and
 10.2M for CIFAR ResNet-164 and ResNet-1001, which count convolution and fc weights only:
@@ -24,9 +25,9 @@ BN) are added to those figures as an offset, as a conv1 bias is to Table 6's.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from netgen.arch.spec import DEFAULT_CLASSES, DEFAULT_INPUT, ArchSpec
+from netgen.arch.spec import DEFAULT_CLASSES, DEFAULT_INPUT, ArchSpec, default_stem_pool
 
 PLAIN = "plain"
 
@@ -155,7 +156,9 @@ def is_paper_network(spec: ArchSpec) -> bool:
 def figures_for(spec: ArchSpec) -> list[Figure]:
     """Every paper/reference figure that applies to `spec` (empty for custom networks)."""
     if spec.family:
-        return list(FAMILY_FIGURES.get(spec.name, ()))
+        # The stem's pooling changes no count: the figures of the default stem apply.
+        default = replace(spec, stem_pool=default_stem_pool(spec.dataset, True))
+        return list(FAMILY_FIGURES.get(default.name, ()))
     if not is_paper_network(spec):
         return []
     option = option_of(spec)
