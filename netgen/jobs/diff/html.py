@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from netgen.errors import NetgenError
 from netgen.jobs.draw import layout, render_page, render_template
-from netgen.storage.atomic import write_atomic
+from netgen.storage.atomic import check_writable_file, write_atomic
 
 if TYPE_CHECKING:
     from netgen.jobs.diff import DiffResult
@@ -53,15 +53,7 @@ def highlights(result: DiffResult) -> tuple[dict[str, str], dict[str, str]]:
 
 def check_target(path: str | os.PathLike) -> Path:
     """Checked before the comparison runs: a bad --html path costs nothing."""
-    target = Path(path)
-    if target.is_dir():
-        raise NetgenError(f"--html {path} is a folder; give a file name such as report.html")
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise NetgenError(f"--html {path}: no such folder {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise NetgenError(f"--html {path}: cannot write to {parent}: permission denied")
-    return target
+    return check_writable_file(path, "--html", "report.html")
 
 
 def render_html(result: DiffResult, report: str) -> str:

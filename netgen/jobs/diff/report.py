@@ -80,14 +80,7 @@ def format_canonical(result: "DiffResult") -> str:
 def format_strict(result: "DiffResult") -> str:
     """--strict: the exact comparison, every op-level difference listed."""
     data = result.to_json()
-    lines = []
-    for key in ("a", "b"):
-        s = data[key]
-        inputs = ", ".join(f"{n} {shape}" for n, shape in s["input"].items())
-        lines.append(f"{key.upper()}: {s['source']} ({s['kind']}, {s['name']}): input {inputs}; "
-                     f"{s['layers']} layers, {sum(s['op_counts'].values())} ops, "
-                     f"{s['blocks']} blocks; {s['parameters']:,} parameters, "
-                     f"{s['multiply_adds']:,} multiply-adds")
+    lines = _header(data)
     lines.append("ops by type:")
     types = sorted(set(data["a"]["op_counts"]) | set(data["b"]["op_counts"]))
     width = max([len(t) for t in types] + [4])

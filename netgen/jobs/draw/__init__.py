@@ -17,7 +17,7 @@ import jinja2
 from netgen.arch import ir
 from netgen.errors import NetgenError
 from netgen.jobs.draw import layout
-from netgen.storage.atomic import write_atomic
+from netgen.storage.atomic import check_writable_file, write_atomic
 
 FORMATS = (".svg", ".png")
 PNG_HINT = "pip install 'netgen[png]'"
@@ -103,14 +103,7 @@ def check_output(out: str | os.PathLike) -> Path:
                           "allowed: .svg, .png")
     if suffix == ".png":
         _rasterizer()
-    if path.is_dir():
-        raise NetgenError(f"-o {out} is a folder; give a file name ending in .svg or .png")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise NetgenError(f"-o {out}: no such folder {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise NetgenError(f"-o {out}: cannot write to {parent}: permission denied")
-    return path
+    return check_writable_file(out, "-o", f"net{suffix}")
 
 
 def _rasterizer():
