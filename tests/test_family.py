@@ -15,8 +15,7 @@ from netgen.arch import ir
 from netgen.arch.builder import BLOCK_KINDS, build
 from netgen.arch.counting import count, layer_params
 from netgen.arch.paper_figures import figures_for
-from netgen.arch.spec import (FAMILY_NAMES, ArchSpec, is_network_name, make_spec,
-                              spec_from_name)
+from netgen.arch.spec import FAMILY_NAMES, ArchSpec, is_network_name, make_spec, spec_from_name
 from netgen.arch.weights import initial_weights, residual_scales
 from netgen.errors import NetgenError
 
@@ -376,44 +375,10 @@ def test_figures_apply_to_canonical_family_names_only():
 def test_preresnet1001_pipeline_needs_no_recursion_per_layer():
     """Build, emit, read back, export and import the 4,339-layer net under a small fixed
     recursion limit (the allowance tests/test_scale.py gives the 10,000-layer plain ResNet)."""
-    import sys
-    import threading
+    from small_stack import pipeline, with_small_stack
 
-    from netgen.caffe import prototxt
-    from netgen.caffe import reader as caffe_reader
-    from netgen.onnx import export as onnx_export
-    from netgen.onnx.reader import import_model
-
-    spec = spec_from_name("cifar10-preresnet1001")
-    results: dict = {}
-
-    def frames() -> int:
-        frame, depth = sys._getframe(), 0
-        while frame is not None:
-            frame, depth = frame.f_back, depth + 1
-        return depth
-
-    def run():
-        limit = sys.getrecursionlimit()
-        try:
-            sys.setrecursionlimit(frames() + 120)
-            graph = build(spec)
-            text = prototxt.render_deploy(graph)
-            prototxt.render_train_val(graph, prototxt.data_options(spec))
-            again = caffe_reader.read_prototxt(text)
-            imported, _ = import_model(onnx_export.to_onnx(again, initial_weights(again)))
-            results["layers"] = (len(graph.layers), len(again.layers), len(imported.layers))
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            results["error"] = exc
-        finally:
-            sys.setrecursionlimit(limit)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in results:
-        raise results["error"]
-    assert results["layers"][:2] == (4339, 4339) and results["layers"][2] > 3000
+    layers = with_small_stack(lambda: pipeline(spec_from_name("cifar10-preresnet1001")))
+    assert layers[:2] == (4339, 4339) and layers[2] > 3000
 
 
 def test_every_composition_has_one_name_that_parses_back():

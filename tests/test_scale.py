@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
+from small_stack import pipeline, with_small_stack
 
 from netgen.arch.builder import build
 from netgen.arch.spec import make_spec
-from netgen.caffe import prototxt
 from netgen.caffe import reader as caffe_reader
 from netgen.jobs.build import BuildOptions, render_files, write_build
 
@@ -45,51 +44,11 @@ def test_ten_thousand_layer_net_builds_and_reads_back(tmp_path):
     same_graph(caffe_reader.read_prototxt(out / "deploy.prototxt"), graph)
 
 
-def _frames() -> int:
-    frame, depth = sys._getframe(), 0
-    while frame is not None:
-        frame, depth = frame.f_back, depth + 1
-    return depth
-
-
-def _pipeline(spec) -> int:
-    """Build, emit, read back, export and import; the number of Caffe layers."""
-    from netgen.arch.weights import initial_weights
-    from netgen.onnx import export as onnx_export
-    from netgen.onnx.reader import import_model
-
-    graph = build(spec)
-    text = prototxt.render_deploy(graph)
-    prototxt.render_train_val(graph, prototxt.data_options(spec))
-    again = caffe_reader.read_prototxt(text)
-    model = onnx_export.to_onnx(again, initial_weights(again))
-    imported, _ = import_model(model)
-    assert len(imported.layers) > 0
-    return len(graph.layers)
-
-
 def test_no_recursion_grows_with_depth():
     """The same small stack allowance serves a 6-block net and a 1,200-block one."""
-    results: dict = {}
-
-    def run():
-        limit = sys.getrecursionlimit()
-        try:
-            # Whatever the libraries need (jinja2, protobuf, onnx) plus a margin, but far
-            # below one frame per layer.
-            sys.setrecursionlimit(_frames() + 120)
-            results["layers"] = [_pipeline(make_spec("cifar10", d)) for d in (8, 2402)]
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            results["error"] = exc
-        finally:
-            sys.setrecursionlimit(limit)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in results:
-        raise results["error"]
-    assert results["layers"][1] > 10_000
+    layers = with_small_stack(lambda: [pipeline(make_spec("cifar10", d)) for d in (8, 2402)])
+    assert all(imported > 0 for _, _, imported in layers)
+    assert layers[1][0] > 10_000
 
 
 def _convert_and_diff(tmp_path, run_cli, spec) -> None:

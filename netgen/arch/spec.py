@@ -352,11 +352,7 @@ def _cifar_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], i
             raise NetgenError("CIFAR-10 nets have 3 stages of n blocks each; use --depth 6n+2 "
                               "(basic) or 9n+2 (bottleneck)")
         block = block or "basic"
-        derived = depth_of(block, stages)
-        if depth is not None and depth != derived:
-            raise NetgenError(f"--depth {depth} contradicts --stages and --block "
-                              f"(they give depth {derived}); drop --depth")
-        return block, tuple(stages), derived
+        return _custom_layout(depth, block, stages)
     depth = 20 if depth is None else depth
     block = block or default_cifar_block(depth, preact)
     per_block = 3 if block == "bottleneck" else 2
@@ -372,6 +368,15 @@ def _cifar_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], i
             f" got {depth}{hint}")
     n = (depth - 2) // (3 * per_block)
     return block, (n, n, n), depth
+
+
+def _custom_layout(depth, block, stages) -> tuple[str, tuple[int, ...], int]:
+    """A --stages layout: its depth follows from the blocks, and a --depth must agree."""
+    derived = depth_of(block, stages)
+    if depth is not None and depth != derived:
+        raise NetgenError(f"--depth {depth} contradicts --stages and --block "
+                          f"(they give depth {derived}); drop --depth")
+    return block, tuple(stages), derived
 
 
 def _imagenet_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], int]:
@@ -391,11 +396,7 @@ def _imagenet_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...]
     if len(stages) != len(IMAGENET_WIDTHS):
         raise NetgenError(f"ImageNet nets have 4 stages (conv2_x..conv5_x), got {len(stages)}")
     block = block or "bottleneck"
-    derived = depth_of(block, stages)
-    if depth is not None and depth != derived:
-        raise NetgenError(f"--depth {depth} contradicts --stages and --block "
-                          f"(they give depth {derived}); drop --depth")
-    return block, tuple(stages), derived
+    return _custom_layout(depth, block, stages)
 
 
 def default_conv1_bias(block: str, stages: tuple[int, ...], family: bool = False) -> bool:

@@ -54,10 +54,11 @@ def diff(a: str, b: str, as_json: bool, html: str | None, **options) -> int:
     if html is not None:
         diff_html.check_target(html)
     result = run_diff(a, b, **options)
+    text = format_text(result) if html is not None or not as_json else ""
     if html is not None:
-        diff_html.write_html(result, format_text(result), html)
+        diff_html.write_html(result, text, html)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
-        click.echo(format_text(result), nl=False)
+        click.echo(text, nl=False)
     return 0 if result.equivalent else 1
