@@ -1,0 +1,53 @@
+"""ONNX -> ONNX normalisation, run before the op mapping (netgen.onnx.reader).
+
+Exporters spell one computation many ways: a constant as an initializer or a Constant node,
+`x.view(x.size(0), -1)` as a Reshape of a constant or of a shape computed at run time, a
+stride-2 subsample of H and W as one Slice or two. The passes here rewrite a model into one
+spelling, so that the op mapping handles each computation once.
+
+The pass interface, for anyone adding a pass (e.g. a channels-last rewrite for Keras):
+
+- a pass is a function `def name(model: onnx.ModelProto) -> None` that edits `model` in
+  place (nodes, initializers, attributes) and returns nothing; it must keep the graph's
+  input and output names and what the graph computes;
+- it may raise netgen.errors.NetgenError with one line naming the node, what it found and
+  what is allowed, where the model cannot be brought into a form Caffe can express;
+- it goes into PASSES at the place its inputs are ready: after `constants_to_initializers`
+  every constant is an initializer; after `fold_constants` no Shape-dependent subgraph is
+  left; `prune_unused` runs last;
+- helpers for editing a graph by names are in normalize.graph, tensor types and shapes
+  (with the batch fixed to a value) in normalize.shapes.
+
+`normalize` works on a copy: the caller's model is untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import onnx
+
+from netgen.onnx.normalize.constants import constants_to_initializers
+from netgen.onnx.normalize.fold import fold_constants
+from netgen.onnx.normalize.noops import drop_noops
+from netgen.onnx.normalize.prune import prune_unused
+from netgen.onnx.normalize.slices import merge_slices
+
+Pass = Callable[[onnx.ModelProto], None]
+
+PASSES: tuple[Pass, ...] = (
+    constants_to_initializers,  # Constant nodes and Identity of constants -> initializers
+    drop_noops,                 # Identity, Cast to the type the tensor already has
+    fold_constants,             # constant and shape subgraphs -> initializers (batch -> 0)
+    merge_slices,               # Slice of a Slice on other axes -> one Slice
+    prune_unused,               # nodes and initializers nothing reads
+)
+
+
+def normalize(model: onnx.ModelProto, passes: tuple[Pass, ...] = PASSES) -> onnx.ModelProto:
+    """A normalised copy of `model`."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for step in passes:
+        step(copy)
+    return copy
