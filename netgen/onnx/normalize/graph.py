@@ -70,10 +70,12 @@ def set_initializer(graph: onnx.GraphProto, name: str, value: np.ndarray) -> Non
 
 
 def remove_nodes(graph: onnx.GraphProto, doomed: list[onnx.NodeProto]) -> None:
+    """Delete by position, so that the passes' references to the other nodes stay valid
+    (re-adding the kept nodes would copy them)."""
     ids = {id(node) for node in doomed}
-    kept = [node for node in graph.node if id(node) not in ids]
-    del graph.node[:]
-    graph.node.extend(kept)
+    for index in reversed(range(len(graph.node))):
+        if id(graph.node[index]) in ids:
+            del graph.node[index]
 
 
 def bypass(graph: onnx.GraphProto, node: onnx.NodeProto) -> None:
