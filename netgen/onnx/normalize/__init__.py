@@ -27,6 +27,7 @@ from typing import Callable
 
 import onnx
 
+from netgen.errors import NetgenError, first_line
 from netgen.onnx.normalize.constants import constants_to_initializers
 from netgen.onnx.normalize.fold import fold_constants
 from netgen.onnx.normalize.noops import drop_noops
@@ -49,5 +50,11 @@ def normalize(model: onnx.ModelProto, passes: tuple[Pass, ...] = PASSES) -> onnx
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     for step in passes:
-        step(copy)
+        try:
+            step(copy)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            # A node missing an input, output or attribute, or one of the wrong type: a
+            # malformed file, reported as such instead of a traceback.
+            raise NetgenError(f"malformed ONNX graph (normalisation pass {step.__name__}: "
+                              f"{type(exc).__name__}: {first_line(exc)})") from None
     return copy

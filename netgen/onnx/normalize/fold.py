@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from netgen.errors import NetgenError, first_line
@@ -109,7 +109,7 @@ def _fold_once(model: onnx.ModelProto, batches: tuple, evaluator: _Evaluator) ->
     if not any(_foldable(node) for node in graph.node):
         return False
     types = [shapes.infer(model, batch) for batch in batches]
-    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consts = g.Constants(graph)
     values: dict[str, list[np.ndarray]] = {}  # folded tensor -> its value at each batch
     folded: list[onnx.NodeProto] = []
     for node in graph.node:

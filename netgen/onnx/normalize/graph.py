@@ -11,9 +11,38 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from netgen.errors import NetgenError, first_line
+
 
 def initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     return {tensor.name: tensor for tensor in graph.initializer}
+
+
+def to_array(tensor: onnx.TensorProto) -> np.ndarray:
+    """numpy_helper.to_array, a damaged tensor (dims that do not match its data, an unknown
+    data type) reported as a NetgenError naming it."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # ValueError, TypeError, KeyError from onnx's tables
+        raise NetgenError(f"initializer {tensor.name!r}: unreadable tensor "
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
+
+
+class Constants:
+    """The initializers as arrays, each converted on first use only (a network's weights
+    are never copied for passes that look at small shape tensors)."""
+
+    def __init__(self, graph: onnx.GraphProto):
+        self.tensors = initializers(graph)
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.arrays:
+            self.arrays[name] = to_array(self.tensors[name])
+        return self.arrays[name]
 
 
 def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
