@@ -16,8 +16,15 @@ graph computes:
   or a Reshape to (N, -1), before it is the InnerProduct's own flattening);
 - ReduceMean over H and W -> global average pooling;
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
-  Reshape, Pad of zero channels becomes Power(scale 0) + Concat (option A), a stride-2
-  Slice of H and W becomes the fixed depthwise subsample convolution.
+  Reshape, Pad of zero channels before and/or after the input becomes Power(scale 0) zero
+  blocks, a Slice of one where a piece is smaller than the input's channels, and a Concat
+  (option A), a strided Slice of H and W becomes the fixed depthwise subsample convolution,
+  Split becomes Caffe's Slice.
+
+The model is normalised first (netgen.onnx.normalize): constants are initializers, the
+shape subgraphs of hand-written PyTorch code (`out.view(out.size(0), -1)`, F.pad's pads)
+are folded, and the two Slices of x[:, :, ::2, ::2] are one, so each handler meets one
+spelling of its computation.
 
 Anything else stops with a NetgenError naming the node and its op, and so does an
 attribute the handlers do not read (ATTRIBUTES), since dropping it would change what the
