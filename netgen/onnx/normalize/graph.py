@@ -83,10 +83,17 @@ def fresh(name: str, taken: set[str]) -> str:
 
 def rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
     """Every node reading `old` reads `new` instead."""
+    rename_inputs(graph, {old: new})
+
+
+def rename_inputs(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
+    """Every node reading a key of `mapping` reads its value instead (one walk for all)."""
+    if not mapping:
+        return
     for node in graph.node:
         for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
+            if name in mapping:
+                node.input[i] = mapping[name]
 
 
 def set_initializer(graph: onnx.GraphProto, name: str, value: np.ndarray) -> None:
@@ -150,12 +157,10 @@ def prune(graph: onnx.GraphProto) -> None:
     unused = {t.name for t in graph.initializer if t.name not in used}
     if not unused:
         return
-    kept = [t for t in graph.initializer if t.name not in unused]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    inputs = [v for v in graph.input if v.name not in unused]
-    del graph.input[:]
-    graph.input.extend(inputs)
+    for field in (graph.initializer, graph.input):  # in place: no copy of the weights
+        for index in reversed(range(len(field))):
+            if field[index].name in unused:
+                del field[index]
 
 
 def _has_subgraph(node: onnx.NodeProto) -> bool:
