@@ -19,6 +19,14 @@ The pass interface, for anyone adding a pass (e.g. a channels-last rewrite for K
   (with the batch fixed to a value) in normalize.shapes.
 
 `normalize` works on a copy: the caller's model is untouched.
+
+Why not an existing simplifier: onnxslim (pure Python) folds these graphs too (measured on
+a TorchScript ResNet-110 with option A: 3.0 s against 0.7 s here), but it also applies
+fusions and renames of its own, so an error of the op mapping would name nodes the user's
+file does not have, and a shape computation that depends on the batch stays in the graph
+without a word where netgen must refuse it or rewrite it to 0. onnx-simplifier is a compiled
+extension that runs the model through ONNX Runtime. What is used of onnx is its shape
+inference and its reference evaluator, one node at a time.
 """
 
 from __future__ import annotations
