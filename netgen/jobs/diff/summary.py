@@ -17,11 +17,12 @@ from itertools import zip_longest
 from typing import TYPE_CHECKING
 
 from netgen.arch.spec import STEM_POOLS
-from netgen.jobs.diff.compare import attr_diff, same_shortcut
-from netgen.jobs.diff.topology import Analysis, Block, Entry
+from netgen.analysis.compare import attr_diff, same_shortcut
+from netgen.analysis.topology import (Analysis, Block, Entry, inner_widths, layout_text,
+                                      stage_text)
 
 if TYPE_CHECKING:
-    from netgen.jobs.diff.compare import DiffResult
+    from netgen.jobs.diff.result import DiffResult
 
 MAX_LINES = 6  # details shown per finding; the rest are in --json
 STEM_NAMES = {"msra": "MSRA's", "torchvision": "torchvision's stem"}
@@ -29,50 +30,6 @@ MAX_NAMES = 4
 
 
 # --------------------------------------------------------------------------- one side
-
-
-def _inner(block: Block) -> tuple[int, int, int]:
-    """(inner width, output width, groups) of a block: the 3x3's width for a bottleneck."""
-    convs = block.convs
-    if not convs:
-        return 0, 0, 1
-    inner = convs[1] if block.kind == "bottleneck" else convs[0]
-    return (inner.attrs["out_channels"], convs[-1].attrs["out_channels"],
-            max(op.attrs["group"] for op in convs))
-
-
-def stage_text(blocks: list[Block]) -> str:
-    kinds = Counter(b.kind for b in blocks)
-    kind = next(iter(kinds)) if len(kinds) == 1 else "mixed"
-    inner, out, groups = _inner(blocks[0])
-    width = f"width {inner}" + (f" -> {out}" if out != inner else "")
-    if groups > 1:
-        width += f", {groups} groups of {inner // groups}"
-    return f"{len(blocks)} {kind} block{'s' if len(blocks) != 1 else ''}, {width}"
-
-
-def architecture(analysis: Analysis) -> dict:
-    """The side as the paper's tables describe it: blocks per stage, kind, widths, depth."""
-    stages = []
-    for stage, blocks in analysis.layout:
-        inner, out, groups = _inner(blocks[0])
-        kinds = sorted({b.kind for b in blocks})
-        stages.append({"stage": stage, "blocks": len(blocks),
-                       "kind": kinds[0] if len(kinds) == 1 else "mixed",
-                       "inner_width": inner, "out_width": out, "groups": groups,
-                       "shortcuts": dict(sorted(Counter(
-                           b.join_entry.shortcut.kind for b in blocks).items()))})
-    return {"depth": analysis.depth, "blocks": len(analysis.blocks), "stages": stages,
-            "text": layout_text(analysis)}
-
-
-def layout_text(analysis: Analysis) -> str:
-    if not analysis.blocks:
-        return f"no residual blocks (plain), depth {analysis.depth}"
-    kinds = sorted({b.kind for b in analysis.blocks})
-    kind = kinds[0] if len(kinds) == 1 else "/".join(kinds)
-    counts = "-".join(str(len(blocks)) for _, blocks in analysis.layout)
-    return f"{len(analysis.blocks)} {kind} blocks {counts}, depth {analysis.depth}"
 
 
 def _signature(analysis: Analysis) -> list[list[str]]:
@@ -297,7 +254,7 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
                            for (_, wx), (_, wy) in zip(shape_x, shape_y))
             key = ("width", x.kind, tuple(g for g, _ in shape_x), tuple(g for g, _ in shape_y),
                    ratios)
-            facts.append((key, (x.stage, _inner(x), _inner(y))))
+            facts.append((key, (x.stage, inner_widths(x), inner_widths(y))))
     jx, jy = x.join_entry, y.join_entry
     if jx.op.type != jy.op.type:
         facts.append((("op", "join", jx.op.type, jy.op.type), None))
