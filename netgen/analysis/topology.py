@@ -98,6 +98,13 @@ class Block:
         return name
 
     @property
+    def wiring(self) -> str:
+        """post-activation (the paper's: a ReLU follows the sum) or pre-activation (He et
+        al., ECCV 2016: the sum goes on as it is, to the next block's or the head's BN-ReLU)."""
+        post = self.post
+        return "post-activation" if post and post[0].op.type == "ReLU" else "pre-activation"
+
+    @property
     def kind(self) -> str:
         """basic (3x3, 3x3), bottleneck (1x1, 3x3, 1x1), or the kernels as written."""
         kernels = [tuple(op.attrs["kernel"]) for op in self.convs]

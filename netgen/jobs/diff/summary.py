@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from netgen.arch.spec import STEM_POOLS
 from netgen.analysis.compare import attr_diff, same_shortcut
-from netgen.analysis.topology import (Analysis, Block, Entry, inner_widths, layout_text,
-                                      stage_text)
+from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths,
+                                      layout_text, stage_text)
 
 if TYPE_CHECKING:
     from netgen.jobs.diff.result import DiffResult
@@ -183,7 +183,7 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                 conv_fields[where_key] = []
                 findings.append(_finding("conv", f"{role} of {place}: "))
                 findings[-1]["_parts"] = conv_fields[where_key]
-            conv_fields[where_key].append(f"{name} A {list(va)} | B {list(vb)}")
+            conv_fields[where_key].append(f"{name} A {_show(va)} | B {_show(vb)}")
             continue
         if kind == "stride":
             _, where_a, where_b, block_kind = key
@@ -197,6 +197,8 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                                      f"{where_a} in A and on the {where_b} in B{hint}"))
         elif kind == "width":
             findings.append(_width_finding(key, found, place))
+        elif kind == "wiring":
+            findings.append(_finding("wiring", f"wiring of {place}: A {key[1]} | B {key[2]}"))
         elif kind == "shortcut":
             lines = [f"{x.name}: A {pa} | B {pb}" for x, _, (pa, pb) in found[:MAX_LINES]]
             if len(found) > MAX_LINES:
@@ -216,19 +218,54 @@ def _freeze(value):
     return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
 
 
+def _show(value) -> object:
+    """A frozen attribute value as the report writes it: lists as lists, scalars as they are."""
+    return [_show(v) for v in value] if isinstance(value, tuple) else value
+
+
+WIRING_TEXT = {"post-activation": "post-activation (conv-BN-ReLU, a ReLU after the sum)",
+               "pre-activation": "pre-activation (BN-ReLU-conv, nothing after the sum)"}
+
+
+def _branch(block: Block, rewired: bool) -> list[Entry]:
+    """The residual branch; between the two wirings without the BN-ReLU that a
+    pre-activation block puts before its first convolution (the wiring finding names it)."""
+    body = block.body
+    if rewired:
+        while body and body[0].op.type in ("BN", "ReLU"):
+            body = body[1:]
+    return body
+
+
+def _same_but_bn(x: Shortcut, y: Shortcut) -> bool:
+    """Two projections that differ only in the BatchNorm after the convolution: the
+    wirings' (a pre-activation projection has none, the next BN normalises the sum)."""
+    if x.kind != "projection" or y.kind != "projection":
+        return False
+    conv_x = {k: v for k, v in x.attrs["conv"].items() if k != "shift"}
+    conv_y = {k: v for k, v in y.attrs["conv"].items() if k != "shift"}
+    return not attr_diff(conv_x, conv_y)
+
+
 def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
     facts: list[tuple[tuple, object]] = []
-    types_x = [e.op.type for e in x.body]
-    types_y = [e.op.type for e in y.body]
+    rewired = x.wiring != y.wiring
+    if rewired:
+        facts.append((("wiring", WIRING_TEXT[x.wiring], WIRING_TEXT[y.wiring]), None))
+    body_x, body_y = _branch(x, rewired), _branch(y, rewired)
+    types_x = [e.op.type for e in body_x]
+    types_y = [e.op.type for e in body_y]
     if types_x != types_y:
         facts.append((("body", "residual branch", " ".join(types_x), " ".join(types_y)), None))
     else:
         conv_index = 0
-        for ex, ey in zip(x.body, y.body):
+        for ex, ey in zip(body_x, body_y):
             if ex.op.type == "Conv":
                 fields = attr_diff(ex.op.attrs, ey.op.attrs)
                 for name in ("stride", "group", "out_channels", "in_channels"):
                     fields.pop(name, None)
+                if rewired:  # where BatchNorm sits is the wiring's, said once
+                    fields.pop("shift", None)
                 for name, (va, vb) in fields.items():
                     facts.append((("conv", _role(x, conv_index), name, _freeze(va),
                                    _freeze(vb)), None))
@@ -262,11 +299,11 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
         for name, (va, vb) in attr_diff(jx.op.attrs, jy.op.attrs).items():
             facts.append((("op", f"{jx.op.type} {name}", _freeze(va), _freeze(vb)), None))
     sx_, sy_ = jx.shortcut, jy.shortcut
-    if not same_shortcut(jx, jy):
+    if not same_shortcut(jx, jy) and not (rewired and _same_but_bn(sx_, sy_)):
         facts.append((("shortcut", sx_.kind, sy_.kind), (sx_.describe(), sy_.describe())))
     post_x = " ".join(e.op.type for e in x.post) or "nothing"
     post_y = " ".join(e.op.type for e in y.post) or "nothing"
-    if post_x != post_y:
+    if post_x != post_y and not rewired:
         facts.append((("post", "after the sum", post_x, post_y), None))
     return facts
 
