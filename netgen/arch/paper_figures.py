@@ -128,6 +128,9 @@ _TORCHVISION = "torchvision"
 _PREACT_PAPER = "pre-activation paper"
 _BN = "BN scale/shift"
 _CIFAR_CODE = "PyTorch CIFAR code"
+# Depth -> parameters of that code's ResNet18..152 (10 classes), torch's count.
+CIFAR_CODE_PARAMS = {18: 11_173_962, 34: 21_282_122, 50: 23_520_842, 101: 42_512_970,
+                     152: 58_156_618}
 
 # Canonical name -> its published figures (see the module docstring).
 FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
@@ -146,9 +149,9 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
                              Figure("parameters", "1,703,258", 1, "exact count")),
     "cifar10-preresnet1001": (Figure("parameters", "10.2", 1e6, _PREACT_PAPER, 149_216, _BN),
                               Figure("parameters", "10,327,706", 1, "exact count")),
-    **{f"cifar10-resnet{depth}-imagenetstages": (Figure("parameters", f"{count:,}", 1, _CIFAR_CODE),)
-       for depth, count in ((18, 11_173_962), (34, 21_282_122), (50, 23_520_842),
-                            (101, 42_512_970), (152, 58_156_618))},
+    **{f"cifar10-resnet{depth}-imagenetstages": (Figure("parameters", f"{count:,}", 1,
+                                                        _CIFAR_CODE),)
+       for depth, count in CIFAR_CODE_PARAMS.items()},
 }
 
 

@@ -23,8 +23,9 @@ SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_networks(as_json: bool) -> int:
-    """The paper's networks, then the family and CIFAR-10 with ImageNet stages: name, dataset, depth, block, shortcut,
-    parameters, multiply-adds (--json adds stem_pool: msra, torchvision or null)."""
+    """The paper's networks, then the family and CIFAR-10 with ImageNet stages: name,
+    dataset, depth, block, shortcut, parameters, multiply-adds (--json adds stem_pool:
+    msra, torchvision or null)."""
     rows = []
     for section, _, specs in SECTIONS:
         for spec in specs():
