@@ -7,12 +7,15 @@ with planes 64, 128, 256, 512 and strides 1, 2, 2, 2, the Bottleneck's stride on
 3x3), `shortcut` = 1x1 conv + BN where the shape changes (PreActBlock: the conv alone, on
 relu(bn1(x))), then `F.avg_pool2d(out, 4)`, `out.view(out.size(0), -1)` and `linear`.
 
-Exported with a fixed batch (torch.onnx.export without dynamic_axes) that head is
-AveragePool kernel 4 stride 4, a Constant shape [1, 512 * expansion] and Reshape; the dynamo
-exporter writes the shape as an initializer and allowzero=1. Exporters as in
-torchvision_exports: "torchscript" and "dynamo" fold each BatchNorm into its convolution,
-"bn" keeps BatchNormalization nodes (the only form the pre-activation net takes here, as
-its BatchNorms come before their convolutions).
+That head is AveragePool kernel 4 stride 4, then the view as each export writes it:
+- "torchscript" with a fixed batch (no dynamic_axes): a Constant shape [1, 512 * expansion]
+  and Reshape; with `dynamic_batch` (dynamic_axes on the batch) the size is computed:
+  Shape -> Gather(0) -> Unsqueeze -> Concat with [-1] -> Reshape, as torch 2.x writes it;
+- "dynamo": the shape as an initializer, Reshape allowzero=1;
+- "bn" (do_constant_folding=False): Constant 1 and Constant -1, each Unsqueezed, Concat.
+"torchscript" and "dynamo" fold each BatchNorm into its convolution, "bn" keeps
+BatchNormalization nodes (the only form the pre-activation net takes here, as its
+BatchNorms come before their convolutions).
 """
 
 from __future__ import annotations
@@ -84,10 +87,38 @@ def _preact_block(e: _Writer, x: str, c_in: int, planes: int, stride: int, scope
     return e.node("Add", scope, "add", [y, shortcut]), planes
 
 
+def _constant(e: _Writer, scope: str, value) -> str:
+    return e.node("Constant", scope, "constant", [], value=onnx.numpy_helper.from_array(
+        np.asarray(value, np.int64)))
+
+
+def _view(e: _Writer, x: str, channels: int, exporter: str, dynamic_batch: bool) -> str:
+    """out.view(out.size(0), -1) as each exporter writes it (see the module docstring)."""
+    if exporter == "dynamo":
+        shape = e.init(f"val_{e.next_id()}", np.array([1, channels], np.int64), np.int64)
+        return e.node("Reshape", "", "view", [x, shape], allowzero=1)
+    if exporter == "bn":
+        parts = [e.node("Unsqueeze", f"/Unsqueeze_{i}", "unsqueeze",
+                        [_constant(e, f"/Constant_{i}", v), _constant(e, f"/Axes_{i}", [0])])
+                 for i, v in enumerate((1, -1))]
+    elif dynamic_batch:
+        size = e.node("Gather", "/Gather", "gather",
+                      [e.node("Shape", "/Shape", "shape", [x]), _constant(e, "/Constant", 0)],
+                      axis=0)
+        parts = [e.node("Unsqueeze", "/Unsqueeze", "unsqueeze", [size, _constant(e, "/Axes", [0])]),
+                 _constant(e, "/Constant_1", [-1])]
+    else:
+        return e.node("Reshape", "/Reshape", "view", [x, _constant(e, "/Constant", [1, channels])],
+                      allowzero=0)
+    shape = e.node("Concat", "/Concat", "concat", parts, axis=0)
+    return e.node("Reshape", "/Reshape", "view", [x, shape], allowzero=0)
+
+
 def cifar_code_resnet(depth: int = 18, exporter: str = "torchscript", *, preact: bool = False,
-                      num_classes: int = 10, seed: int = 0) -> onnx.ModelProto:
+                      num_classes: int = 10, seed: int = 0,
+                      dynamic_batch: bool = False) -> onnx.ModelProto:
     """ResNet{depth}() (or PreActResNet18() with `preact`) of the PyTorch CIFAR code, exported
-    with a batch of 1 on 32x32 images."""
+    on 32x32 images with a batch of 1 (torchscript: or a symbolic one, `dynamic_batch`)."""
     block, layers = LAYERS[depth]
     if preact and (block, exporter) != ("basic", "bn"):
         raise ValueError("PreActResNet: basic blocks, exporter 'bn' (its BN precede convs)")
@@ -109,14 +140,7 @@ def cifar_code_resnet(depth: int = 18, exporter: str = "torchscript", *, preact:
                 x, c_in = _block(e, x, block, c_in, 64 * 2 ** i, stride, scope, param, damp)
     x = e.node("AveragePool", "/AveragePool", "avg_pool2d", [x], ceil_mode=0,
                count_include_pad=1, kernel_shape=[4, 4], pads=[0, 0, 0, 0], strides=[4, 4])
-    shape = np.array([1, c_in], np.int64)
-    if exporter == "dynamo":
-        x = e.node("Reshape", "", "view", [x, e.init(f"val_{e.next_id()}", shape, np.int64)],
-                   allowzero=1)
-    else:
-        const = e.node("Constant", "/Constant", "constant", [],
-                       value=onnx.numpy_helper.from_array(shape))
-        x = e.node("Reshape", "/Reshape", "view", [x, const], allowzero=0)
+    x = _view(e, x, c_in, exporter, dynamic_batch and exporter == "torchscript")
     weight = e.rng.standard_normal((num_classes, c_in)) / np.sqrt(c_in)
     x = e.node("Gemm", "/linear", "linear",
                [x, e.init("linear.weight", weight),
@@ -124,10 +148,12 @@ def cifar_code_resnet(depth: int = 18, exporter: str = "torchscript", *, preact:
                alpha=1.0, beta=1.0, transB=1)
     final = "linear" if exporter == "dynamo" else "output"
     e.nodes[-1].output[0] = final
+    batch = "batch_size" if dynamic_batch else 1
     graph = helper.make_graph(
         e.nodes, "main_graph",
-        [helper.make_tensor_value_info(image, TensorProto.FLOAT, [1, 3, 32, 32])],
-        [helper.make_tensor_value_info(final, TensorProto.FLOAT, [1, num_classes])], e.inits)
+        [helper.make_tensor_value_info(image, TensorProto.FLOAT, [batch, 3, 32, 32])],
+        [helper.make_tensor_value_info(final, TensorProto.FLOAT, [batch, num_classes])],
+        e.inits)
     opset, ir_version = (18, 10) if exporter == "dynamo" else (17, 8)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="pytorch", producer_version="2.5.0")

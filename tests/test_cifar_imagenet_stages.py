@@ -248,10 +248,15 @@ def test_diff_names_the_differences(run_cli, other, words):
 
 # ------------------------------------------------------------------------------ their exports
 
-@pytest.mark.parametrize(("depth", "exporter"), [(18, "torchscript"), (18, "dynamo"), (18, "bn"),
-                                                 (50, "torchscript")])
-def test_diff_of_the_codes_export_is_equivalent(run_cli, tmp_path, depth, exporter):
-    onnx.save(cifar_code_resnet(depth, exporter, seed=2), tmp_path / "export.onnx")
+@pytest.mark.parametrize(("depth", "exporter", "dynamic"), [
+    (18, "torchscript", False), (18, "torchscript", True), (18, "dynamo", False),
+    (18, "bn", False), (50, "torchscript", True)])
+def test_diff_of_the_codes_export_is_equivalent(run_cli, tmp_path, depth, exporter, dynamic):
+    """The view's size computed from Shape (a dynamic batch) or from unfolded constants is
+    folded by the reader, so the head is the InnerProduct's own flattening."""
+    model = cifar_code_resnet(depth, exporter, seed=2, dynamic_batch=dynamic)
+    assert ("Shape" in {n.op_type for n in model.graph.node}) == dynamic
+    onnx.save(model, tmp_path / "export.onnx")
     result = run_cli("diff", tmp_path / "export.onnx", f"cifar10-resnet{depth}-imagenetstages")
     assert result.code == 0, result.out + result.err
     assert "verdict: EQUIVALENT" in result.out
@@ -268,12 +273,13 @@ def test_diff_of_preactresnet18_names_only_the_final_bn_relu(run_cli, tmp_path):
         in result.out
 
 
-@pytest.mark.parametrize(("depth", "exporter"), [(18, "torchscript"), (18, "bn"),
-                                                 (50, "dynamo")])
-def test_like_puts_the_codes_weights_on_netgens_network(run_cli, tmp_path, depth, exporter):
+@pytest.mark.parametrize(("depth", "exporter", "dynamic"), [
+    (18, "torchscript", True), (18, "bn", False), (50, "dynamo", False)])
+def test_like_puts_the_codes_weights_on_netgens_network(run_cli, tmp_path, depth, exporter,
+                                                        dynamic):
     cv2 = pytest.importorskip("cv2")
     name = f"cifar10-resnet{depth}-imagenetstages"
-    model = cifar_code_resnet(depth, exporter, seed=5)
+    model = cifar_code_resnet(depth, exporter, seed=5, dynamic_batch=dynamic)
     onnx.save(model, tmp_path / "export.onnx")
     result = run_cli("convert", tmp_path / "export.onnx", "--like", name, "-o", tmp_path / "out")
     assert result.code == 0, result.err
@@ -289,3 +295,14 @@ def test_like_puts_the_codes_weights_on_netgens_network(run_cli, tmp_path, depth
     got = create_session(out / "model.onnx", device="cpu").run_list(batch)[-1]
     assert relative_error(got, want) <= 1e-4
     assert np.argmax(got) == np.argmax(want)
+
+
+def test_a_gather_of_a_computed_tensor_is_refused_in_one_line(run_cli, tmp_path):
+    """Only shape arithmetic on constants folds; a Gather of activations has no Caffe layer."""
+    model = cifar_code_resnet(18, "torchscript", dynamic_batch=True)
+    gather = next(n for n in model.graph.node if n.op_type == "Gather")
+    gather.input[0] = next(n for n in model.graph.node if n.op_type == "AveragePool").output[0]
+    onnx.save(model, tmp_path / "bad.onnx")
+    result = run_cli("diff", tmp_path / "bad.onnx", R18)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "(Gather): the data" in result.err and "must be a constant" in result.err
