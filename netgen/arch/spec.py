@@ -480,7 +480,8 @@ _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
     r"(?P<kind>preresnext|preresnet|resnext|resnet|plain)(?P<depth>\d+)"
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
-    r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?(?:-(?P<istages>imagenetstages))?"
+    r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
+    r"(?:-(?P<istages>imagenetstages))?"
     r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
     r"(?:-(?P<pool>torchpool|msrapool))?(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
 

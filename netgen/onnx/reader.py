@@ -18,8 +18,9 @@ graph computes:
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
   Reshape; Shape, Gather, Unsqueeze, Squeeze and Concat of constants are computed (PyTorch's
   `x.view(x.size(0), -1)` exported with a dynamic batch: Shape -> Gather -> Unsqueeze ->
-  Concat -> Reshape, the batch read as Caffe's 1); Pad of zero channels becomes Power(scale 0) + Concat (option A), a stride-2
-  Slice of H and W becomes the fixed depthwise subsample convolution.
+  Concat -> Reshape, the batch read as Caffe's 1); Pad of zero channels becomes
+  Power(scale 0) + Concat (option A), a stride-2 Slice of H and W becomes the fixed
+  depthwise subsample convolution.
 
 Anything else stops with a NetgenError naming the node and its op, and so does an
 attribute the handlers do not read (ATTRIBUTES), since dropping it would change what the
@@ -654,10 +655,9 @@ class _Importer:
             return [int(v) for v in self.constant(node, node.input[1], "axes").reshape(-1)]
         return None
 
-    def _fold(self, node, value: np.ndarray) -> bool:
+    def _fold(self, node, value: np.ndarray) -> None:
         """A shape computation on constants: its value, no layer."""
         self.const[node.output[0]] = value
-        return True
 
     def op_Shape(self, node):
         """The shape of a blob is known here: a constant (a symbolic batch read as 1)."""
@@ -685,14 +685,13 @@ class _Importer:
         self._reshape_to(node, x, [d for i, d in enumerate(shape) if i not in axes])
 
     def op_Unsqueeze(self, node):
-        if self.is_const(node.input[0]):
-            return self._fold(node, np.expand_dims(self.const[node.input[0]],
-                                                   tuple(self._axes(node) or ())))
-        x = self.bottom(node, node.input[0])
-        shape = list(self.shape[x])
         axes = self._axes(node)
         if not axes:
             raise self.fail(node, "needs axes")
+        if self.is_const(node.input[0]):
+            return self._fold(node, np.expand_dims(self.const[node.input[0]], tuple(axes)))
+        x = self.bottom(node, node.input[0])
+        shape = list(self.shape[x])
         rank = len(shape) + len(axes)
         for axis in sorted(v % rank for v in axes):
             shape.insert(axis, 1)
