@@ -16,8 +16,11 @@ graph computes:
   or a Reshape to (N, -1), before it is the InnerProduct's own flattening);
 - ReduceMean over H and W -> global average pooling;
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
-  Reshape, Pad of zero channels becomes Power(scale 0) + Concat (option A), a stride-2
-  Slice of H and W becomes the fixed depthwise subsample convolution.
+  Reshape; Shape, Gather, Unsqueeze, Squeeze and Concat of constants are computed (PyTorch's
+  `x.view(x.size(0), -1)` exported with a dynamic batch: Shape -> Gather -> Unsqueeze ->
+  Concat -> Reshape, the batch read as Caffe's 1); Pad of zero channels becomes
+  Power(scale 0) + Concat (option A), a stride-2 Slice of H and W becomes the fixed
+  depthwise subsample convolution.
 
 Anything else stops with a NetgenError naming the node and its op, and so does an
 attribute the handlers do not read (ATTRIBUTES), since dropping it would change what the
@@ -652,7 +655,26 @@ class _Importer:
             return [int(v) for v in self.constant(node, node.input[1], "axes").reshape(-1)]
         return None
 
+    def _fold(self, node, value: np.ndarray) -> None:
+        """A shape computation on constants: its value, no layer."""
+        self.const[node.output[0]] = value
+
+    def op_Shape(self, node):
+        """The shape of a blob is known here: a constant (a symbolic batch read as 1)."""
+        a = self.attrs(node)
+        shape = self.shape[self.bottom(node, node.input[0])]
+        self._fold(node, np.array(shape[a.get("start", 0):a.get("end", len(shape))], np.int64))
+
+    def op_Gather(self, node):
+        data = self.constant(node, node.input[0], "the data")
+        indices = self.constant(node, node.input[1], "the indices")
+        self._fold(node, np.take(data, indices, axis=int(self.attrs(node).get("axis", 0))))
+
     def op_Squeeze(self, node):
+        if self.is_const(node.input[0]):
+            axes = self._axes(node)
+            return self._fold(node, np.squeeze(self.const[node.input[0]],
+                                               axis=None if axes is None else tuple(axes)))
         x = self.bottom(node, node.input[0])
         shape = self.shape[x]
         axes = self._axes(node)
@@ -663,11 +685,13 @@ class _Importer:
         self._reshape_to(node, x, [d for i, d in enumerate(shape) if i not in axes])
 
     def op_Unsqueeze(self, node):
-        x = self.bottom(node, node.input[0])
-        shape = list(self.shape[x])
         axes = self._axes(node)
         if not axes:
             raise self.fail(node, "needs axes")
+        if self.is_const(node.input[0]):
+            return self._fold(node, np.expand_dims(self.const[node.input[0]], tuple(axes)))
+        x = self.bottom(node, node.input[0])
+        shape = list(self.shape[x])
         rank = len(shape) + len(axes)
         for axis in sorted(v % rank for v in axes):
             shape.insert(axis, 1)
@@ -723,6 +747,9 @@ class _Importer:
                  node.output[0])
 
     def op_Concat(self, node):
+        if node.input and all(self.is_const(t) for t in node.input):
+            return self._fold(node, np.concatenate([self.const[t] for t in node.input],
+                                                   axis=int(self.attrs(node)["axis"])))
         bottoms = [self.bottom(node, t) for t in node.input]
         rank = len(self.shape[bottoms[0]])
         axis = int(self.attrs(node)["axis"]) % rank
@@ -814,6 +841,8 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "Add": ("broadcast",), "Sub": ("broadcast",), "Mul": ("broadcast",), "Div": ("broadcast",),
     "Softmax": ("axis",),
     "Concat": ("axis",),
+    "Shape": ("end", "start"),
+    "Gather": ("axis",),
     "Pad": ("mode", "pads", "value"),
     "Slice": ("axes", "ends", "starts"),
 }
