@@ -30,7 +30,7 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
     --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
-    --width-factor."""
+    --width-factor --imagenet-stages."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
                      help="imagenet (Table 1) or cifar10 (Section 4.2)."),
@@ -64,6 +64,11 @@ def spec_options(func: Callable) -> Callable:
                           "int(planes * W / 64) * G. [default: 64]"),
         click.option("--width-factor", type=int, default=None,
                      help="Wide ResNet factor K: --width-per-group 64K (wide_resnet50_2 is 2)."),
+        click.option("--imagenet-stages", is_flag=True,
+                     help="CIFAR-10 only: Table 1's four stages (64..512 channels, depth 18, 34, "
+                          "50, 101, 152) after a 3x3 conv1 with no pool1, option B: the "
+                          "literature's 'ResNet-18 on CIFAR-10' (the PyTorch CIFAR code's "
+                          "ResNet18). [default depth: 18]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -75,10 +80,10 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               input_size: int | None, stride_in: str | None, conv1_bias: bool | None,
               preact: bool = False, groups: int | None = None,
               width_per_group: int | None = None, width_factor: int | None = None,
-              stem_pool: str | None = None) -> ArchSpec:
+              stem_pool: str | None = None, imagenet_stages: bool = False) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
                      conv1_bias=conv1_bias, preact=preact, groups=groups,
                      width_per_group=width_per_group, width_factor=width_factor,
-                     stem_pool=stem_pool)
+                     stem_pool=stem_pool, imagenet_stages=imagenet_stages)

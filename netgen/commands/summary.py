@@ -39,7 +39,9 @@ def summary(as_json: bool, **spec_args) -> int:
         return 0
     click.echo(f"{spec.name}: {spec.depth} layers, {_blocks(spec)}, "
                f"shortcut {spec.shortcut or 'none (plain)'}, input {spec.input_size}x{spec.input_size}"
-               + (f", {STEM_POOL_TEXT[spec.stem_pool]}" if spec.stem_pool else ""))
+               + (f", {STEM_POOL_TEXT[spec.stem_pool]}" if spec.stem_pool else "")
+               + (", conv1 3x3 stride 1 and no pool1 before Table 1's stages"
+                  if spec.imagenet_stages else ""))
     click.echo(f"{'stage':<9} {'output':>9} {'channels':>8} {'blocks':>6} {'parameters':>12} {'mult-adds':>15}")
     for stage in info["stages"]:
         click.echo(f"{stage['stage']:<9} {_size(stage['output_size']):>9} "

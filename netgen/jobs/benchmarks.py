@@ -503,9 +503,9 @@ def diff_export(ctx: BenchContext, spec: ArchSpec) -> Path:
     where tests/torchvision_exports.py is not at hand."""
     from netgen.arch.builder import build
     from netgen.arch.weights import initial_weights
-    from netgen.jobs.diff.numeric import fold
-    from netgen.jobs.diff.sides import Side
-    from netgen.jobs.diff.topology import analyse
+    from netgen.analysis.network import Side
+    from netgen.analysis.topology import analyse
+    from netgen.jobs.diff import fold
     from netgen.onnx.export import to_onnx
     from netgen.storage.atomic import write_atomic
 

@@ -660,6 +660,13 @@ class _Importer:
             return [int(v) for v in self.constant(node, node.input[1], "axes").reshape(-1)]
         return None
 
+    def op_Gather(self, node):
+        """Normalisation folds a Gather of constants and shapes; one reaching the op mapping
+        reads a computed tensor, which has no Caffe layer."""
+        self.constant(node, node.input[0], "the data")
+        self.constant(node, node.input[1], "the indices")
+        raise self.fail(node, "a Gather of constants should have been folded")
+
     def op_Squeeze(self, node):
         x = self.bottom(node, node.input[0])
         shape = self.shape[x]
@@ -671,11 +678,11 @@ class _Importer:
         self._reshape_to(node, x, [d for i, d in enumerate(shape) if i not in axes])
 
     def op_Unsqueeze(self, node):
-        x = self.bottom(node, node.input[0])
-        shape = list(self.shape[x])
         axes = self._axes(node)
         if not axes:
             raise self.fail(node, "needs axes")
+        x = self.bottom(node, node.input[0])
+        shape = list(self.shape[x])
         rank = len(shape) + len(axes)
         for axis in sorted(v % rank for v in axes):
             shape.insert(axis, 1)
@@ -887,6 +894,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "Add": ("broadcast",), "Sub": ("broadcast",), "Mul": ("broadcast",), "Div": ("broadcast",),
     "Softmax": ("axis",),
     "Concat": ("axis",),
+    "Gather": ("axis",),
     "Pad": ("mode", "pads", "value"),
     "Split": ("axis", "num_outputs", "split"),
     "Slice": ("axes", "ends", "starts"),

@@ -1,46 +1,18 @@
-"""The two things `diff` compares: a file or a build name, read into the graph IR.
-
-A name's weights (netgen's seeded initialisation) are drawn only when asked for: a
-structural diff of ResNet-152 should not spend a second on random numbers it never reads.
-"""
+"""The two things `diff` compares: a file or a build name, read into the graph IR as a
+`Side` (netgen.analysis.network)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from netgen.arch import ir
-from netgen.arch.weights import Weights, initial_weights
+from netgen.analysis.network import Side
+from netgen.arch.weights import initial_weights
 from netgen.errors import NetgenError
 
 if TYPE_CHECKING:
     from netgen.arch.spec import ArchSpec
-
-
-@dataclass
-class Side:
-    """One network to compare: its IR, its weights, and where both came from.
-
-    `weights_are_data` is true when the weights were read from a file (an ONNX file's
-    initializers, a caffemodel): only then do their values say anything about the network
-    (a bias of zeros is no bias); netgen's initialisation is not data.
-    """
-
-    label: str
-    kind: str  # "spec", "onnx" or "prototxt"
-    graph: ir.Graph
-    weights_source: str
-    weights_are_data: bool = False
-    _weights: Weights | None = field(default=None, repr=False)
-    _make_weights: Callable[[], Weights] | None = field(default=None, repr=False)
-
-    @property
-    def weights(self) -> Weights:
-        if self._weights is None:
-            self._weights = self._make_weights() if self._make_weights else {}
-        return self._weights
 
 
 def parse_spec_name(name: str) -> "ArchSpec":

@@ -17,6 +17,7 @@ import jinja2
 from netgen.arch import ir
 from netgen.errors import NetgenError
 from netgen.jobs.draw import layout
+from netgen.jobs.draw.layout import aligned_rows, default_blocks, page, picture
 from netgen.storage.atomic import check_writable_file, write_atomic
 
 FORMATS = (".svg", ".png")
