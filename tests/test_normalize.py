@@ -286,3 +286,26 @@ def test_a_constant_as_large_as_what_it_is_computed_from_folds(monkeypatch):
     assert ops(out) == ["Conv"]
     np.testing.assert_array_equal(inits_of(out)["wt"], weight.transpose(1, 0, 2, 3))
     np.testing.assert_allclose(run(out, 2), run(m, 2), rtol=1e-6)
+
+
+def test_a_negative_dimension_is_kept_from_onnx_shape_inference(tmp_path):
+    """onnx's C++ shape inference aborts the process on a negative dim_value (found by
+    tests/test_fuzz.py): the file is refused in one line instead. Run in a child process,
+    so that a regression fails this test rather than killing the run."""
+    import subprocess
+    import sys
+
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="size_of_x"),
+             helper.make_node("Reshape", ["x", "s"], ["y"])]
+    m = model(nodes)
+    m.graph.input[0].type.tensor_type.shape.dim[2].dim_value = -1
+    m.graph.output[0].type.tensor_type.shape.dim[3].dim_value = -5
+    onnx.save(m, tmp_path / "negative.onnx")
+    code = ("import onnx, sys\n"
+            "from netgen.errors import NetgenError\n"
+            "from netgen.onnx.normalize import normalize\n"
+            f"m = onnx.load({str(tmp_path / 'negative.onnx')!r})\n"
+            "try:\n    normalize(m)\nexcept NetgenError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("node 'size_of_x' (Shape): the shape of 'x' ([1, 4, ?, 6])")

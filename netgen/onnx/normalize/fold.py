@@ -131,7 +131,15 @@ def _fold_once(model: onnx.ModelProto, batches: tuple, evaluator: _Evaluator) ->
     graph = model.graph
     if not any(_foldable(node) for node in graph.node):
         return False
-    types = [shapes.infer(model, batch) for batch in batches]
+    # Shape inference only where a Shape or Size reads a computed tensor: most graphs have
+    # none, and a damaged file is best kept from onnx's C++ code where it is not needed.
+    inferred: list[dict[str, shapes.TensorType]] = []
+
+    def types() -> list[dict[str, shapes.TensorType]]:
+        if not inferred:
+            inferred.extend(shapes.infer(model, batch) for batch in batches)
+        return inferred
+
     consts = g.Constants(graph)
     values: dict[str, list[np.ndarray]] = {}  # folded tensor -> its value at each batch
     folded: list[onnx.NodeProto] = []
@@ -148,8 +156,8 @@ def _fold_once(model: onnx.ModelProto, batches: tuple, evaluator: _Evaluator) ->
                 feed = {i: consts[i] if i in consts else values[i][k] for i in inputs}
                 results.append(evaluator.run(node, feed))
         elif node.op_type in ("Shape", "Size") and all(
-                (t.get(node.input[0]) or shapes.TensorType(0, None)).known for t in types):
-            results = [[_shape_value(node, t[node.input[0]].dims)] for t in types]
+                (t.get(node.input[0]) or shapes.TensorType(0, None)).known for t in types()):
+            results = [[_shape_value(node, t[node.input[0]].dims)] for t in types()]
         else:
             continue
         for k, out in enumerate(node.output):
@@ -158,7 +166,7 @@ def _fold_once(model: onnx.ModelProto, batches: tuple, evaluator: _Evaluator) ->
         folded.append(node)
     if not folded:
         return False
-    _commit(graph, folded, values, types, batches)
+    _commit(graph, folded, values, inferred, batches)
     return True
 
 
@@ -218,7 +226,7 @@ def _batch_target(reader: onnx.NodeProto, name: str, per_batch: list[np.ndarray]
     attrs = {a.name: a for a in reader.attribute}
     allowzero = "allowzero" in attrs and attrs["allowzero"].i
     data_dims = [t.get(reader.input[0]) for t in types]
-    copies_batch = all(t is not None and t.dims is not None and len(t.dims) > position
+    copies_batch = len(data_dims) == len(batches) and all(t is not None and t.dims is not None and len(t.dims) > position
                        and t.dims[position] == b for t, b in zip(data_dims, batches))
     others = np.delete(target, position)
     if copies_batch and not (allowzero and 0 in others):

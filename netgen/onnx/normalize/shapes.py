@@ -51,9 +51,13 @@ def infer(model: onnx.ModelProto, batch: int | None) -> dict[str, TensorType]:
     graph.name = model.graph.name
     graph.node.extend(model.graph.node)
     graph.output.extend(model.graph.output)
+    for value in graph.output:
+        _drop_negative_dims(value)
     constants = set()
     for tensor in model.graph.initializer:
         constants.add(tensor.name)
+        if any(d < 0 for d in tensor.dims):
+            continue  # damaged: onnx's shape inference aborts the process on it
         count = 1
         for d in tensor.dims:
             count *= d
@@ -67,6 +71,7 @@ def infer(model: onnx.ModelProto, batch: int | None) -> dict[str, TensorType]:
             continue
         copy = graph.input.add()
         copy.CopyFrom(value)
+        _drop_negative_dims(copy)
         dims = copy.type.tensor_type.shape.dim
         if batch is not None and dims and not (dims[0].HasField("dim_value")
                                                and dims[0].dim_value > 0):
@@ -83,6 +88,14 @@ def infer(model: onnx.ModelProto, batch: int | None) -> dict[str, TensorType]:
     for tensor in model.graph.initializer:
         types[tensor.name] = TensorType(tensor.data_type, tuple(int(d) for d in tensor.dims))
     return types
+
+
+def _drop_negative_dims(value: onnx.ValueInfoProto) -> None:
+    """A negative dim_value (a damaged file) made unknown: onnx's C++ shape inference aborts
+    the whole process on one, which no exception handler can catch."""
+    for dim in value.type.tensor_type.shape.dim:
+        if dim.HasField("dim_value") and dim.dim_value < 0:
+            dim.Clear()
 
 
 def _tensor_type(value: onnx.ValueInfoProto) -> TensorType:
