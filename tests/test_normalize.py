@@ -309,3 +309,16 @@ def test_a_negative_dimension_is_kept_from_onnx_shape_inference(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("node 'size_of_x' (Shape): the shape of 'x' ([1, 4, ?, 6])")
+
+
+def test_prune_keeps_what_a_subgraph_reads_from_the_outer_scope():
+    body = helper.make_graph([helper.make_node("Identity", ["w"], ["out"])], "body", [],
+                             [helper.make_tensor_value_info("out", F, [2])])
+    cond = helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=body)
+    m = helper.make_model(helper.make_graph(
+        [cond], "t", [helper.make_tensor_value_info("x", F, [2])],
+        [helper.make_tensor_value_info("y", F, [2])],
+        [init("c", np.array(True)), init("w", np.ones(2, np.float32))]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    out = normalize(m, (prune_unused,))
+    assert sorted(inits_of(out)) == ["c", "w"]

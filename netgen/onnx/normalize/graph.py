@@ -143,7 +143,7 @@ def prune(graph: onnx.GraphProto) -> None:
     """Drop nodes none of whose outputs is read or is a graph output, and initializers
     nothing reads (with their entries among the graph inputs, where old exporters list
     them: left there they would read as inputs the user must feed)."""
-    wanted = output_names(graph)
+    wanted = output_names(graph) | _read_by_subgraphs(graph)
     changed = True
     while changed:
         used = wanted | {name for node in graph.node for name in node.input if name}
@@ -161,6 +161,24 @@ def prune(graph: onnx.GraphProto) -> None:
         for index in reversed(range(len(field))):
             if field[index].name in unused:
                 del field[index]
+
+
+def _read_by_subgraphs(graph: onnx.GraphProto) -> set[str]:
+    """Names the bodies of If, Loop and Scan nodes read (outer-scope names are not node
+    inputs of the outer graph)."""
+    names: set[str] = set()
+    pending = [a.g for n in graph.node for a in n.attribute if a.type == onnx.AttributeProto.GRAPH]
+    pending += [sub for n in graph.node for a in n.attribute
+                if a.type == onnx.AttributeProto.GRAPHS for sub in a.graphs]
+    while pending:
+        body = pending.pop()
+        for node in body.node:
+            names.update(i for i in node.input if i)
+            pending += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+            pending += [sub for a in node.attribute if a.type == onnx.AttributeProto.GRAPHS
+                        for sub in a.graphs]
+        names.update(v.name for v in body.output)
+    return names
 
 
 def _has_subgraph(node: onnx.NodeProto) -> bool:
