@@ -322,3 +322,17 @@ def test_prune_keeps_what_a_subgraph_reads_from_the_outer_scope():
         opset_imports=[helper.make_opsetid("", 17)])
     out = normalize(m, (prune_unused,))
     assert sorted(inits_of(out)) == ["c", "w"]
+
+
+@pytest.mark.parametrize("style", ["torchscript", "torchscript-nofold", "dynamo"])
+def test_a_whole_export_normalises_to_a_valid_model_computing_the_same(style):
+    from cifar_style import cifar_resnet
+
+    m = cifar_resnet(style, seed=2)
+    out = normalize(m)
+    onnx.checker.check_model(out, full_check=True)
+    assert set(ops(out)) == {"Conv", "Relu", "Add", "Slice", "Pad", "AveragePool", "Reshape", "Gemm"}
+    assert ops(out).count("Slice") == 2  # one per option A shortcut, both axes in it
+    batches = (1,) if style == "dynamo" else (1, 3)
+    for batch in batches:
+        np.testing.assert_array_equal(run(out, batch), run(m, batch))
