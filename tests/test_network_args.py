@@ -278,3 +278,13 @@ def test_convert_like_a_folder_a_prototxt_and_an_onnx_file(run_cli, tmp_path, r2
     result = run_cli("convert", r20, "--like", "cifar10-resnet20-A", "-o", tmp_path / "a")
     assert result.code == 2 and "not cifar10-resnet20-A's architecture" in result.err
     assert not (tmp_path / "a").exists()
+
+
+def test_convert_a_build_folder_is_its_deploy_and_caffemodel(run_cli, tmp_path, r20):
+    result = run_cli("convert", r20, "-o", tmp_path / "x.onnx")
+    assert result.code == 0, result.err
+    assert f"read {r20 / 'deploy.prototxt'}" in result.out
+    assert f"weights: {r20 / 'model.caffemodel'}" in result.out
+    batch = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    reference = _run_onnx(r20 / "model.onnx", batch)
+    assert np.max(np.abs(_run_onnx(tmp_path / "x.onnx", batch) - reference)) <= 1e-5

@@ -51,7 +51,8 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
 
     A prototxt (deploy or train_val), with its CAFFEMODEL or netgen's deterministic
-    initialisation, becomes an ONNX model; an ONNX model whose ops all have a Caffe
+    initialisation, becomes an ONNX model (a build folder: its deploy.prototxt and
+    model.caffemodel); an ONNX model whose ops all have a Caffe
     equivalent becomes a deploy prototxt and a caffemodel beside it.
     """
     if seed < 0:

@@ -162,11 +162,17 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
             phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
             caffemodel_out: str | os.PathLike | None = None, legacy_input: bool = True,
             external_data: bool | None = None, floor_pool: str = "crop") -> ConvertReport:
-    """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe."""
+    """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe; a
+    build folder is its deploy.prototxt with its model.caffemodel (if it has one)."""
     from netgen.caffe.prototxt import check_floor_pool_form
 
     check_floor_pool_form(floor_pool)
     source = Path(input_path)
+    if source.is_dir():  # a build folder: its deploy.prototxt and model.caffemodel
+        from netgen.jobs.network import resolve
+
+        ref = resolve(source)
+        source, caffemodel = ref.path, caffemodel if caffemodel is not None else ref.caffemodel
     if not source.is_file():
         raise NetgenError(f"{source}: no such file")
     if is_onnx_file(source):
