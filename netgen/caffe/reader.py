@@ -381,7 +381,18 @@ def _find(name: str, *folders: Path | None) -> Path | None:
     candidates = [Path(name)]
     if not Path(name).is_absolute():
         candidates += [folder / name for folder in folders if folder is not None]
-    return next((c for c in candidates if c.is_file()), None)
+    for candidate in candidates:
+        try:
+            if candidate.is_file():
+                return candidate
+        except (OSError, ValueError):  # a NUL byte, a name too long for the system
+            pass
+    return None
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """A path from a file, quoted, cut where it would make the one-line message a page."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _hdf5_shape(layer: Any, folder: Path | None) -> tuple[int, ...]:
@@ -392,7 +403,7 @@ def _hdf5_shape(layer: Any, folder: Path | None) -> tuple[int, ...]:
         raise _shape_needed(layer, "hdf5_data_param has no source")
     listing = _find(source, folder)
     if listing is None:
-        raise _shape_needed(layer, f"its source list {source!r} is not found")
+        raise _shape_needed(layer, f"its source list {_short(source)} is not found")
     try:
         with open(listing, "rb") as handle:
             names = handle.read(1 << 20).decode("utf-8", "replace").split()
@@ -402,8 +413,8 @@ def _hdf5_shape(layer: Any, folder: Path | None) -> tuple[int, ...]:
         raise _shape_needed(layer, f"its source list {str(listing)!r} names no file")
     h5 = _find(names[0], listing.parent, folder)
     if h5 is None:
-        raise _shape_needed(layer, f"{names[0]!r}, the first file of {str(listing)!r}, is not "
-                            "found")
+        raise _shape_needed(layer, f"{_short(names[0])}, the first file of {str(listing)!r}, "
+                            "is not found")
     try:
         import h5py
     except ImportError:
