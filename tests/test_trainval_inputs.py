@@ -33,6 +33,7 @@ COMMANDS = {
     "validate": lambda f, tmp: ["validate", f, "--device", "cpu"],
     "summary": lambda f, tmp: ["summary", f],
     "convert": lambda f, tmp: ["convert", f, "-o", tmp / "out.onnx"],
+    "bench": lambda f, tmp: ["bench", f, "--device", "cpu", "--batch", "1", "--repeat", "1"],
 }
 
 
@@ -273,3 +274,13 @@ def test_hdf5_source_that_is_not_there(run_cli, tmp_path):
     assert result.code == 2 and result.err.count("\n") == 1
     assert "its source list 'no/such/list.txt' is not found" in result.err
     assert "--input-shape N,C,H,W" in result.err
+
+
+def test_bench_with_the_shape(run_cli, lmdb_file):
+    result = run_cli("bench", lmdb_file, "--input-shape", "1,3,32,32", "--device", "cpu",
+                     "--batch", "1,2", "--repeat", "1", "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["model"] == "emitted from the prototxt with seed-0 weights"
+    assert [t["batch"] for t in data["timings"]] == [1, 2]
+    assert all(t["ms_per_batch"] > 0 for t in data["timings"])
