@@ -288,3 +288,15 @@ def test_convert_a_build_folder_is_its_deploy_and_caffemodel(run_cli, tmp_path, 
     batch = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     reference = _run_onnx(r20 / "model.onnx", batch)
     assert np.max(np.abs(_run_onnx(tmp_path / "x.onnx", batch) - reference)) <= 1e-5
+
+
+def test_input_shape_is_refused_where_no_file_is_read(run_cli, tmp_path):
+    for args in (["summary", "resnet18-B"], ["validate", "resnet18-B", "--device", "cpu"]):
+        result = run_cli(*args, "--input-shape", "1,3,64,64")
+        assert result.code == 2 and result.err.count("\n") == 1, args
+        assert "a name's size is --input-size (or -inputN)" in result.err
+        assert "--input-size" in run_cli(args[0], "--help").out
+    result = run_cli("draw", "--block", "basic", "--input-shape", "1,3,64,64", "-o",
+                     tmp_path / "x.svg")
+    assert result.code == 2 and "not --block" in result.err
+    assert list(tmp_path.iterdir()) == []
