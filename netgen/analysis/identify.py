@@ -32,9 +32,25 @@ class Guess:
     misfits: list[str] = field(default_factory=list)
 
 
+def stem_ops(analysis: Analysis) -> list:
+    """The ops before the first block; in a plain net (no block cuts the main path) conv1
+    and what follows it up to the first pooling (ImageNet) or the next convolution."""
+    if analysis.blocks:
+        return [e.op for e in analysis.stem]
+    ops = [e.op for e in analysis.entries]
+    first = next((i for i, op in enumerate(ops) if op.type == "Conv"), None)
+    if first is None:
+        return ops
+    pool = next((i for i, op in enumerate(ops) if op.type == "Pool"), None)
+    if ops[first].attrs["kernel"] == [7, 7] and pool is not None:
+        return ops[:pool + 1]
+    end = next((i for i in range(first + 1, len(ops)) if ops[i].type == "Conv"), len(ops))
+    return ops[:end]
+
+
 def _stem(analysis: Analysis, misfits: list[str]) -> dict:
     """dataset, stem pooling and conv1 bias from the ops before the first block."""
-    stem = [e.op for e in analysis.stem]
+    stem = stem_ops(analysis)
     convs = [op for op in stem if op.type == "Conv"]
     pools = [op for op in stem if op.type == "Pool"]
     out: dict = {}
@@ -140,10 +156,7 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
 
 def _plain(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     """A net without shortcuts: its stages are the runs of convolutions of one width."""
-    convs = [e.op for e in analysis.entries[len(analysis.stem):] if e.op.type == "Conv"]
-    stem_convs = sum(1 for e in analysis.entries if e.op.type == "Conv") - len(convs)
-    if stem_convs == 0 and convs:  # no block cut the main path: the stem is conv1 alone
-        convs = convs[1:]
+    convs = [e.op for e in analysis.entries[len(stem_ops(analysis)):] if e.op.type == "Conv"]
     kernels = [op.attrs["kernel"][0] for op in convs]
     if kernels and all(k == 3 for k in kernels) and len(kernels) % 2 == 0:
         kind, per_block = "basic", 2

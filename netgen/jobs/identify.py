@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from netgen.analysis.identify import infer_spec
 from netgen.analysis.network import Side
@@ -20,6 +19,7 @@ from netgen.analysis.topology import analyse
 from netgen.arch.spec import BASE_WIDTH, ArchSpec, make_spec
 from netgen.errors import NetgenError
 from netgen.jobs.diff import DiffResult, compare, load_side
+from netgen.jobs.network import load_network
 
 
 @dataclass
@@ -109,20 +109,6 @@ def build_command(spec: ArchSpec) -> list[str]:
     return args
 
 
-def _side(arg: str, caffemodel: str | os.PathLike | None) -> Side:
-    path = Path(arg)
-    if path.is_dir():
-        deploy = path / "deploy.prototxt"
-        if not deploy.is_file():
-            raise NetgenError(f"{arg}: a folder without deploy.prototxt; give a build folder, "
-                              "a prototxt or an ONNX file")
-        weights = path / "model.caffemodel"
-        return load_side(str(deploy), caffemodel or (weights if weights.is_file() else None))
-    if not path.is_file():
-        raise NetgenError(f"{arg}: no such file; give an ONNX file, a prototxt or a build folder")
-    return load_side(arg, caffemodel)
-
-
 def _fallback(side: Side) -> tuple[ArchSpec, DiffResult]:
     """No spec could be read off the file: the paper's or the family's network (with the
     file's classes and input size where those fit) with the fewest findings."""
@@ -138,9 +124,11 @@ def _fallback(side: Side) -> tuple[ArchSpec, DiffResult]:
     return best[1], best[2]
 
 
-def identify(arg: str, caffemodel: str | os.PathLike | None = None) -> Identification:
-    """Name the architecture of a file (ONNX, prototxt, build folder)."""
-    side = _side(arg, caffemodel)
+def identify(arg: str, caffemodel: str | os.PathLike | None = None,
+             input_shape: tuple[int, ...] | None = None) -> Identification:
+    """Name the architecture of a network: an ONNX file, a prototxt, a build folder (or a
+    name, which names itself)."""
+    side = load_network(arg, caffemodel=caffemodel, input_shape=input_shape)
     guess = infer_spec(analyse(side, canonical=True))
     if guess.spec is not None:
         spec = guess.spec
