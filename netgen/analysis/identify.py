@@ -194,8 +194,7 @@ def infer_spec(analysis: Analysis) -> Guess:
         _blocks(analysis, out, misfits)
     else:
         _plain(analysis, out, misfits)
-    head = [e.op for e in analysis.head]
-    fcs = [op for op in head if op.type == "FC"]
+    fcs = [e.op for e in analysis.entries if e.op.type == "FC"]
     if fcs:
         out["num_classes"] = fcs[-1].attrs["out_features"]
     else:

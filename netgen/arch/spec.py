@@ -346,8 +346,10 @@ def make_spec(
         raise NetgenError(f"input size {input_size} is over the limit of {MAX_INPUT_SIZE}")
 
     if imagenet_stages:
-        block, stages, depth = _imagenet_layout(IMAGENET_STAGES_DEPTH if depth is None else depth,
-                                                stages, block, preact, IMAGENET_STAGES_WHAT)
+        if depth is None and stages is None:
+            depth = IMAGENET_STAGES_DEPTH
+        block, stages, depth = _imagenet_layout(depth, stages, block, preact,
+                                                IMAGENET_STAGES_WHAT)
         widths, conv1_bias = IMAGENET_WIDTHS, False
     elif dataset == "cifar10":
         block, stages, depth = _cifar_layout(depth, stages, block, preact)
