@@ -123,6 +123,8 @@ class Figure:
 _TORCHVISION = "torchvision"
 _PREACT_PAPER = "pre-activation paper"
 _BN = "BN scale/shift"
+_TIMM = "timm"
+_SENET = "SENet's Caffe file (timm's count)"
 
 # Canonical name -> its published figures (see the module docstring).
 FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
@@ -141,6 +143,18 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
                              Figure("parameters", "1,703,258", 1, "exact count")),
     "cifar10-preresnet1001": (Figure("parameters", "10.2", 1e6, _PREACT_PAPER, 149_216, _BN),
                               Figure("parameters", "10,327,706", 1, "exact count")),
+    # timm's parameter counts (1000 classes); SENet's Caffe layout (the stride on SE-ResNet's
+    # first 1x1, MSRA's pool1) has the same weights.
+    **{name: (Figure("parameters", count, 1, _TIMM),) for name, count in (
+        ("seresnet50", "28,088,024"), ("seresnet101", "49,326,872"),
+        ("seresnet152", "66,821,848"), ("seresnext50-32x4d", "27,559,896"),
+        ("seresnext101-32x4d", "48,955,416"), ("resnet18d", "11,708,744"),
+        ("resnet34d", "21,816,904"), ("resnet26d", "16,014,408"), ("resnet50c", "25,576,264"),
+        ("resnet50d", "25,576,264"), ("resnet101d", "44,568,392"),
+        ("resnet152d", "60,212,040"))},
+    **{name: (Figure("parameters", count, 1, _SENET),) for name, count in (
+        ("seresnet50-stride1x1", "28,088,024"), ("seresnet101-stride1x1", "49,326,872"),
+        ("seresnet152-stride1x1", "66,821,848"))},
 }
 
 

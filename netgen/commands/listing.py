@@ -12,8 +12,10 @@ from netgen.jobs.build import summary
 from netgen.jobs.paper import family_specs, paper_specs
 
 SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
-            ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets "
-                       "(ImageNet ones with torchvision's pool1: pad 1, rounding down)",
+            ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets, "
+                       "SE-ResNet/ResNeXt (timm's, and SENet's Caffe layout: -stride1x1-msrapool"
+                       ", -msrapool), ResNet-C/D (timm's *c, *d) (ImageNet ones with "
+                       "torchvision's pool1: pad 1, rounding down, unless -msrapool)",
              family_specs))
 
 
@@ -37,11 +39,11 @@ def list_networks(as_json: bool) -> int:
         if section != SECTIONS[0][0]:
             click.echo("")
         click.echo(f"{title}:")
-        click.echo(f"{'name':<24} {'dataset':<9} {'depth':>5} {'block':<17} {'shortcut':<8} "
+        click.echo(f"{'name':<31} {'dataset':<9} {'depth':>5} {'block':<17} {'shortcut':<8} "
                    f"{'parameters':>12} {'mult-adds':>10}")
         for row in rows:
             if row["section"] == section:
-                click.echo(f"{row['name']:<24} {row['dataset']:<9} {row['depth']:>5} "
+                click.echo(f"{row['name']:<31} {row['dataset']:<9} {row['depth']:>5} "
                            f"{row['block']:<17} {row['shortcut']:<8} {row['parameters']:>12,} "
                            f"{row['multiply_adds'] / 1e9:>9.3f}G")
     return 0
