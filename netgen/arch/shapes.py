@@ -140,8 +140,9 @@ def _scale_by_blob(layer, shapes):
         raise _fail(layer, "the two-bottom form is read without a bias (bias_term: false)")
     axis = p.axis % len(shape) if shape else 0
     if tuple(shape[axis:axis + len(factor)]) != tuple(factor) or axis + len(factor) > len(shape):
-        raise _fail(layer, f"bottom[1] of shape {list(factor)} must equal bottom[0]'s "
-                    f"{list(shape)} from axis {p.axis} on")
+        raise _fail(layer, f"bottom[1] of shape {list(factor)} must equal bottom[0]'s shape "
+                    f"from axis {p.axis} on ({list(shape[axis:axis + len(factor)])} of "
+                    f"{list(shape)})")
     return [shape], []
 
 

@@ -37,6 +37,11 @@ from netgen.jobs.convert import convert_like, parse_shape
                    "written: crop = Caffe's rounding-up Pooling, then a Crop to the floor size "
                    "(runs in BVLC Caffe and OpenCV); round-mode = one Pooling with "
                    "round_mode: FLOOR (BVLC Caffe master only; OpenCV refuses it).")
+@click.option("--se-form", type=click.Choice(["stock", "axpy"]), default="stock",
+              show_default=True,
+              help="How an ONNX input's squeeze-and-excitation product and sum are written: "
+                   "stock = Flatten, two-bottom Scale (axis 0) and Eltwise SUM (BVLC Caffe, "
+                   "OpenCV); axpy = the single Axpy layer of SENet's Caffe fork.")
 @click.option("--like", "like_name", metavar="NAME", default=None,
               help="Map INPUT's weights onto the network `netgen build` writes for NAME "
                    "(resnet18-B, resnet50-B-stride3x3-noconv1bias, ...): OUTPUT is a folder "
@@ -44,7 +49,7 @@ from netgen.jobs.convert import convert_like, parse_shape
                    "naming the first difference if INPUT is not NAME's architecture.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def convert(input_path, caffemodel, output, opset, force, seed, phase, input_shape,
-            caffemodel_out, input_layer, external_data, floor_pooling, like_name,
+            caffemodel_out, input_layer, external_data, floor_pooling, se_form, like_name,
             as_json) -> int:
     """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
 
@@ -57,7 +62,8 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     if like_name is not None:
         given = [flag for flag, used in (("--caffemodel-out", caffemodel_out is not None),
                                          ("--input-shape", input_shape is not None),
-                                         ("--floor-pooling", floor_pooling != "crop"))
+                                         ("--floor-pooling", floor_pooling != "crop"),
+                                         ("--se-form", se_form != "stock"))
                  if used]
         if given:
             raise NetgenError(f"{given[0]} does not apply with --like (the files are NAME's "
@@ -70,7 +76,8 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,
                          phase=phase.upper(), input_shape=parse_shape(input_shape),
                          caffemodel_out=caffemodel_out, legacy_input=not input_layer,
-                         external_data=external_data, floor_pool=floor_pooling)
+                         external_data=external_data, floor_pool=floor_pooling,
+                         se_form=se_form)
     _print(report, as_json)
     return 0
 
