@@ -108,6 +108,7 @@ def test_sdist_holds_readme_proto_templates_and_tests(artifacts):
                 "netgen/caffe/caffe.proto"}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.j2")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")}
+    expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "fixtures" / "exports").iterdir()}
     assert sorted(expected - names) == []
 
 
