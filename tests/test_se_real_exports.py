@@ -89,3 +89,27 @@ def test_export_converts_exactly(tmp_path, file):
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
     assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
+
+
+LIKE = {"timm_seresnet18": "seresnet18", "timm_seresnet50": "seresnet50",
+        "timm_seresnext50_32x4d": "seresnext50-32x4d", "timm_resnet18d": "resnet18d",
+        "timm_resnet26d": "resnet26d", "timm_resnet50d": "resnet50d",
+        "timm_resnet50c": "resnet50c"}
+
+
+@pytest.mark.parametrize("model", sorted(LIKE))
+def test_timm_exports_are_netgens_named_nets(tmp_path, run_cli, model):
+    """timm's seresnet50 is netgen's seresnet50 (and so on): diff finds them EQUIVALENT, and
+    convert --like puts the file's weights on netgen's own build, whose model.onnx computes
+    the file's logits."""
+    file = f"{model}.torchscript.onnx"
+    source = tmp_path / file
+    onnx.save(real_exports.load(file), str(source))
+    result = run_cli("diff", source, LIKE[model])
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
+    result = run_cli("convert", source, "--like", LIKE[model], "-o", tmp_path / "like")
+    assert result.code == 0, result.err
+    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    want = next(iter(create_session(onnx.load(str(source)), "cpu").run(x).values()))
+    got = create_session(onnx.load(str(tmp_path / "like" / "model.onnx")), "cpu").run(x)["fc1000"]
+    assert rel_err(got, want) <= TOLERANCE
