@@ -189,3 +189,16 @@ def test_initial_weights_cover_se_layers():
         assert [w.shape for w in weights[name]] == list(graph.layer(name).blob_shapes)
         assert not weights[name][1].any()  # biases start at 0, the gate at sigmoid(0) = 0.5
     assert "res2a" not in weights and "res2a_se_prob" not in weights
+
+
+def test_validate_skips_opencv_for_the_axpy_form(tmp_path, run_cli):
+    from netgen.jobs.validate import validate_folder
+
+    spec = spec_from_name("cifar10-seresnet20")
+    write_build(spec, tmp_path / "axpy", weights=True, se_form="axpy")
+    report = validate_folder(tmp_path / "axpy")
+    assert report.ok
+    assert [c.status for c in report.checks] == ["PASS"] * 5 + ["SKIP"]
+    assert "Axpy" in report.checks[5].figure
+    write_build(spec, tmp_path / "stock", weights=True)
+    assert validate_folder(tmp_path / "stock").checks[5].status == "PASS"

@@ -7,6 +7,9 @@ post-activation, or the pre-activation of He et al. ECCV 2016). Nothing here kno
 Names follow the published MSRA Caffe models (conv1/bn_conv1/scale_conv1, res2a_branch2a,
 bn2a_branch2a, scale2a_branch2a, res2a_branch2a_relu, res2a_branch1, res2a, res2a_relu,
 pool5, fc1000, prob) so that the published caffemodel files load into our deploy files.
+The descendants keep that scheme: an SE unit is res2a_se_pool, res2a_se_down (+ _relu),
+res2a_se_up, res2a_se_prob and the sum res2a (an Axpy); ResNet-C's stem conv1_1..conv1_3
+(bn_conv1_1, scale_conv1_1, conv1_1_relu, ...); ResNet-D's pooling res3a_branch1_pool.
 """
 
 from __future__ import annotations
