@@ -541,6 +541,8 @@ def default_conv1_bias(block: str, stages: tuple[int, ...], family: bool = False
 
 def _check_size(spec: ArchSpec) -> None:
     layers = (8 if spec.block == "bottleneck" else 6) * sum(spec.stages) * 2 + 16
+    if spec.se_reduction:  # pool, down, ReLU, up, Sigmoid; Flatten and Scale in stock Caffe
+        layers += 7 * sum(spec.stages)
     if layers > MAX_LAYERS:
         raise NetgenError(f"that network would have about {layers} layers; the limit is "
                           f"{MAX_LAYERS} (use fewer blocks per stage)")
