@@ -103,6 +103,20 @@ def module_file(module: str, package: Path = PACKAGE) -> Path | None:
     return None
 
 
+def _bound_names(init: Path | None) -> set[str]:
+    """Names a package's __init__.py binds itself (`from .compare import compare` makes
+    `netgen.jobs.diff.compare` the function, the package's interface, not the module)."""
+    if init is None or init.name != "__init__.py":
+        return set()
+    names = set()
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
 def import_graph(repo: Path = ROOT) -> dict[str, set[str]]:
     """netgen module -> the netgen modules it imports (lazy and TYPE_CHECKING ones too).
     `from package import module` imports the module, and the package only where some name
@@ -121,7 +135,9 @@ def import_graph(repo: Path = ROOT) -> dict[str, set[str]]:
                 if node.level:
                     anchor = own.split(".")[: len(own.split(".")) - node.level + 1]
                     base = ".".join(anchor + ([base] if base else []))
-                subs = [f"{base}.{alias.name}" for alias in node.names]
+                bound = _bound_names(module_file(base, package))
+                subs = [f"{base}.{alias.name}" for alias in node.names
+                        if alias.name not in bound]
                 wanted = [m for m in subs if module_file(m, package) is not None]
                 if len(wanted) < len(subs):
                     wanted.append(base)

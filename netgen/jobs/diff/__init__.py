@@ -4,7 +4,7 @@ Each side (an ONNX file, a prototxt, or a build name such as `resnet50-B`) becom
 IR, then a graph of logical ops, aligned with the other side by topology, never by name. One
 module per step, each readable on its own:
 
-- sides.py: a file or a name -> Side (IR, weights, where they came from);
+- sides.py: a name, build folder, prototxt or ONNX file -> Side (netgen.jobs.network reads it);
 - netgen.analysis (below the jobs, shared with draw, convert --like and identify): the
   logical ops in canonical form (representation dropped: folded vs separate BatchNorm, conv
   biases, trailing Softmax, flattening, global pooling spellings; a pooling's pad and
@@ -36,11 +36,16 @@ __all__ = ["DiffResult", "Row", "Side", "align", "compare", "diff", "fold", "for
 
 def diff(arg_a: str, arg_b: str, numeric: bool = False, caffemodel_a: str | None = None,
          caffemodel_b: str | None = None, seed: int = 0, weights: str = "a", batch: int = 2,
-         device: str = "cpu", strict: bool = False) -> DiffResult:
-    """Compare two networks given as files or names; `numeric` also runs them; `strict`
-    compares the files as written instead of their canonical forms."""
-    a = load_side(arg_a, caffemodel_a, seed)
-    b = load_side(arg_b, caffemodel_b, seed)
+         device: str = "cpu", strict: bool = False,
+         input_shape: tuple[int, ...] | None = None) -> DiffResult:
+    """Compare two networks, each a name, build folder, prototxt or ONNX file (see
+    netgen.jobs.network); `numeric` also runs them; `strict` compares the files as written
+    instead of their canonical forms; `input_shape` goes to either side whose data layer does
+    not tell its input size."""
+    from netgen.jobs.network import load_network
+
+    a = load_network(arg_a, caffemodel=caffemodel_a, seed=seed, input_shape=input_shape)
+    b = load_network(arg_b, caffemodel=caffemodel_b, seed=seed, input_shape=input_shape)
     result = compare(a, b, strict=strict)
     if numeric:
         result.numeric = run_numeric(result, weights=weights, batch=batch, seed=seed,
