@@ -829,9 +829,23 @@ def _to_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
                           f"{first_line(exc)})") from None
 
 
+def normalized(model: onnx.ModelProto, copy: bool = True) -> onnx.ModelProto:
+    """The model as the op mapping reads it (netgen.onnx.normalize): constants folded,
+    channels-last layouts made channels-first, Sub/Mul/Add BatchNorms and zero Pads fused.
+    The caller's model is left as it is unless `copy` is False."""
+    from netgen.onnx.normalize import normalize
+
+    if copy:
+        clone = onnx.ModelProto()
+        clone.CopyFrom(model)
+        model = clone
+    return normalize(model)
+
+
 def import_model(model: onnx.ModelProto, name: str | None = None) -> tuple[ir.Graph, Weights]:
     """The IR and weights of an in-memory ONNX model."""
-    return _Importer(model, name or model.graph.name or "onnx").run()
+    name = name or model.graph.name or "onnx"
+    return _Importer(normalized(model), name).run()
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
@@ -854,5 +868,17 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
 
 def read_onnx(path: str | os.PathLike) -> tuple[ir.Graph, Weights]:
     """The IR and weights of an ONNX file, for ops with a Caffe equivalent."""
+    graph, weights, _ = read_onnx_with_layout(path)
+    return graph, weights
+
+
+def read_onnx_with_layout(path: str | os.PathLike) -> tuple[ir.Graph, Weights, str]:
+    """read_onnx, and the layout of the file's input: "NHWC" where the file was channels-last
+    and the IR takes the same image channels-first, else "NCHW"."""
+    from netgen.onnx.normalize.layout import input_layout
+
     model = load_model(path)
-    return import_model(model, model.graph.name or Path(path).stem)
+    name = model.graph.name or Path(path).stem
+    model = normalized(model, copy=False)
+    graph, weights = _Importer(model, name).run()
+    return graph, weights, input_layout(model)
