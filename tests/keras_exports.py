@@ -18,7 +18,9 @@ import onnx
 from onnx import numpy_helper
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
-FILES = {"ResNet50": "resnet50_torch.onnx", "ResNet50V2": "resnet50v2_torch.onnx"}
+# keras.applications name (+ "-tf": the TensorFlow backend's tf2onnx export) -> fixture
+FILES = {"ResNet50": "resnet50_torch.onnx", "ResNet50V2": "resnet50v2_torch.onnx",
+         "ResNet50-tf": "resnet50_tf.onnx", "ResNet50V2-tf": "resnet50v2_tf.onnx"}
 SIZE = 64
 
 

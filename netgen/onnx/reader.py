@@ -660,7 +660,18 @@ class _Importer:
                 else sorted(v % len(shape) for v in axes))
         if any(shape[i] != 1 for i in axes):
             raise self.fail(node, f"squeezes an axis of size > 1 in {list(shape)}")
-        self._reshape_to(node, x, [d for i, d in enumerate(shape) if i not in axes])
+        target = [d for i, d in enumerate(shape) if i not in axes]
+        if len(shape) > 2 and 0 not in axes and target == [shape[0], math.prod(shape[1:])]:
+            # (N, C, 1, 1) -> (N, C), tf2onnx's head after GlobalAveragePool: a flatten from
+            # axis 1, the InnerProduct's own where one follows (it keeps the batch axis free)
+            if self.feeds_fc(node.output[0]):
+                self.alias(node.output[0], x)
+                self.flattened.add(node.output[0])
+            else:
+                self.add(node, self.node_name(node), "Flatten", [x], ir.FlattenParam(axis=1),
+                         node.output[0])
+            return
+        self._reshape_to(node, x, target)
 
     def op_Unsqueeze(self, node):
         x = self.bottom(node, node.input[0])
