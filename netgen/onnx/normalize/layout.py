@@ -165,7 +165,7 @@ class _Layout:
             outer = tuple(int(p) for p in attrs(node)["perm"])
             inner = pending[0][0] if pending else tuple(range(len(outer)))
             composed = tuple(inner[i] for i in outer)
-            origin = pending[0][1] if pending else f"node {node_name(node)!r} (Transpose)"
+            origin = f"node {node_name(node)!r} (Transpose)"  # the last one to move it
             self.state[node.output[0]] = (node.input[0], None if _identity(composed) else composed,
                                           origin)
             return False
