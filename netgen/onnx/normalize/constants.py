@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from netgen.onnx.normalize.graph import array, attrs, replace_nodes
+from netgen.onnx.normalize.rewrite import array, attrs, replace_nodes
 
 # Ops folded when every input is a constant: shape arithmetic, never an op with state or
 # randomness. The reference implementation evaluates them.
@@ -141,6 +141,6 @@ def _note_types(node: onnx.NodeProto, types: dict[str, int]) -> None:
 
 
 def _drop_unused(graph: onnx.GraphProto) -> None:
-    from netgen.onnx.normalize.graph import drop_unused_initializers
+    from netgen.onnx.normalize.rewrite import drop_unused_initializers
 
     drop_unused_initializers(graph)

@@ -20,7 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 from netgen.errors import NetgenError
-from netgen.onnx.normalize.graph import array, attrs, node_name, replace_nodes, set_attr
+from netgen.onnx.normalize.rewrite import array, attrs, node_name, replace_nodes, set_attr
 
 INPUT_LAYOUT_KEY = "netgen_input_layout"
 NHWC_TO_NCHW = (0, 3, 1, 2)

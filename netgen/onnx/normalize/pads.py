@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from netgen.onnx.normalize.graph import (array, attrs, consumers, node_name, replace_nodes,
+from netgen.onnx.normalize.rewrite import (array, attrs, consumers, node_name, replace_nodes,
                                          set_attr)
 
 
@@ -149,7 +149,7 @@ class _Pads:
 
 def fold_pads(model: onnx.ModelProto) -> onnx.ModelProto:
     if _Pads(model).run():
-        from netgen.onnx.normalize.graph import drop_unused_initializers
+        from netgen.onnx.normalize.rewrite import drop_unused_initializers
 
         drop_unused_initializers(model.graph)
     return model
