@@ -15,7 +15,7 @@ from torchvision_exports import reference_forward, relative_error
 
 from netgen.caffe.reader import read_prototxt
 from netgen.onnx.normalize.layout import input_layout
-from netgen.onnx.reader import normalized
+from netgen.onnx.normalize import normalize as normalized
 
 cv2 = pytest.importorskip("cv2")
 

@@ -40,6 +40,7 @@ from netgen.arch.shapes import conv_out, pool_out
 from netgen.arch.stages import assign_stages, f32, mark_fixed_by_weights
 from netgen.arch.weights import Weights
 from netgen.errors import NetgenError, first_line
+from netgen.onnx.normalize import normalize
 
 MAX_ONNX_BYTES = 4 << 30
 
@@ -741,7 +742,11 @@ class _Importer:
                  node.output[0])
 
     def op_Pad(self, node):
-        """Zero channels appended (option A's widening) -> Power(scale 0) copies + Concat."""
+        """Zero channels before and/or after the input (option A's widening, PyTorch's
+        F.pad(x, (0, 0, 0, 0, a, b))) -> stock layers only: a Power(scale 0) of the input is
+        a zero block of its C channels; a Caffe Slice of one block gives the two pieces
+        smaller than C (a % C and b % C, which then add up to C: both tops are used); a
+        Concat puts [zeros before, x, zeros after] together."""
         a = self.attrs(node)
         x = self.bottom(node, node.input[0])
         shape = self.shape[x]
@@ -759,17 +764,78 @@ class _Importer:
             raise self.fail(node, "the axes input is not supported")
         rank = len(shape)
         begin, end = pads[:rank], pads[rank:]
-        channels = shape[1]
-        if (mode != "constant" or value != 0.0 or any(begin) or any(p for i, p in enumerate(end) if i != 1)
-                or end[1] <= 0 or end[1] % channels):
-            raise self.fail(node, f"pads {pads} (mode {mode}, value {value}): only zero channels "
-                            "appended in a multiple of the input's channels map onto Caffe "
-                            "(Power scale 0 + Concat)")
+        channels = shape[1] if rank > 1 else 0
+        allowed = ("only zero channels before and after the input (mode constant, value 0, "
+                   "no pad of N, H or W), a multiple of the input's channels in all, map "
+                   "onto Caffe (Power scale 0, Slice, Concat)")
+        if (len(pads) != 2 * rank or rank < 2 or mode != "constant" or value != 0.0
+                or any(p for i, p in enumerate(begin + end) if i % rank != 1)):
+            raise self.fail(node, f"pads {pads} (mode {mode}, value {value}): {allowed}")
+        before, after = begin[1], end[1]
+        if before < 0 or after < 0 or before + after == 0 or (before + after) % channels:
+            raise self.fail(node, f"pads {pads} add {before} channels before and {after} "
+                            f"after an input of {channels}: {allowed}")
         name = self.node_name(node)
         zeros = self.add(node, f"{name}_zeros", "Power", [x], ir.PowerParam(scale=0.0), None,
                          top=f"{name}_zeros")
-        self.add(node, name, "Concat", [x] + [zeros] * (end[1] // channels), ir.ConcatParam(axis=1),
-                 node.output[0])
+        if before == 0:  # appended only: the form netgen's own option A writes
+            self.add(node, name, "Concat", [x] + [zeros] * (after // channels),
+                     ir.ConcatParam(axis=1), node.output[0])
+            return
+        head, tail = [zeros] * (before // channels), [zeros] * (after // channels)
+        if before % channels:
+            pieces = self.add_split(node, f"{name}_zeros_split", zeros, before % channels,
+                                    (f"{name}_zeros_before", f"{name}_zeros_after"))
+            head.append(pieces[0])
+            tail.insert(0, pieces[1])
+        self.add(node, name, "Concat", head + [x] + tail, ir.ConcatParam(axis=1), node.output[0])
+
+    def add_split(self, node, name: str, bottom: str, point: int,
+                  tops: tuple[str, str]) -> tuple[str, str]:
+        """A Caffe Slice of `bottom` along the channels at `point`, into two tops."""
+        name = self.unique(name)
+        layer = ir.Layer(name, "Slice", (bottom,), tops, ir.SliceParam(axis=1, slice_point=(point,)))
+        try:
+            out, _ = shapes.RULES["Slice"](layer, [self.shape[bottom]])
+        except NetgenError as exc:
+            raise self.fail(node, str(exc)) from None
+        self.layers.append(layer)
+        for top, top_shape in zip(tops, out):
+            self.shape[top] = tuple(top_shape)
+            self.producer[top] = len(self.layers) - 1
+        return tops
+
+    def op_Split(self, node):
+        """Split along one axis -> Caffe's Slice (netgen writes a Caffe Slice as a Split)."""
+        x = self.bottom(node, node.input[0])
+        shape = self.shape[x]
+        a = self.attrs(node)
+        axis = int(a.get("axis", 0)) % len(shape)
+        if len(node.input) > 1 and node.input[1]:
+            sizes = [int(v) for v in self.constant(node, node.input[1], "split").reshape(-1)]
+        elif "split" in a:
+            sizes = [int(v) for v in a["split"]]
+        else:
+            count = int(a.get("num_outputs", len(node.output)))
+            step = -(shape[axis] // -count)
+            sizes = [min(step, shape[axis] - k * step) for k in range(count)]
+        if (len(sizes) != len(node.output) or min(sizes) <= 0 or sum(sizes) != shape[axis]
+                or any(not o for o in node.output)):
+            raise self.fail(node, f"sizes {sizes} of axis {axis} (size {shape[axis]}) into "
+                            f"{len(node.output)} outputs: Caffe's Slice cuts the whole axis "
+                            "into non-empty pieces, one per output")
+        if axis == 0:
+            raise self.fail(node, "splits the batch axis; Caffe's deploy nets keep the batch whole")
+        points = tuple(int(p) for p in np.cumsum(sizes)[:-1])
+        name = self.unique(self.node_name(node))
+        layer = ir.Layer(name, "Slice", (x,), tuple(node.output),
+                         ir.SliceParam(axis=axis, slice_point=points))
+        out, _ = shapes.RULES["Slice"](layer, [shape])
+        self.layers.append(layer)
+        for top, top_shape in zip(node.output, out):
+            self.shape[top] = tuple(top_shape)
+            self.producer[top] = len(self.layers) - 1
+            self.blob[top] = top
 
     def op_Slice(self, node):
         """x[:, :, ::s, ::s] -> the fixed depthwise 1x1 convolution of stride s (option A)."""
@@ -826,6 +892,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "Softmax": ("axis",),
     "Concat": ("axis",),
     "Pad": ("mode", "pads", "value"),
+    "Split": ("axis", "num_outputs", "split"),
     "Slice": ("axes", "ends", "starts"),
 }
 
@@ -840,23 +907,10 @@ def _to_array(tensor: onnx.TensorProto, what: str) -> np.ndarray:
                           f"{first_line(exc)})") from None
 
 
-def normalized(model: onnx.ModelProto, copy: bool = True) -> onnx.ModelProto:
-    """The model as the op mapping reads it (netgen.onnx.normalize): constants folded,
-    channels-last layouts made channels-first, Sub/Mul/Add BatchNorms and zero Pads fused.
-    The caller's model is left as it is unless `copy` is False."""
-    from netgen.onnx.normalize import normalize
-
-    if copy:
-        clone = onnx.ModelProto()
-        clone.CopyFrom(model)
-        model = clone
-    return normalize(model)
-
-
 def import_model(model: onnx.ModelProto, name: str | None = None) -> tuple[ir.Graph, Weights]:
-    """The IR and weights of an in-memory ONNX model."""
-    name = name or model.graph.name or "onnx"
-    return _Importer(normalized(model), name).run()
+    """The IR and weights of an in-memory ONNX model, normalised first (a copy: `model`
+    is untouched) so that each computation reaches the op mapping in one spelling."""
+    return _Importer(normalize(model), name or model.graph.name or "onnx").run()
 
 
 def load_model(path: str | os.PathLike) -> onnx.ModelProto:
@@ -890,6 +944,6 @@ def read_onnx_with_layout(path: str | os.PathLike) -> tuple[ir.Graph, Weights, s
 
     model = load_model(path)
     name = model.graph.name or Path(path).stem
-    model = normalized(model, copy=False)
+    model = normalize(model)
     graph, weights = _Importer(model, name).run()
     return graph, weights, input_layout(model)

@@ -1,19 +1,37 @@
-"""ONNX -> ONNX normalisation before the importer's op mapping.
+"""ONNX -> ONNX normalisation, run before the op mapping (netgen.onnx.reader).
 
-Exporters spell one network many ways; these passes rewrite a model into the spelling the
-importer maps onto Caffe, each exactly (the rewritten graph computes what the file does)
-and each in one walk over the nodes. The order matters:
+Exporters spell one computation many ways: a constant as an initializer or a Constant node,
+`x.view(x.size(0), -1)` as a Reshape of a constant or of a shape computed at run time, a
+stride-2 subsample of H and W as one Slice or two. The passes here rewrite a model into one
+spelling, so that the op mapping handles each computation once.
 
-1. constants and casts (`constants`): fold constant subgraphs into initializers, drop
-   Identity on constants and no-op Casts, so that later passes see plain initializers and
-   activations next to each other;
-2. layout (`layout`): push Transposes out of channels-last graphs (needs 1: the pads and
-   constants it permutes must be initializers, and casts between a Transpose and its
-   inverse must be gone);
-3. affine fusion (`affine`): conv biases and Sub/Mul/Add BatchNorms (needs 2: their
-   constants are per-channel only once channels-first);
-4. pad folding (`pads`): zero Pads into the Conv/MaxPool after them (needs 2, since pads
-   are permuted there, and 3, which leaves a Pad's producer, e.g. the ReLU, next to it).
+The pass interface, for anyone adding a pass (e.g. a channels-last rewrite for Keras):
+
+- a pass is a function `def name(model: onnx.ModelProto) -> None` that edits `model` in
+  place (nodes, initializers, attributes) and returns nothing; it must keep the graph's
+  input and output names and what the graph computes;
+- it may raise netgen.errors.NetgenError with one line naming the node, what it found and
+  what is allowed, where the model cannot be brought into a form Caffe can express;
+- it goes into PASSES at the place its inputs are ready: after `constants_to_initializers`
+  every constant is an initializer; after `fold_constants` no Shape-dependent subgraph is
+  left; `prune_unused` runs last;
+- helpers for editing a graph by names are in normalize.graph, tensor types and shapes
+  (with the batch fixed to a value) in normalize.shapes.
+
+After the generic passes come the channels-last ones (Keras 3's exports, issue 18), in this
+order because each needs the previous one's result:
+
+- `to_channels_first` (layout.py) needs every constant folded and the no-op Casts between a
+  Transpose and its inverse gone (the pads and per-channel constants it permutes must be
+  initializers); it pushes the Transposes out and records a channels-last input in the
+  model's metadata (`netgen_input_layout=NHWC`);
+- `fuse_affine` (affine.py) needs channels-first constants ((1, C, 1, 1) is per-channel
+  only after the layout pass): conv bias Adds and Sub/Mul/Add BatchNorms;
+- `fold_pads` (pads.py) needs the Pads channels-first and, for a MaxPool, its ReLU next to
+  it (after the affine fusion no Add sits between); zero Pads become the layer's padding;
+- `prune_unused` still runs last (the constants the three replaced).
+
+`normalize` works on a copy: the caller's model is untouched.
 """
 
 from __future__ import annotations
@@ -23,17 +41,32 @@ from typing import Callable
 import onnx
 
 from netgen.onnx.normalize.affine import fuse_affine
-from netgen.onnx.normalize.constants import fold_constants
+from netgen.onnx.normalize.constants import constants_to_initializers
+from netgen.onnx.normalize.fold import fold_constants
 from netgen.onnx.normalize.layout import to_channels_first
+from netgen.onnx.normalize.noops import drop_noops
 from netgen.onnx.normalize.pads import fold_pads
+from netgen.onnx.normalize.prune import prune_unused
+from netgen.onnx.normalize.slices import merge_slices
 
-Pass = Callable[[onnx.ModelProto], onnx.ModelProto]
+Pass = Callable[[onnx.ModelProto], None]
 
-PASSES: tuple[Pass, ...] = (fold_constants, to_channels_first, fuse_affine, fold_pads)
+PASSES: tuple[Pass, ...] = (
+    constants_to_initializers,  # Constant nodes and Identity of constants -> initializers
+    drop_noops,                 # Identity, Cast to the type the tensor already has
+    fold_constants,             # constant and shape subgraphs -> initializers (batch -> 0)
+    merge_slices,               # Slice of a Slice on other axes -> one Slice
+    to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
+    fuse_affine,                # Conv + Add -> conv bias; Sub/Mul/Add -> BatchNormalization
+    fold_pads,                  # zero Pad of H, W -> the Conv's / MaxPool's pads
+    prune_unused,               # nodes and initializers nothing reads
+)
 
 
-def normalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model after every pass, rewritten in place (callers hand over a copy)."""
-    for step in PASSES:
-        model = step(model)
-    return model
+def normalize(model: onnx.ModelProto, passes: tuple[Pass, ...] = PASSES) -> onnx.ModelProto:
+    """A normalised copy of `model`."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for step in passes:
+        step(copy)
+    return copy

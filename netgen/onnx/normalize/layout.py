@@ -118,7 +118,7 @@ class _Layout:
                 found.add(value.name)
         return found
 
-    def run(self) -> onnx.ModelProto:
+    def run(self) -> None:
         nhwc = self.channels_last_inputs()
         for value in self.graph.input:
             if value.name in nhwc:
@@ -146,7 +146,6 @@ class _Layout:
         if nhwc:
             entry = self.model.metadata_props.add()
             entry.key, entry.value = INPUT_LAYOUT_KEY, "NHWC"
-        return self.model
 
     def step(self, node: onnx.NodeProto) -> bool:
         """Rewrite one node; False where it disappears (a Transpose composed away)."""
@@ -285,11 +284,10 @@ for _op in REDUCE:
     setattr(_Layout, f"op_{_op}", _Layout._reduce)
 
 
-def to_channels_first(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with every pending transpose pushed out (see the module docstring)."""
-    if not any(node.op_type == "Transpose" for node in model.graph.node):
-        return model
-    return _Layout(model).run()
+def to_channels_first(model: onnx.ModelProto) -> None:
+    """Push every Transpose out of the model, in place (see the module docstring)."""
+    if any(node.op_type == "Transpose" for node in model.graph.node):
+        _Layout(model).run()
 
 
 def input_layout(model: onnx.ModelProto) -> str:

@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from netgen.onnx.normalize.rewrite import (array, attrs, consumers, node_name, replace_nodes,
-                                         set_attr)
+from netgen.onnx.normalize.rewrite import (array, attrs, consumers, drop_unused_initializers,
+                                           node_name, replace_nodes, set_attr)
 
 
 class _Pads:
@@ -147,9 +147,7 @@ class _Pads:
         return True
 
 
-def fold_pads(model: onnx.ModelProto) -> onnx.ModelProto:
+def fold_pads(model: onnx.ModelProto) -> None:
+    """Fold or replace the zero Pads of the module docstring, in place."""
     if _Pads(model).run():
-        from netgen.onnx.normalize.rewrite import drop_unused_initializers
-
         drop_unused_initializers(model.graph)
-    return model

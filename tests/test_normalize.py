@@ -1,0 +1,261 @@
+"""The ONNX normalisation passes, each on tiny graphs in the shapes exporters write, checked
+against ONNX Runtime on the graph before and after (and by what the pass must leave)."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from netgen.errors import NetgenError
+from netgen.onnx.normalize import PASSES, normalize
+from netgen.onnx.normalize.constants import constants_to_initializers
+from netgen.onnx.normalize.fold import fold_constants
+from netgen.onnx.normalize.noops import drop_noops
+from netgen.onnx.normalize.prune import prune_unused
+from netgen.onnx.normalize.slices import merge_slices
+from netgen.onnx.runtime import create_session
+
+INT64_MAX = 2**63 - 1
+F = TensorProto.FLOAT
+
+
+def const_node(name: str, value) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], name=f"c_{name}",
+                            value=numpy_helper.from_array(np.asarray(value), "value"))
+
+
+def init(name: str, value) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def model(nodes, inits=(), shape=("N", 4, 6, 6), out_shape=None, opset=17, out="y"):
+    graph = helper.make_graph(list(nodes), "t", [helper.make_tensor_value_info("x", F, list(shape))],
+                              [helper.make_tensor_value_info(out, F, list(shape) if out_shape is None
+                                                             else out_shape)], list(inits))
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
+
+
+def run(m: onnx.ModelProto, batch: int) -> np.ndarray:
+    shape = [batch] + [d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim[1:]]
+    x = np.random.default_rng(batch).standard_normal(shape).astype(np.float32)
+    return create_session(m, device="cpu").run_list(x)[0]
+
+
+def ops(m: onnx.ModelProto) -> list[str]:
+    return [n.op_type for n in m.graph.node]
+
+
+def inits_of(m: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+
+
+def torch_flatten(x: str = "p", out: str = "y") -> list[onnx.NodeProto]:
+    """out.view(out.size(0), -1) as the TorchScript exporter writes it."""
+    return [const_node("zero", np.array(0, np.int64)), const_node("axes", np.array([0], np.int64)),
+            const_node("rest", np.array([-1], np.int64)),
+            helper.make_node("Shape", [x], ["s"], name="/Shape"),
+            helper.make_node("Gather", ["s", "zero"], ["g"], name="/Gather", axis=0),
+            helper.make_node("Unsqueeze", ["g", "axes"], ["u"], name="/Unsqueeze"),
+            helper.make_node("Concat", ["u", "rest"], ["target"], name="/Concat", axis=0),
+            helper.make_node("Reshape", [x, "target"], [out], name="/Reshape")]
+
+
+def test_passes_share_one_interface_and_normalize_leaves_the_callers_model_alone():
+    assert all(callable(p) for p in PASSES) and PASSES[-1] is prune_unused
+    m = model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Identity", ["r"], ["y"])])
+    before = m.SerializeToString()
+    for step in PASSES:
+        assert step(onnx.ModelProto.FromString(before)) is None  # in place, returns nothing
+    out = normalize(m)
+    assert m.SerializeToString() == before
+    assert ops(out) == ["Relu"] and out.graph.node[0].output[0] == "y"
+
+
+def test_constant_nodes_become_initializers_and_identity_of_a_constant_goes():
+    nodes = [const_node("shape", np.array([0, -1], np.int64)),
+             helper.make_node("Constant", [], ["k"], name="ints", value_ints=[2, 3]),
+             helper.make_node("Constant", [], ["f"], name="float", value_float=0.5),
+             helper.make_node("Identity", ["w"], ["w_id"], name="id"),
+             helper.make_node("Mul", ["x", "f"], ["xf"]),
+             helper.make_node("Add", ["xf", "w_id"], ["xa"]),
+             helper.make_node("Reshape", ["xa", "shape"], ["y"])]
+    m = model(nodes, [init("w", np.full((4, 1, 1), 2.0, np.float32))], out_shape=["N", 144])
+    out = normalize(m, (constants_to_initializers,))
+    assert ops(out) == ["Mul", "Add", "Reshape"]
+    values = inits_of(out)
+    assert values["shape"].tolist() == [0, -1] and values["k"].tolist() == [2, 3]
+    assert values["f"] == np.float32(0.5) and values["f"].dtype == np.float32
+    assert out.graph.node[1].input[1] == "w"  # reads the weight itself
+    np.testing.assert_array_equal(run(out, 2), run(m, 2))
+
+
+def test_a_constant_that_is_a_graph_output_keeps_its_node():
+    m = model([const_node("y", np.ones((1,), np.float32))], out_shape=[1])
+    assert ops(normalize(m, (constants_to_initializers,))) == ["Constant"]
+
+
+def test_identity_and_casts_to_the_same_type_are_dropped_others_kept():
+    nodes = [helper.make_node("Cast", ["x"], ["c"], name="same", to=F),
+             helper.make_node("Identity", ["c"], ["i"], name="id"),
+             helper.make_node("Relu", ["i"], ["r"]),
+             helper.make_node("Cast", ["r"], ["h"], name="half", to=TensorProto.FLOAT16),
+             helper.make_node("Cast", ["h"], ["y"], name="back", to=F)]
+    m = model(nodes)
+    out = normalize(m, (drop_noops,))
+    assert ops(out) == ["Relu", "Cast", "Cast"]
+    assert out.graph.node[0].input[0] == "x"
+    np.testing.assert_array_equal(run(out, 3), run(m, 3))
+
+
+def test_an_identity_writing_a_graph_output_renames_its_producer():
+    m = model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Identity", ["r"], ["y"])])
+    out = normalize(m, (drop_noops,))
+    assert ops(out) == ["Relu"] and list(out.graph.node[0].output) == ["y"]
+    # input straight to output: the node must stay, as an Identity
+    m = model([helper.make_node("Cast", ["x"], ["y"], to=F)])
+    assert ops(normalize(m, (drop_noops,))) == ["Identity"]
+
+
+def test_torchscript_flatten_folds_to_a_reshape_copying_the_batch():
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"])] + torch_flatten()
+    m = model(nodes, out_shape=["N", 4])
+    out = normalize(m, (constants_to_initializers, fold_constants, prune_unused))
+    assert ops(out) == ["GlobalAveragePool", "Reshape"]
+    target = out.graph.node[1].input[1]
+    assert inits_of(out)[target].tolist() == [0, -1]
+    assert inits_of(out).keys() == {target}
+    for batch in (1, 3):  # holds for every batch, not just the two it was evaluated at
+        np.testing.assert_array_equal(run(out, batch), run(m, batch))
+
+
+def test_a_fixed_batch_folds_to_its_value_and_allowzero_is_dropped_where_it_changes_nothing():
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"])] + torch_flatten()
+    fixed = model(nodes, shape=(2, 4, 6, 6), out_shape=[2, 4])
+    out = normalize(fixed, (constants_to_initializers, fold_constants))
+    assert inits_of(out)[out.graph.node[-1].input[1]].tolist() == [2, -1]
+    nodes[-1] = helper.make_node("Reshape", ["p", "target"], ["y"], name="/Reshape", allowzero=1)
+    m = model(nodes, out_shape=["N", 4], opset=18)
+    out = normalize(m, (constants_to_initializers, fold_constants))
+    reshape = out.graph.node[-1]
+    assert inits_of(out)[reshape.input[1]].tolist() == [0, -1]
+    assert [a.i for a in reshape.attribute if a.name == "allowzero"] == [0]
+    np.testing.assert_array_equal(run(out, 3), run(m, 3))
+
+
+def test_torchscript_pads_subgraph_folds_to_onnx_pads():
+    nodes = [const_node("pad", np.array([0, 0, 0, 0, 2, 6], np.int64)),
+             const_node("ext", np.array([2], np.int64)),
+             helper.make_node("ConstantOfShape", ["ext"], ["zeros"],
+                              value=numpy_helper.from_array(np.array([0], np.int64), "value")),
+             helper.make_node("Concat", ["pad", "zeros"], ["all"], axis=0),
+             const_node("pairs", np.array([-1, 2], np.int64)),
+             helper.make_node("Reshape", ["all", "pairs"], ["m"]),
+             const_node("s", np.array([-1], np.int64)), const_node("e", np.array([-INT64_MAX], np.int64)),
+             const_node("a", np.array([0], np.int64)), const_node("st", np.array([-1], np.int64)),
+             helper.make_node("Slice", ["m", "s", "e", "a", "st"], ["flip"]),
+             helper.make_node("Transpose", ["flip"], ["t"], perm=[1, 0]),
+             const_node("flat", np.array([-1], np.int64)),
+             helper.make_node("Reshape", ["t", "flat"], ["f"]),
+             helper.make_node("Cast", ["f"], ["pads"], to=TensorProto.INT64),
+             const_node("value", np.array(0.0, np.float32)),
+             helper.make_node("Pad", ["x", "pads", "value"], ["y"], name="pad", mode="constant")]
+    m = model(nodes, out_shape=["N", 12, 6, 6])
+    out = normalize(m)
+    assert ops(out) == ["Pad"]
+    pad = out.graph.node[0]
+    assert inits_of(out)[pad.input[1]].tolist() == [0, 2, 0, 0, 0, 6, 0, 0]
+    assert inits_of(out)[pad.input[2]] == 0.0
+    np.testing.assert_array_equal(run(out, 2), run(m, 2))
+
+
+@pytest.mark.parametrize("nodes, inits, message", [
+    # the batch times two in a Reshape's target
+    ([helper.make_node("Shape", ["x"], ["s"]),
+      helper.make_node("Gather", ["s", "zero"], ["g"], axis=0),
+      helper.make_node("Mul", ["g", "two"], ["g2"]),
+      helper.make_node("Unsqueeze", ["g2", "axes"], ["u"]),
+      helper.make_node("Concat", ["u", "rest"], ["t"], axis=0),
+      helper.make_node("Reshape", ["x", "t"], ["y"], name="twice")],
+     [init("zero", np.array(0, np.int64)), init("two", np.array(2, np.int64)),
+      init("axes", np.array([0], np.int64)), init("rest", np.array([-1], np.int64))],
+     "node 'twice' (Reshape): its target shape 't' changes with the batch size other than as "
+     "the batch itself ([2, -1] at batch 1, [4, -1] at batch 2)"),
+    # the shape of the input as a Tile's repeats
+    ([helper.make_node("Shape", ["x"], ["s"]),
+      helper.make_node("Tile", ["x", "s"], ["y"], name="tile")], [],
+     "node 'tile' (Tile): input 's' is computed from tensor shapes and changes with the "
+     "batch size ([1, 4, 6, 6] at batch 1, [2, 4, 6, 6] at batch 2); only a Reshape's target "
+     "shape may depend on the batch"),
+    # a constant expanded to the input's shape: computed, but different at each batch
+    ([helper.make_node("Shape", ["x"], ["s"]),
+      helper.make_node("Expand", ["one", "s"], ["e"]),
+      helper.make_node("Add", ["x", "e"], ["y"], name="add")],
+     [init("one", np.ones(1, np.float32))],
+     "node 'add' (Add): input 'e' is computed from tensor shapes and changes with the "
+     "batch size ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, ...] at batch 1"),
+])
+def test_batch_dependent_values_elsewhere_are_refused_naming_the_node(nodes, inits, message):
+    with pytest.raises(NetgenError) as err:
+        normalize(model(nodes, inits))
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_a_shape_not_fixed_once_the_batch_is_given_is_refused():
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="size_of_x"),
+             helper.make_node("Reshape", ["x", "s"], ["y"])]
+    with pytest.raises(NetgenError, match=r"^node 'size_of_x' \(Shape\): the shape of 'x' "
+                       r"\(\[1, 4, \?, \?\]\) is not fixed once the batch is given"):
+        normalize(model(nodes, shape=("N", 4, "H", "W")))
+
+
+def test_a_huge_computed_constant_is_refused_before_it_is_made():
+    nodes = [helper.make_node("ConstantOfShape", ["big"], ["z"], name="huge"),
+             helper.make_node("Add", ["x", "z"], ["y"])]
+    with pytest.raises(NetgenError, match=r"^node 'huge' \(ConstantOfShape\): would make a "
+                       r"constant of 1,000,000,000,000 elements"):
+        normalize(model(nodes, [init("big", np.array([10**6, 10**6], np.int64))]))
+
+
+def slice_node(x, y, axis, step, name, start=0, end=INT64_MAX):
+    names = [f"{name}_{w}" for w in ("s", "e", "a", "st")]
+    values = [np.array([v], np.int64) for v in (start, end, axis, step)]
+    return helper.make_node("Slice", [x] + names, [y], name=name), [init(n, v) for n, v in zip(names, values)]
+
+
+def test_consecutive_slices_on_other_axes_merge_into_one():
+    first, a = slice_node("x", "h", 2, 2, "node_slice_1")
+    second, b = slice_node("h", "y", -1, 2, "node_slice_2")
+    m = model([first, second], a + b)
+    out = normalize(m, (merge_slices, prune_unused))
+    assert ops(out) == ["Slice"] and out.graph.node[0].name == "node_slice_2"
+    values = [inits_of(out)[n].tolist() for n in out.graph.node[0].input[1:]]
+    assert values == [[0, 0], [INT64_MAX, INT64_MAX], [2, 3], [2, 2]]
+    assert len(out.graph.initializer) == 4
+    np.testing.assert_array_equal(run(out, 2), run(m, 2))
+
+
+def test_slices_stay_apart_where_merging_would_change_something():
+    first, a = slice_node("x", "h", 2, 2, "one")
+    second, b = slice_node("h", "y", 2, 2, "same_axis")
+    assert ops(normalize(model([first, second], a + b), (merge_slices,))) == ["Slice", "Slice"]
+    second, b = slice_node("h", "s", 3, 2, "other")
+    both = helper.make_node("Add", ["s", "s"], ["y"])
+    reread = helper.make_node("Relu", ["h"], ["r"])  # h has a second reader
+    m = model([first, second, reread, both], a + b)
+    m.graph.output.append(helper.make_tensor_value_info("r", F, ["N", 4, 3, 6]))
+    assert ops(normalize(m, (merge_slices,))) == ["Slice", "Slice", "Relu", "Add"]
+
+
+def test_prune_drops_unread_nodes_and_initializers_also_listed_as_inputs():
+    m = model([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["w"], ["dead"])],
+              [init("w", np.ones(2, np.float32)), init("v", np.ones(2, np.float32))])
+    m.graph.input.append(helper.make_tensor_value_info("v", F, [2]))
+    out = normalize(m, (prune_unused,))
+    assert ops(out) == ["Relu"] and not out.graph.initializer
+    assert [v.name for v in out.graph.input] == ["x"]
