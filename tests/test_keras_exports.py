@@ -9,13 +9,14 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
-from keras_exports import SIZE, load
+from keras_exports import SIZE, keras_resnet, load
 from onnx import helper
 from torchvision_exports import reference_forward, relative_error
 
 from netgen.caffe.reader import read_prototxt
-from netgen.onnx.normalize.layout import input_layout
 from netgen.onnx.normalize import normalize as normalized
+from netgen.onnx.normalize.layout import input_layout
+from netgen.onnx.reader import import_model
 
 cv2 = pytest.importorskip("cv2")
 
@@ -132,3 +133,25 @@ def test_keras_resnet50v2_differs_from_preresnet50(tmp_path, run_cli):
     onnx.save(load("ResNet50V2"), tmp_path / "keras.onnx")
     result = run_cli("diff", tmp_path / "keras.onnx", f"preresnet50-input{SIZE}")
     assert result.code == 1 and "verdict: DIFFERENT" in result.out
+
+
+def test_helper_built_keras_resnet_has_the_fixtures_nodes():
+    """keras_resnet (the bench's ResNet-152 without keras) writes the export's node pattern:
+    the same op counts as the real ResNet50 export but for the Identity nodes on shared
+    constants, and the same network after normalisation."""
+    real = Counter(n.op_type for n in load("ResNet50").graph.node)
+    built = keras_resnet(50, SIZE)
+    assert Counter(n.op_type for n in built.graph.node) == real - Counter({"Identity": real["Identity"]})
+    x = nhwc_batch(2, seed=2)
+    out = normalized(built)
+    assert Counter(n.op_type for n in out.graph.node) == Counter(
+        n.op_type for n in normalized(load("ResNet50")).graph.node)
+    got = reference_forward(with_logits(out), np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    assert relative_error(got, reference_forward(with_logits(keras_resnet(50, SIZE)), x)) <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth,layers", [(101, 449), (152, 670)])
+def test_helper_built_deeper_keras_resnets_have_msras_layer_counts(depth, layers):
+    graph, _ = import_model(keras_resnet(depth, 32, classes=10))
+    assert len(graph.layers) == layers

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from netgen.onnx.normalize.rewrite import (array, consumers, drop_unused_initializers, node_name,
+from netgen.onnx.normalize.rewrite import (array, consumers, node_name,
                                            per_channel, replace_nodes)
 
 EPSILON = np.float32(1e-5)  # Caffe's BatchNorm default
@@ -167,5 +167,4 @@ class _Fuser:
 
 def fuse_affine(model: onnx.ModelProto) -> None:
     """Fuse the per-channel chains of the module docstring, in place."""
-    if _Fuser(model).run():
-        drop_unused_initializers(model.graph)
+    _Fuser(model).run()  # the constants it replaced go in prune_unused

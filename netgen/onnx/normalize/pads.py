@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from netgen.onnx.normalize.rewrite import (array, attrs, consumers, drop_unused_initializers,
+from netgen.onnx.normalize.rewrite import (array, attrs, consumers,
                                            node_name, replace_nodes, set_attr)
 
 
@@ -149,5 +149,4 @@ class _Pads:
 
 def fold_pads(model: onnx.ModelProto) -> None:
     """Fold or replace the zero Pads of the module docstring, in place."""
-    if _Pads(model).run():
-        drop_unused_initializers(model.graph)
+    _Pads(model).run()  # the constants it replaced go in prune_unused

@@ -1,4 +1,4 @@
-"""Small shared helpers of the normalisation passes: constants, consumers, attributes.
+"""Helpers of the channels-last passes (layout, affine, pads): attributes, readers, constants.
 
 The passes rewrite ONNX graphs in one forward walk each; these helpers build the maps they
 need once per pass (dicts by tensor name), so that no pass scans the graph per node.
@@ -27,10 +27,6 @@ def set_attr(node: onnx.NodeProto, name: str, value) -> None:
 def node_name(node: onnx.NodeProto) -> str:
     """The name the importer's messages use for a node."""
     return node.name or f"{node.op_type}_{node.output[0] if node.output else '?'}"
-
-
-def initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    return {t.name: t for t in graph.initializer}
 
 
 def consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
@@ -64,31 +60,6 @@ def per_channel(value: np.ndarray, rank: int, channels: int | None = None) -> np
     return value.reshape(-1)
 
 
-def unique_name(taken: set[str], base: str) -> str:
-    candidate, i = base, 1
-    while candidate in taken:
-        i += 1
-        candidate = f"{base}_{i}"
-    taken.add(candidate)
-    return candidate
-
-
-def tensor_names(graph: onnx.GraphProto) -> set[str]:
-    names = {t.name for t in graph.initializer} | {v.name for v in graph.input}
-    for node in graph.node:
-        names.update(node.output)
-    return names
-
-
 def replace_nodes(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
     del graph.node[:]
     graph.node.extend(nodes)
-
-
-def drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = {item for node in graph.node for item in node.input}
-    used |= {o.name for o in graph.output} | {v.name for v in graph.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    if len(kept) != len(graph.initializer):
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
