@@ -155,3 +155,17 @@ def test_helper_built_keras_resnet_has_the_fixtures_nodes():
 def test_helper_built_deeper_keras_resnets_have_msras_layer_counts(depth, layers):
     graph, _ = import_model(keras_resnet(depth, 32, classes=10))
     assert len(graph.layers) == layers
+
+
+def test_keras_resnet50_weights_onto_netgens_network(tmp_path, run_cli):
+    """convert --like: the file's weights (conv biases folded into the BatchNorm means) on
+    netgen's own resnet50-B-torchpool, with the file's numbers in OpenCV."""
+    onnx.save(load("ResNet50"), tmp_path / "keras.onnx")
+    name = f"resnet50-B-torchpool-input{SIZE}"
+    result = run_cli("convert", tmp_path / "keras.onnx", "--like", name, "-o", tmp_path / "like")
+    assert result.code == 0, result.err
+    x = nhwc_batch(1, seed=3)
+    want = reference_forward(with_logits(load("ResNet50")), x)
+    got = opencv_logits(tmp_path / "like" / "deploy.prototxt", tmp_path / "like" / "model.caffemodel",
+                        np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "fc1000")
+    assert relative_error(got, want) <= TOLERANCE
