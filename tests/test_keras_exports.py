@@ -169,3 +169,12 @@ def test_keras_resnet50_weights_onto_netgens_network(tmp_path, run_cli):
     got = opencv_logits(tmp_path / "like" / "deploy.prototxt", tmp_path / "like" / "model.caffemodel",
                         np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "fc1000")
     assert relative_error(got, want) <= TOLERANCE
+
+
+def test_keras_conversion_is_byte_identical_across_runs(tmp_path, run_cli):
+    onnx.save(load("ResNet50V2"), tmp_path / "keras.onnx")
+    written = []
+    for run in ("a", "b"):
+        assert run_cli("convert", tmp_path / "keras.onnx", "-o", tmp_path / run / "deploy.prototxt").code == 0
+        written.append([(tmp_path / run / f).read_bytes() for f in ("deploy.prototxt", "model.caffemodel")])
+    assert written[0] == written[1]

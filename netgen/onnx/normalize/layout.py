@@ -161,8 +161,15 @@ class _Layout:
             if not _identity(perm):
                 pending.append((perm, origin))
         if op == "Transpose" and node.input[0] not in self.const:
-            outer = tuple(int(p) for p in attrs(node)["perm"])
+            given = attrs(node).get("perm")
+            if given is None and not pending:
+                return True  # the default (reversed axes) of a tensor of unknown rank: left
+            outer = (tuple(int(p) for p in given) if given is not None
+                     else tuple(reversed(range(len(pending[0][0])))))
             inner = pending[0][0] if pending else tuple(range(len(outer)))
+            if sorted(outer) != list(range(len(inner))):
+                raise NetgenError(f"node {node_name(node)!r} (Transpose): perm {list(outer)} is "
+                                  f"not a permutation of the {len(inner)} axes of its input")
             composed = tuple(inner[i] for i in outer)
             origin = f"node {node_name(node)!r} (Transpose)"  # the last one to move it
             self.state[node.output[0]] = (node.input[0], None if _identity(composed) else composed,
