@@ -6,6 +6,9 @@ back, seeded by each tensor's name so every run gets the same model: convolution
 ~N(0, sqrt(2 / fan_in)), the fc weight ~N(0, sqrt(1 / fan_in)), the constants a Mul reads
 (BatchNorm's gamma / sqrt(var + eps)) ~U(0.5, 1.5), those a Sub or Add reads (mean, beta,
 conv and fc biases) ~N(0, 0.1). Roles are read off the consumers, through Identity nodes.
+
+`keras_resnet(depth)` builds ResNet50/101/152 in the same node pattern with onnx.helper, for
+the benchmark (a 240 MB ResNet-152 file is not committed, and the bench must not need keras).
 """
 
 from __future__ import annotations
