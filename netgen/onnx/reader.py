@@ -767,7 +767,8 @@ class _Importer:
         channels = shape[1] if rank > 1 else 0
         allowed = ("only zero channels before and after the input (mode constant, value 0, "
                    "no pad of N, H or W), a multiple of the input's channels in all, map "
-                   "onto Caffe (Power scale 0, Slice, Concat)")
+                   "onto Caffe (Power scale 0, Slice, Concat), and zeros on H and W, the same "
+                   "on both sides or before a convolution (a layer's padding)")
         if (len(pads) != 2 * rank or rank < 2 or mode != "constant" or value != 0.0
                 or any(p for i, p in enumerate(begin + end) if i % rank != 1)):
             raise self.fail(node, f"pads {pads} (mode {mode}, value {value}): {allowed}")
