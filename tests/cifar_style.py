@@ -9,6 +9,8 @@ The shapes are the exporters' own (see the README's list of idioms):
   b))` is a Pad whose pads come out of Constant -> Concat with ConstantOfShape -> Reshape(-1,
   2) -> Slice(step -1) -> Transpose -> Reshape(-1) -> Cast(INT64), with a Constant 0.0 value;
   a float -> float Cast and an Identity on the way.
+- TorchScript without constant folding: the bounds are Unsqueeze of scalar Constants, and
+  F.pad's [0] * (2 * rank - len(pad)) is Mul, Shape, Gather, Sub.
 - dynamo (fixed batch 1): one Reshape(allowzero=1) of a constant shape, node_slice_1 and
   node_slice_2 with initializer bounds, a Pad of constant pads.
 
@@ -34,7 +36,16 @@ class _Graph:
 
     def name(self, op: str) -> str:
         self.count += 1
-        return f"/{op}_{self.count}" if self.style == "torchscript" else f"node_{op.lower()}_{self.count}"
+        return f"/{op}_{self.count}" if self.torchscript else f"node_{op.lower()}_{self.count}"
+
+    @property
+    def torchscript(self) -> bool:
+        return self.style.startswith("torchscript")
+
+    @property
+    def folded(self) -> bool:
+        """The TorchScript exporter's constant folding (do_constant_folding=True) ran."""
+        return self.style != "torchscript-nofold"
 
     def node(self, op: str, inputs: list[str], name: str | None = None, **attrs) -> str:
         name = name or self.name(op)
@@ -44,7 +55,7 @@ class _Graph:
 
     def const(self, value: np.ndarray, what: str) -> str:
         """A Constant node (TorchScript) or an initializer (dynamo)."""
-        if self.style == "torchscript":
+        if self.torchscript:
             return self.node("Constant", [], name=self.name(f"Constant_{what}"),
                              value=numpy_helper.from_array(np.asarray(value), "value"))
         name = f"val_{what}_{self.count}"
@@ -66,11 +77,29 @@ class _Graph:
     def subsample(self, x: str) -> str:
         """x[:, :, ::2, ::2]: one Slice per axis."""
         for axis in (2, 3):
-            inputs = [x] + [self.const(np.array([v], np.int64), what) for v, what in
+            inputs = [x] + [self.bound(v, what) for v, what in
                             ((0, "starts"), (INT64_MAX, "ends"), (axis, "axes"), (2, "steps"))]
-            name = f"/Slice_{self.count}" if self.style == "torchscript" else None
+            name = f"/Slice_{self.count}" if self.torchscript else None
             x = self.node("Slice", inputs, name=name or f"node_slice_{axis - 1}_{self.count}")
         return x
+
+    def bound(self, value: int, what: str) -> str:
+        """A 1-D bound: a constant, or without constant folding an Unsqueeze of a scalar."""
+        if self.folded:
+            return self.const(np.array([value], np.int64), what)
+        return self.node("Unsqueeze", [self.const(np.array(value, np.int64), what),
+                                       self.const(np.array([0], np.int64), "axis0")])
+
+    def extension(self, torch_pads: str) -> str:
+        """[0] * (2 * rank - len(pads)) for F.pad: a constant [2], or computed from the
+        pads' own shape without constant folding."""
+        if self.folded:
+            return self.const(np.array([2], np.int64), "ext")
+        twice = self.node("Mul", [self.const(np.array(2, np.int64), "two"),
+                                  self.const(np.array(4, np.int64), "rank")])
+        length = self.node("Gather", [self.node("Shape", [torch_pads]),
+                                      self.const(np.array([0], np.int64), "first")], axis=0)
+        return self.node("Sub", [twice, length])
 
     def pad_channels(self, x: str, before: int, after: int) -> str:
         """F.pad(x, (0, 0, 0, 0, before, after))."""
@@ -78,7 +107,7 @@ class _Graph:
             pads = self.const(np.array([0, before, 0, 0, 0, after, 0, 0], np.int64), "pads")
             return self.node("Pad", [x, pads], mode="constant")
         torch_pads = self.const(np.array([0, 0, 0, 0, before, after], np.int64), "pad")
-        extension = self.node("ConstantOfShape", [self.const(np.array([2], np.int64), "ext")],
+        extension = self.node("ConstantOfShape", [self.extension(torch_pads)],
                               value=numpy_helper.from_array(np.array([0], np.int64), "value"))
         pairs = self.node("Concat", [torch_pads, extension], axis=0)
         pairs = self.node("Reshape", [pairs, self.const(np.array([-1, 2], np.int64), "pairs")])
@@ -105,12 +134,13 @@ def cifar_resnet(style: str = "torchscript", blocks: int = 1, widths: tuple[int,
                  input_size: int = 32, num_classes: int = 10, seed: int = 0,
                  pad_split: tuple[float, float] = (0.5, 0.5)) -> onnx.ModelProto:
     """A CIFAR ResNet (6 * blocks + 2 layers) with option A shortcuts, in `style`
-    ("torchscript" or "dynamo"). pad_split shares the new channels of a widening between
-    before and after the input (akamaster's planes // 4 on each side: (0.5, 0.5))."""
+    ("torchscript", "torchscript-nofold" (do_constant_folding=False) or "dynamo").
+    pad_split shares the new channels of a widening between before and after the input
+    (akamaster's planes // 4 on each side: (0.5, 0.5))."""
     e = _Graph(style, seed)
     x = e.conv("input", "conv1", 3, widths[0], 1)
     x = e.node("Relu", [x])
-    if style == "torchscript":
+    if e.torchscript:
         x = e.node("Cast", [x], to=TensorProto.FLOAT)  # a float -> float Cast
         x = e.node("Identity", [x])
     c_in, size = widths[0], input_size
@@ -135,8 +165,8 @@ def cifar_resnet(style: str = "torchscript", blocks: int = 1, widths: tuple[int,
     w = e.weight("linear.weight", e.rng.standard_normal((num_classes, c_in)) * 0.1)
     b = e.weight("linear.bias", 0.1 * e.rng.standard_normal(num_classes))
     x = e.node("Gemm", [x, w, b], alpha=1.0, beta=1.0, transB=1)
-    batch = "batch_size" if style == "torchscript" else 1
-    opset = 17 if style == "torchscript" else 18
+    batch = "batch_size" if e.torchscript else 1
+    opset = 17 if e.torchscript else 18
     graph = helper.make_graph(
         e.nodes, f"cifar_{style}",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, input_size, input_size])],

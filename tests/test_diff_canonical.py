@@ -18,7 +18,7 @@ from netgen.arch.spec import make_spec
 from netgen.jobs.benchmarks import BenchContext, diff_export
 from netgen.jobs.diff import Side, compare, diff, format_text, load_side, parse_spec_name
 from netgen.jobs.diff.numeric import fold
-from netgen.jobs.diff.topology import analyse
+from netgen.analysis.topology import analyse
 from netgen.onnx.export import to_onnx
 from netgen.onnx.runtime import create_session
 

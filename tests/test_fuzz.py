@@ -518,6 +518,8 @@ def spec_arguments(draw):
                                                     SMALL_INT)))]
     if maybe():
         args += ["--stride-in", draw(st.sampled_from(["1x1", "3x3", "2x2"]))]
+    if draw(st.integers(0, 4)) == 0:
+        args.append("--imagenet-stages")
     return args
 
 

@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from netgen.errors import NetgenError
+from netgen.onnx.normalize import fold
 from netgen.onnx.normalize import PASSES, normalize
 from netgen.onnx.normalize.constants import constants_to_initializers
 from netgen.onnx.normalize.fold import fold_constants
@@ -259,3 +260,29 @@ def test_prune_drops_unread_nodes_and_initializers_also_listed_as_inputs():
     out = normalize(m, (prune_unused,))
     assert ops(out) == ["Relu"] and not out.graph.initializer
     assert [v.name for v in out.graph.input] == ["x"]
+
+
+@pytest.mark.parametrize("node, inits", [
+    (helper.make_node("Expand", ["one", "big"], ["z"], name="huge"),
+     [init("one", np.ones(1, np.float32)), init("big", np.array([10**6, 10**6], np.int64))]),
+    (helper.make_node("Tile", ["one", "big"], ["z"], name="huge"),
+     [init("one", np.ones((1, 1), np.float32)), init("big", np.array([10**6, 10**6], np.int64))]),
+])
+def test_expand_and_tile_of_a_huge_size_are_refused_before_they_run(node, inits):
+    nodes = [node, helper.make_node("Add", ["x", "z"], ["y"])]
+    with pytest.raises(NetgenError, match=r"^node 'huge' \((Expand|Tile)\): would make a "
+                       r"constant of 1,000,000,000,000 elements"):
+        normalize(model(nodes, inits))
+
+
+def test_a_constant_as_large_as_what_it_is_computed_from_folds(monkeypatch):
+    """A weight transposed by the exporter is folded whatever its size."""
+    weight = np.arange(4 * 5 * 3 * 3, dtype=np.float32).reshape(4, 5, 3, 3)
+    nodes = [helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0, 2, 3]),
+             helper.make_node("Conv", ["x", "wt"], ["y"], pads=[1, 1, 1, 1])]
+    m = model(nodes, [init("w", weight)], out_shape=["N", 5, 6, 6])
+    monkeypatch.setattr(fold, "MAX_FOLD_ELEMENTS", 10)  # the weight is above it
+    out = normalize(m)
+    assert ops(out) == ["Conv"]
+    np.testing.assert_array_equal(inits_of(out)["wt"], weight.transpose(1, 0, 2, 3))
+    np.testing.assert_allclose(run(out, 2), run(m, 2), rtol=1e-6)

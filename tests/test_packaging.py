@@ -108,6 +108,7 @@ def test_sdist_holds_readme_proto_templates_and_tests(artifacts):
                 "netgen/caffe/caffe.proto"}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.j2")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")}
+    expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "fixtures" / "exports").iterdir()}
     assert sorted(expected - names) == []
 
 
@@ -129,8 +130,9 @@ def test_metadata_passes_twine_check_and_names_what_an_index_shows(artifacts):
     runtime = {r.split(">=")[0] for r in requires if "extra ==" not in r}
     assert runtime == {"protobuf", "numpy", "jinja2", "click", "onnx", "onnxruntime"}
     assert all(">=" in r for r in requires if "extra ==" not in r)
-    for tool in ("pytest", "hypothesis", "opencv-python-headless"):
+    for tool in ("pytest", "hypothesis", "opencv-python-headless", "h5py"):
         assert any(r.startswith(tool) and 'extra == "test"' in r for r in requires), tool
+    assert any(r.startswith("h5py") and 'extra == "hdf5"' in r for r in requires)
     assert meta["Version"] == _source_version()
 
 

@@ -172,7 +172,7 @@ def test_like_refuses_bad_folders_and_names(tmp_path, run_cli):
     assert sorted(p.name for p in (tmp_path / "full").iterdir()) == [
         "deploy.prototxt", "keep.txt", "model.caffemodel", "model.onnx"]
     result = run_cli("convert", tmp_path / "e.onnx", "--like", "resnet18-Q", "-o", tmp_path / "q")
-    assert result.code == 2 and "'resnet18-Q' is not a network name" in result.err
+    assert result.code == 2 and "'resnet18-Q' is neither a file nor a network name" in result.err
     result = run_cli("convert", tmp_path / "e.onnx", "--like", "resnet18-B-input64", "-o",
                      tmp_path / "x.prototxt")
     assert result.code == 2 and "with --like the output is a folder" in result.err

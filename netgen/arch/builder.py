@@ -221,7 +221,10 @@ def build(spec: ArchSpec) -> ir.Graph:
     Stem: ImageNet conv1 7x7/2 + BN-ReLU + pool1 3x3/2 (MSRA's or torchvision's padding and
     rounding, spec.stem_pool); CIFAR-10 conv1 3x3 + BN-ReLU, or for
     pre-activation nets conv1 alone (the authors' resnet-1k-layers): its first block's
-    BN-ReLU follows. Pre-activation nets end with BN-ReLU before the average pool.
+    BN-ReLU follows. A CIFAR-10 net with ImageNet stages has the same stem with 64 channels
+    (spec.widths[0]) and Table 1's stages after it, as the PyTorch CIFAR code's ResNet18.
+    Pre-activation nets end with BN-ReLU before the average pool (that code's PreActResNet
+    has none). The head pools the whole last map (4x4 at 32: its F.avg_pool2d(out, 4)).
     """
     kind = BLOCK_KINDS[spec.block_kind]
     net = _Net(stage="conv1")

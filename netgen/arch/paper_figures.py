@@ -19,7 +19,11 @@ parameter counts and multiply-adds (its `_ops`, in G) for ResNeXt and the Wide R
 ResNeXt paper's 4.2 x 10^9 for ResNeXt-50 (Table 1), and the pre-activation paper's 1.7M and
 10.2M for CIFAR ResNet-164 and ResNet-1001, which count convolution and fc weights only:
 their BatchNorms' scale and shift (24,224 and 149,216 values, one pair per channel of every
-BN) are added to those figures as an offset, as a conv1 bias is to Table 6's.
+BN) are added to those figures as an offset, as a conv1 bias is to Table 6's. The CIFAR-10
+nets with ImageNet stages (cifar10-resnet18-imagenetstages ...) have the parameter counts of
+the PyTorch CIFAR code's ResNet18..152 (torch's count: conv and fc weights, fc bias, BN
+weight and bias, as netgen counts); its PreActResNet18 has no final BN-ReLU, so
+cifar10-preresnet18-imagenetstages has no figure.
 """
 
 from __future__ import annotations
@@ -123,6 +127,10 @@ class Figure:
 _TORCHVISION = "torchvision"
 _PREACT_PAPER = "pre-activation paper"
 _BN = "BN scale/shift"
+_CIFAR_CODE = "PyTorch CIFAR code"
+# Depth -> parameters of that code's ResNet18..152 (10 classes), torch's count.
+CIFAR_CODE_PARAMS = {18: 11_173_962, 34: 21_282_122, 50: 23_520_842, 101: 42_512_970,
+                     152: 58_156_618}
 
 # Canonical name -> its published figures (see the module docstring).
 FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
@@ -141,6 +149,9 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
                              Figure("parameters", "1,703,258", 1, "exact count")),
     "cifar10-preresnet1001": (Figure("parameters", "10.2", 1e6, _PREACT_PAPER, 149_216, _BN),
                               Figure("parameters", "10,327,706", 1, "exact count")),
+    **{f"cifar10-resnet{depth}-imagenetstages": (Figure("parameters", f"{count:,}", 1,
+                                                        _CIFAR_CODE),)
+       for depth, count in CIFAR_CODE_PARAMS.items()},
 }
 
 

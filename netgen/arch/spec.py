@@ -19,6 +19,12 @@ pad 1 rounding down (torchvision's and fb.resnet.torch's ResNets). Both give 56x
 but their windows sit one pixel apart, so a weight file trained with one computes other
 numbers with the other: it is architecture, in the name as -torchpool / -msrapool where it
 is not the net's default.
+
+The last, `imagenet_stages`, is the "ResNet-18 on CIFAR-10" of the literature (the
+most-starred PyTorch CIFAR code's ResNet18..152): a CIFAR-10 net with Table 1's four stages
+and widths (64, 128, 256, 512; strides 1, 2, 2, 2), conv1 3x3 64 stride 1 + BN-ReLU and no
+pool1, option B, a bottleneck's stride on its 3x3 (that code's conv2), named
+cifar10-resnet18-imagenetstages. It counts as one of the family's (its defaults are theirs).
 """
 
 from __future__ import annotations
@@ -74,6 +80,15 @@ MAX_INPUT_SIZE = 4096
 MAX_WIDTH = 65_536
 MAX_CLASSES = 1_000_000
 
+# --imagenet-stages: the name's token, the depth unless told (the literature's CIFAR
+# ResNet-18), what its errors call these nets, and the nets `netgen list` shows.
+IMAGENET_STAGES_TOKEN = "imagenetstages"
+IMAGENET_STAGES_DEPTH = 18
+IMAGENET_STAGES_WHAT = "CIFAR-10 --imagenet-stages"
+IMAGENET_STAGES_NAMES = tuple(f"cifar10-resnet{d}-{IMAGENET_STAGES_TOKEN}"
+                              for d in IMAGENET_LAYOUTS) + (
+    f"cifar10-preresnet18-{IMAGENET_STAGES_TOKEN}",)
+
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -93,6 +108,7 @@ class ArchSpec:
     groups: int = 1
     width_per_group: int = BASE_WIDTH
     stem_pool: str | None = "msra"  # a STEM_POOLS key; None for CIFAR-10 (no pool1)
+    imagenet_stages: bool = False  # CIFAR-10 with Table 1's four stages (IMAGENET_STAGES_NAMES)
 
     @property
     def plain(self) -> bool:
@@ -100,8 +116,9 @@ class ArchSpec:
 
     @property
     def family(self) -> bool:
-        """A pre-activation, ResNeXt or wide net: one of the paper's descendants."""
-        return is_family(self.preact, self.groups, self.width_per_group)
+        """A pre-activation, ResNeXt or wide net, or a CIFAR-10 net with ImageNet stages:
+        one of the paper's descendants."""
+        return is_family(self.preact, self.groups, self.width_per_group) or self.imagenet_stages
 
     @property
     def block_kind(self) -> str:
@@ -125,7 +142,8 @@ class ArchSpec:
         pre-activation nets with `pre` (cifar10-preresnet1001, preresnet200); their shortcut
         letter is written only where it is not their default B. An ImageNet stem pooling
         other than the net's default: -torchpool (resnet18-B-torchpool) or -msrapool
-        (resnext50-32x4d-msrapool).
+        (resnext50-32x4d-msrapool). CIFAR-10 nets with Table 1's stages:
+        -imagenetstages after the depth and layout (cifar10-resnet18-imagenetstages).
         """
         prefix = "cifar10-" if self.dataset == "cifar10" else ""
         wide = self.wide_factor
@@ -141,10 +159,13 @@ class ArchSpec:
             base += f"-{wide}"
         if not self.is_paper_layout:
             base += "-" + "-".join(str(n) for n in self.stages) + f"-{self.block}"
+        if self.imagenet_stages:
+            base += f"-{IMAGENET_STAGES_TOKEN}"
         if not self.plain and not (self.family and self.shortcut == FAMILY_SHORTCUT):
             base += f"-{self.shortcut}"
         if self.stride_in != default_stride_in(self.dataset, self.block, self.preact,
-                                               self.groups, self.width_per_group):
+                                               self.groups, self.width_per_group,
+                                               self.imagenet_stages):
             base += f"-stride{self.stride_in}"
         if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(
                 self.block, self.stages, self.family):
@@ -161,8 +182,9 @@ class ArchSpec:
     @property
     def is_paper_layout(self) -> bool:
         """The layout the depth alone names: Table 1, Section 4.2's 6n+2, or for
-        pre-activation nets that paper's (9n+2 bottleneck CIFAR nets, ResNet-200)."""
-        if self.dataset == "cifar10":
+        pre-activation nets that paper's (9n+2 bottleneck CIFAR nets, ResNet-200); with
+        ImageNet stages Table 1's (or ResNet-200's)."""
+        if self.dataset == "cifar10" and not self.imagenet_stages:
             return self.block == default_cifar_block(self.depth, self.preact)
         layouts = PREACT_IMAGENET_LAYOUTS if self.preact else IMAGENET_LAYOUTS
         return layouts.get(self.depth) == (self.block, self.stages)
@@ -183,8 +205,10 @@ class ArchSpec:
     def to_dict(self) -> dict:
         """summary.json's record. The family's fields appear only for family nets, and
         stem_pool only where it is not MSRA's, so the paper's networks keep the record (and
-        generated/) they always had."""
+        generated/) they always had; imagenet_stages only where it is true."""
         data = asdict(self)
+        if not self.imagenet_stages:
+            del data["imagenet_stages"]
         if not self.family:
             for key in ("preact", "groups", "width_per_group"):
                 del data[key]
@@ -212,14 +236,17 @@ def inner_width(planes: int, groups: int, width_per_group: int) -> int:
 
 
 def default_stride_in(dataset: str, block: str, preact: bool, groups: int,
-                      width_per_group: int) -> str:
+                      width_per_group: int, imagenet_stages: bool = False) -> str:
     """Where a bottleneck downsamples unless told: on the 3x3 for ResNeXt and Wide ResNets
-    (their code and torchvision) and for the ImageNet pre-activation nets (fb.resnet.torch's
-    preresnet.lua, the authors' ResNet-200); on the first 1x1 for the paper's Caffe models
-    and the pre-activation CIFAR nets (the authors' resnet-1k-layers)."""
+    (their code and torchvision), for the ImageNet pre-activation nets (fb.resnet.torch's
+    preresnet.lua, the authors' ResNet-200) and for CIFAR-10 nets with ImageNet stages (the
+    PyTorch CIFAR code's Bottleneck and PreActBottleneck: conv2 has the stride); on the first
+    1x1 for the paper's Caffe models and the pre-activation CIFAR nets (the authors'
+    resnet-1k-layers)."""
     if block != "bottleneck":
         return "1x1"
-    if groups != 1 or width_per_group != BASE_WIDTH or (preact and dataset == "imagenet"):
+    if groups != 1 or width_per_group != BASE_WIDTH or (preact and dataset == "imagenet") \
+            or imagenet_stages:
         return "3x3"
     return "1x1"
 
@@ -261,11 +288,13 @@ def make_spec(
     width_per_group: int | None = None,
     width_factor: int | None = None,
     stem_pool: str | None = None,
+    imagenet_stages: bool = False,
 ) -> ArchSpec:
     """Validate user choices and fill the paper's defaults; every error names what is allowed.
 
     stride_in None is the family's default (default_stride_in); width_factor K is
-    width_per_group 64K; stem_pool None is default_stem_pool.
+    width_per_group 64K; stem_pool None is default_stem_pool; imagenet_stages gives a
+    CIFAR-10 net Table 1's four stages (depth 18 unless told).
     """
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
@@ -282,6 +311,10 @@ def make_spec(
     if stem_pool is not None and dataset != "imagenet":
         raise NetgenError("--stem-pool applies to ImageNet nets only: CIFAR-10 nets have no "
                           "pool1 (their stem is conv1 alone); drop --stem-pool")
+    if imagenet_stages and dataset != "cifar10":
+        raise NetgenError("--imagenet-stages gives a CIFAR-10 net (3x3 stem, no pool1) Table 1's "
+                          "four stages; ImageNet nets have them already: add --dataset cifar10 "
+                          "or drop --imagenet-stages")
     if plain and shortcut is not None:
         raise NetgenError("--plain nets have no shortcuts: drop --shortcut, or drop --plain")
     if plain and preact:
@@ -302,7 +335,7 @@ def make_spec(
     groups = groups or 1
     width_per_group = width_per_group or BASE_WIDTH * (width_factor or 1)
     widened = groups != 1 or width_per_group != BASE_WIDTH
-    family = is_family(preact, groups, width_per_group)
+    family = is_family(preact, groups, width_per_group) or imagenet_stages
     shortcut = None if plain else (shortcut or (FAMILY_SHORTCUT if family
                                                 else DEFAULT_SHORTCUT[dataset])).upper()
     num_classes = num_classes or DEFAULT_CLASSES[dataset]
@@ -312,7 +345,13 @@ def make_spec(
     if input_size > MAX_INPUT_SIZE:
         raise NetgenError(f"input size {input_size} is over the limit of {MAX_INPUT_SIZE}")
 
-    if dataset == "cifar10":
+    if imagenet_stages:
+        if depth is None and stages is None:
+            depth = IMAGENET_STAGES_DEPTH
+        block, stages, depth = _imagenet_layout(depth, stages, block, preact,
+                                                IMAGENET_STAGES_WHAT)
+        widths, conv1_bias = IMAGENET_WIDTHS, False
+    elif dataset == "cifar10":
         block, stages, depth = _cifar_layout(depth, stages, block, preact)
         widths, conv1_bias = CIFAR_WIDTHS, False
     else:
@@ -325,7 +364,8 @@ def make_spec(
                           "3x3 convolution; basic blocks have none (as torchvision: BasicBlock "
                           "only supports groups=1 and base_width=64): use a bottleneck layout")
     if stride_in is None:
-        stride_in = default_stride_in(dataset, block, preact, groups, width_per_group)
+        stride_in = default_stride_in(dataset, block, preact, groups, width_per_group,
+                                      imagenet_stages)
     if stride_in == "3x3" and block != "bottleneck":
         raise NetgenError("--stride-in 3x3 applies to bottleneck blocks only (depth 50, 101, 152)")
     for planes in widths:
@@ -340,7 +380,8 @@ def make_spec(
     if stem_pool is None:
         stem_pool = default_stem_pool(dataset, family)
     spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
-                    stride_in, conv1_bias, preact, groups, width_per_group, stem_pool)
+                    stride_in, conv1_bias, preact, groups, width_per_group, stem_pool,
+                    imagenet_stages)
     _check_size(spec)
     return spec
 
@@ -379,14 +420,16 @@ def _custom_layout(depth, block, stages) -> tuple[str, tuple[int, ...], int]:
     return block, tuple(stages), derived
 
 
-def _imagenet_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], int]:
+def _imagenet_layout(depth, stages, block, preact,
+                     what: str = "ImageNet") -> tuple[str, tuple[int, ...], int]:
+    """Table 1's layouts (ImageNet, and CIFAR-10 with --imagenet-stages: `what` says which)."""
     if stages is None:
         depth = 50 if depth is None else depth
         layouts = PREACT_IMAGENET_LAYOUTS if preact else IMAGENET_LAYOUTS
         if depth not in layouts:
             allowed = ", ".join(str(d) for d in layouts)
             where = "Table 1 or the pre-activation paper" if preact else "Table 1"
-            raise NetgenError(f"ImageNet depth {depth} is not in {where} (allowed: {allowed});"
+            raise NetgenError(f"{what} depth {depth} is not in {where} (allowed: {allowed});"
                               " give --stages and --block for another layout")
         table_block, stages = layouts[depth]
         if block is not None and block != table_block:
@@ -394,7 +437,7 @@ def _imagenet_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...]
                               "give --stages for another layout")
         return table_block, tuple(stages), depth
     if len(stages) != len(IMAGENET_WIDTHS):
-        raise NetgenError(f"ImageNet nets have 4 stages (conv2_x..conv5_x), got {len(stages)}")
+        raise NetgenError(f"{what} nets have 4 stages (conv2_x..conv5_x), got {len(stages)}")
     block = block or "bottleneck"
     return _custom_layout(depth, block, stages)
 
@@ -430,7 +473,7 @@ NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "c
                  "resnet50-B-stride3x3", "resnet50-B-noconv1bias", "resnet26-2-2-2-2-bottleneck-B",
                  "resnet18-A-classes100-input112", "cifar10-preresnet164", "preresnet200",
                  "resnext50-32x4d", "wide-resnet50-2", "resnet18-B-torchpool",
-                 "resnext50-32x4d-msrapool")
+                 "resnext50-32x4d-msrapool", "cifar10-resnet18-imagenetstages")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
@@ -440,6 +483,7 @@ _NAME = re.compile(
     r"(?P<kind>preresnext|preresnet|resnext|resnet|plain)(?P<depth>\d+)"
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
+    r"(?:-(?P<istages>imagenetstages))?"
     r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
     r"(?:-(?P<pool>torchpool|msrapool))?(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
 
@@ -478,7 +522,8 @@ def spec_from_name(name: str) -> ArchSpec:
                          groups=int(g["groups"]) if g["groups"] else None,
                          width_per_group=int(g["wpg"]) if g["wpg"] else None,
                          width_factor=int(g["factor"]) if g["factor"] else None,
-                         stem_pool=_STEM_POOL_OF_SUFFIX.get(g["pool"]))
+                         stem_pool=_STEM_POOL_OF_SUFFIX.get(g["pool"]),
+                         imagenet_stages=bool(g["istages"]))
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
     # The paper's residual nets may leave out their shortcut letter (resnet50 is resnet50-B);

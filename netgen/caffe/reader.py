@@ -27,7 +27,7 @@ from netgen.arch.shapes import infer, pool_out, rounding_matters
 from netgen.arch.stages import assign_stages, f32, is_subsample_pattern, mark_fixed_by_weights
 from netgen.arch.weights import Weights, initial_weights
 from netgen.caffe import proto as caffe_proto
-from netgen.errors import NetgenError
+from netgen.errors import InputShapeNeeded, NetgenError, first_line
 
 PHASES = ("TRAIN", "TEST")
 
@@ -336,15 +336,20 @@ def _input_layer_blobs(layer: Any) -> list[ir.Blob]:
             for i, top in enumerate(layer.top)]
 
 
-def _data_layer_shape(layer: Any) -> tuple[int, ...] | None:
-    """(1, C, H, W) for the image top of a data layer, where the layer tells; else None."""
+def _data_layer_shape(layer: Any, folder: Path | None) -> tuple[int, ...]:
+    """(1, C, H, W) for the image top of a data layer, from the layer itself (crop_size,
+    ImageData's new_height/new_width, DummyData's shape) or, for HDF5Data, from the first
+    file its source lists; InputShapeNeeded where neither tells. `folder` is the prototxt's
+    folder (None for text), where relative sources are also looked for."""
     if layer.type == "DummyData":
         p = layer.dummy_data_param
         if p.shape:
             return (1,) + tuple(int(d) for d in p.shape[0].dim[1:])
         if p.channels and p.height and p.width:
             return 1, int(p.channels[0]), int(p.height[0]), int(p.width[0])
-        return None
+        raise _shape_needed(layer, "its dummy_data_param gives no shape")
+    if layer.type == "HDF5Data":
+        return _hdf5_shape(layer, folder)
     crop = layer.transform_param.crop_size if layer.HasField("transform_param") else 0
     if not crop and layer.type == "Data":
         crop = layer.data_param.crop_size
@@ -355,9 +360,82 @@ def _data_layer_shape(layer: Any) -> tuple[int, ...] | None:
             channels = 3 if p.is_color else 1
             return 1, channels, int(p.new_height), int(p.new_width)
     if not crop:
-        return None
+        if layer.type == "ImageData":
+            raise _shape_needed(layer, "no crop_size or new_height/new_width: each image "
+                                "keeps its own size")
+        where = "database" if layer.type == "Data" else "data"
+        raise _shape_needed(layer, f"no crop_size: the image size is in the {where}")
     channels = 1 if layer.type == "ImageData" and not layer.image_data_param.is_color else 3
     return 1, channels, int(crop), int(crop)
+
+
+def _shape_needed(layer: Any, why: str, alternative: bool = False) -> InputShapeNeeded:
+    return InputShapeNeeded(f"layer {layer.name!r} ({layer.type}): cannot tell the input size "
+                            f"from this data layer ({why})", alternative)
+
+
+def _find(name: str, *folders: Path | None) -> Path | None:
+    """`name` as Caffe opens it (from the working folder, or absolute), else beside the
+    prototxt or the list that names it: other projects' files name paths relative to the
+    folder Caffe ran in, which is seldom the one netgen runs in."""
+    candidates = [Path(name)]
+    if not Path(name).is_absolute():
+        candidates += [folder / name for folder in folders if folder is not None]
+    for candidate in candidates:
+        try:
+            if candidate.is_file():
+                return candidate
+        except (OSError, ValueError):  # a NUL byte, a name too long for the system
+            pass
+    return None
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """A path from a file, quoted, cut where it would make the one-line message a page."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _hdf5_shape(layer: Any, folder: Path | None) -> tuple[int, ...]:
+    """The shape of the image dataset (named like the layer's first top) in the first .h5
+    file of the source list, with the batch dimension set to 1."""
+    source = layer.hdf5_data_param.source
+    if not source:
+        raise _shape_needed(layer, "hdf5_data_param has no source")
+    listing = _find(source, folder)
+    if listing is None:
+        raise _shape_needed(layer, f"its source list {_short(source)} is not found")
+    try:
+        with open(listing, "rb") as handle:
+            names = handle.read(1 << 20).decode("utf-8", "replace").split()
+    except OSError as exc:
+        raise _shape_needed(layer, f"{listing}: {exc.strerror or exc}") from None
+    if not names:
+        raise _shape_needed(layer, f"its source list {str(listing)!r} names no file")
+    h5 = _find(names[0], listing.parent, folder)
+    if h5 is None:
+        raise _shape_needed(layer, f"{_short(names[0])}, the first file of {str(listing)!r}, "
+                            "is not found")
+    try:
+        import h5py
+    except ImportError:
+        raise InputShapeNeeded(f"layer {layer.name!r} ({layer.type}): reading the input size "
+                               f"from {str(h5)!r} needs h5py (pip install 'netgen[hdf5]')",
+                               alternative=True) from None
+    top = layer.top[0]
+    try:
+        with h5py.File(h5, "r") as data:
+            dataset = data.get(top)
+            shape = tuple(int(d) for d in dataset.shape) if isinstance(dataset, h5py.Dataset) \
+                else None
+    except OSError as exc:
+        raise _shape_needed(layer, f"{str(h5)!r} is not a readable HDF5 file: "
+                            f"{first_line(exc)}") from None
+    if shape is None:
+        raise _shape_needed(layer, f"{str(h5)!r} has no dataset {top!r}")
+    if len(shape) < 2 or min(shape[1:]) < 1:
+        raise _shape_needed(layer, f"dataset {top!r} of {str(h5)!r} has shape {list(shape)}, "
+                            "not N,C,H,W")
+    return (1,) + shape[1:]
 
 
 # --------------------------------------------------------------------------- the net
@@ -438,13 +516,15 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
              input_shape: tuple[int, ...] | None = None) -> Reading:
     """Read a deploy or train_val prototxt for `phase` into the IR, reporting the decisions.
 
-    input_shape overrides (or supplies, for an HDF5Data train_val) the shape of the input.
+    input_shape overrides the shape of the input, or supplies it where nothing in the file
+    tells it (an LMDB Data layer without crop_size): InputShapeNeeded then, without it.
     """
     phase = phase.upper()
     if phase not in PHASES:
         raise NetgenError(f"unknown phase {phase!r}; allowed: TRAIN, TEST")
     text, source = load_text(path_or_text)
     net = parse_text(text, source)
+    folder = None if source == "<prototxt>" else Path(source).parent
     if net.layers:
         raise _v1_format(net.layers[0], source)
     phase_value = caffe_proto.Phase.Value(phase)
@@ -476,11 +556,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
         if layer.type in DATA_TYPES:
             if not layer.top:
                 raise _fail(layer, "has no top")
-            shape = input_shape or _data_layer_shape(layer)
-            if shape is None:
-                raise _fail(layer, "cannot tell the input size from this data layer (no "
-                            "crop_size or shape); give the input shape explicitly "
-                            "(--input-shape 1,3,224,224)")
+            shape = input_shape or _data_layer_shape(layer, folder)
             inputs.append(ir.Blob(layer.top[0], tuple(shape)))
             dead_blobs.update(layer.top[1:])
             dropped.append(layer.name)

@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from netgen.caffe import prototxt
-from netgen.commands.options import parse_float_list, spec_from, spec_options
+from netgen.commands.options import network_or_options, parse_float_list, spec_options
 from netgen.errors import NetgenError
 from netgen.jobs.build import write_build
 
 
 @click.command()
+@click.argument("network", metavar="[NAME]", required=False)
 @spec_options
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="Output folder. [default: generated/<name>]")
@@ -33,10 +34,12 @@ from netgen.jobs.build import write_build
 @click.option("--input-layer", is_flag=True,
               help="Declare the input with an Input layer instead of the published files' input_dim.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build(out, force, weights, seed, data_kind, train_source, val_source, batch_size, mean_file,
-          mean_value, opset, external_data, input_layer, as_json, **spec_args) -> int:
-    """Write deploy, train_val, solver, summary.json and model.onnx for one network."""
-    spec = spec_from(**spec_args)
+def build(network, out, force, weights, seed, data_kind, train_source, val_source, batch_size,
+          mean_file, mean_value, opset, external_data, input_layer, as_json, **spec_args) -> int:
+    """Write deploy, train_val, solver, summary.json and model.onnx for one network: NAME
+    (resnet50-B, cifar10-resnet110-A, resnext50-32x4d, ...: what `netgen list` prints) or the
+    spec options (--depth 50 --shortcut B), which write the same files byte for byte."""
+    spec = network_or_options(network, spec_args, files=False)
     if seed < 0:
         raise NetgenError(f"--seed must be >= 0, got {seed}")
     if not 13 <= opset <= 21:

@@ -23,6 +23,7 @@ COMMANDS = [
     ("netgen.commands.bench", "bench"),
     ("netgen.commands.convert", "convert"),
     ("netgen.commands.diff", "diff"),
+    ("netgen.commands.identify", "identify"),
     ("netgen.commands.draw", "draw"),
 ]
 

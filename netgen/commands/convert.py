@@ -6,9 +6,10 @@ import json
 
 import click
 
+from netgen.commands.options import input_shape_option
 from netgen.errors import NetgenError
 from netgen.jobs.convert import convert as run_convert
-from netgen.jobs.convert import convert_like, parse_shape
+from netgen.jobs.convert import convert_like
 
 
 @click.command()
@@ -22,8 +23,7 @@ from netgen.jobs.convert import convert_like, parse_shape
               help="Seed of netgen's initialisation when no caffemodel is given.")
 @click.option("--phase", type=click.Choice(["TRAIN", "TEST"], case_sensitive=False),
               default="TEST", show_default=True, help="Phase whose layers a train_val keeps.")
-@click.option("--input-shape", default=None,
-              help="N,C,H,W of the input, for a train_val whose data layer does not tell.")
+@input_shape_option
 @click.option("--caffemodel-out", type=click.Path(), default=None,
               help="Where an ONNX input's weights go. [default: model.caffemodel beside "
                    "deploy.prototxt, else OUTPUT's name with .caffemodel]")
@@ -37,11 +37,13 @@ from netgen.jobs.convert import convert_like, parse_shape
                    "written: crop = Caffe's rounding-up Pooling, then a Crop to the floor size "
                    "(runs in BVLC Caffe and OpenCV); round-mode = one Pooling with "
                    "round_mode: FLOOR (BVLC Caffe master only; OpenCV refuses it).")
-@click.option("--like", "like_name", metavar="NAME", default=None,
-              help="Map INPUT's weights onto the network `netgen build` writes for NAME "
-                   "(resnet18-B, resnet50-B-stride3x3-noconv1bias, ...): OUTPUT is a folder "
-                   "that gets NAME's deploy.prototxt, model.caffemodel and model.onnx. Exit 2 "
-                   "naming the first difference if INPUT is not NAME's architecture.")
+@click.option("--like", "like_name", metavar="NETWORK", default=None,
+              help="Map INPUT's weights onto NETWORK: a name (resnet18-B, "
+                   "resnet50-B-stride3x3-noconv1bias, ...: the network `netgen build` writes), "
+                   "a build folder, a prototxt or an ONNX file (its network as netgen renders "
+                   "it). OUTPUT is a folder that gets NETWORK's deploy.prototxt, "
+                   "model.caffemodel and model.onnx. Exit 2 naming the first difference if "
+                   "INPUT is not NETWORK's architecture.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def convert(input_path, caffemodel, output, opset, force, seed, phase, input_shape,
             caffemodel_out, input_layer, external_data, floor_pooling, like_name,
@@ -49,26 +51,26 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
 
     A prototxt (deploy or train_val), with its CAFFEMODEL or netgen's deterministic
-    initialisation, becomes an ONNX model; an ONNX model whose ops all have a Caffe
+    initialisation, becomes an ONNX model (a build folder: its deploy.prototxt and
+    model.caffemodel); an ONNX model whose ops all have a Caffe
     equivalent becomes a deploy prototxt and a caffemodel beside it.
     """
     if seed < 0:
         raise NetgenError(f"--seed must be >= 0, got {seed}")
     if like_name is not None:
         given = [flag for flag, used in (("--caffemodel-out", caffemodel_out is not None),
-                                         ("--input-shape", input_shape is not None),
                                          ("--floor-pooling", floor_pooling != "crop"))
                  if used]
         if given:
-            raise NetgenError(f"{given[0]} does not apply with --like (the files are NAME's "
-                              "build: deploy.prototxt, model.caffemodel, model.onnx in OUTPUT)")
+            raise NetgenError(f"{given[0]} does not apply with --like (the files are NETWORK's: "
+                              "deploy.prototxt, model.caffemodel, model.onnx in OUTPUT)")
         report = convert_like(input_path, caffemodel, like_name, output, force=force,
                               opset=opset, external_data=external_data,
-                              legacy_input=not input_layer)
+                              legacy_input=not input_layer, input_shape=input_shape)
         _print(report, as_json)
         return 0
     report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,
-                         phase=phase.upper(), input_shape=parse_shape(input_shape),
+                         phase=phase.upper(), input_shape=input_shape,
                          caffemodel_out=caffemodel_out, legacy_input=not input_layer,
                          external_data=external_data, floor_pool=floor_pooling)
     _print(report, as_json)

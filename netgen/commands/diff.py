@@ -6,6 +6,7 @@ import json
 
 import click
 
+from netgen.commands.options import input_shape_option
 from netgen.errors import NetgenError
 from netgen.jobs.diff import diff as run_diff
 from netgen.jobs.diff import format_text
@@ -15,6 +16,7 @@ from netgen.jobs.diff import html as diff_html
 @click.command()
 @click.argument("a")
 @click.argument("b")
+@input_shape_option
 @click.option("--numeric", is_flag=True,
               help="Also run both through ONNX Runtime on the same batch and report the "
                    "largest absolute difference of the outputs.")
@@ -37,7 +39,9 @@ from netgen.jobs.diff import html as diff_html
               help="Also write one self-contained HTML file: both networks drawn side by "
                    "side, the differences in colour, the text report below.")
 def diff(a: str, b: str, as_json: bool, html: str | None, **options) -> int:
-    """Compare A and B: ONNX files, prototxt files or names like resnet50-B, in any mix.
+    """Compare A and B, each a name like resnet50-B, a build folder, a prototxt (deploy or
+    train_val) or an ONNX file, in any mix. --input-shape goes to either side whose data
+    layer does not tell its input size.
 
     The graphs are aligned by topology, not by layer names, and compared as architectures:
     how a file writes BatchNorm, biases, Softmax, flattening and pooling is representation

@@ -1,5 +1,5 @@
-"""`netgen list`: the paper's networks, then the residual family, with the names build and
-diff accept."""
+"""`netgen list`: the paper's networks, then the residual family and the CIFAR-10 nets with
+ImageNet stages, with the names build and diff accept."""
 
 from __future__ import annotations
 
@@ -9,19 +9,23 @@ import click
 
 from netgen.arch.builder import build
 from netgen.jobs.build import summary
-from netgen.jobs.paper import family_specs, paper_specs
+from netgen.jobs.paper import family_specs, imagenet_stages_specs, paper_specs
 
 SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
             ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets "
                        "(ImageNet ones with torchvision's pool1: pad 1, rounding down)",
-             family_specs))
+             family_specs),
+            ("imagenet-stages", "CIFAR-10 with ImageNet stages: conv1 3x3, no pool1, Table 1's "
+                                "stages (the PyTorch CIFAR code's ResNet18..152)",
+             imagenet_stages_specs))
 
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_networks(as_json: bool) -> int:
-    """The paper's networks, then the family: name, dataset, depth, block, shortcut,
-    parameters, multiply-adds (--json adds stem_pool: msra, torchvision or null)."""
+    """The paper's networks, then the family and CIFAR-10 with ImageNet stages: name,
+    dataset, depth, block, shortcut, parameters, multiply-adds (--json adds stem_pool:
+    msra, torchvision or null)."""
     rows = []
     for section, _, specs in SECTIONS:
         for spec in specs():
@@ -33,15 +37,16 @@ def list_networks(as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return 0
+    width = max(24, *(len(row["name"]) for row in rows))
     for section, title, _ in SECTIONS:
         if section != SECTIONS[0][0]:
             click.echo("")
         click.echo(f"{title}:")
-        click.echo(f"{'name':<24} {'dataset':<9} {'depth':>5} {'block':<17} {'shortcut':<8} "
+        click.echo(f"{'name':<{width}} {'dataset':<9} {'depth':>5} {'block':<17} {'shortcut':<8} "
                    f"{'parameters':>12} {'mult-adds':>10}")
         for row in rows:
             if row["section"] == section:
-                click.echo(f"{row['name']:<24} {row['dataset']:<9} {row['depth']:>5} "
+                click.echo(f"{row['name']:<{width}} {row['dataset']:<9} {row['depth']:>5} "
                            f"{row['block']:<17} {row['shortcut']:<8} {row['parameters']:>12,} "
                            f"{row['multiply_adds'] / 1e9:>9.3f}G")
     return 0

@@ -1,13 +1,16 @@
-"""Click options shared by every command that takes an architecture spec."""
+"""Click options shared by the commands: the architecture spec, the input shape."""
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import click
 
 from netgen.arch.spec import ArchSpec, make_spec
-from netgen.errors import NetgenError
+from netgen.errors import InputShapeNeeded, NetgenError
+
+INPUT_SHAPE_HINT = "--input-shape N,C,H,W (e.g. --input-shape 1,3,32,32)"
 
 
 def _parse_list(text: str | None, what: str, cast: Callable, example: str) -> tuple | None:
@@ -30,7 +33,7 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
     --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
-    --width-factor."""
+    --width-factor --imagenet-stages."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
                      help="imagenet (Table 1) or cifar10 (Section 4.2)."),
@@ -64,6 +67,11 @@ def spec_options(func: Callable) -> Callable:
                           "int(planes * W / 64) * G. [default: 64]"),
         click.option("--width-factor", type=int, default=None,
                      help="Wide ResNet factor K: --width-per-group 64K (wide_resnet50_2 is 2)."),
+        click.option("--imagenet-stages", is_flag=True,
+                     help="CIFAR-10 only: Table 1's four stages (64..512 channels, depth 18, 34, "
+                          "50, 101, 152) after a 3x3 conv1 with no pool1, option B: the "
+                          "literature's 'ResNet-18 on CIFAR-10' (the PyTorch CIFAR code's "
+                          "ResNet18). [default depth: 18]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -75,10 +83,75 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               input_size: int | None, stride_in: str | None, conv1_bias: bool | None,
               preact: bool = False, groups: int | None = None,
               width_per_group: int | None = None, width_factor: int | None = None,
-              stem_pool: str | None = None) -> ArchSpec:
+              stem_pool: str | None = None, imagenet_stages: bool = False) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
                      conv1_bias=conv1_bias, preact=preact, groups=groups,
                      width_per_group=width_per_group, width_factor=width_factor,
-                     stem_pool=stem_pool)
+                     stem_pool=stem_pool, imagenet_stages=imagenet_stages)
+
+
+def parse_input_shape(text: str | None) -> tuple[int, int, int, int] | None:
+    """N,C,H,W: four positive integers."""
+    if text is None:
+        return None
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise NetgenError(f"--input-shape needs four positive integers N,C,H,W (e.g. "
+                          f"1,3,32,32), got {text!r}")
+    return shape  # type: ignore[return-value]
+
+
+def input_shape_option(func: Callable) -> Callable:
+    """--input-shape N,C,H,W for a prototxt whose data layer does not tell the input size,
+    and the hint naming it in that error: the reader's message names no option (a command
+    without this one must not suggest it), the command that has it adds it here."""
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except InputShapeNeeded as exc:
+            raise exc.with_hint(INPUT_SHAPE_HINT) from None
+
+    return click.option(
+        "--input-shape", metavar="N,C,H,W", default=None,
+        callback=lambda ctx, param, value: parse_input_shape(value),
+        help="Input shape of a prototxt whose data layer does not tell it (an LMDB Data layer "
+             "without crop_size, an HDF5Data source that is not at hand); a file that "
+             "declares its size keeps it.")(run)
+
+
+def spec_given(spec_args: dict) -> bool:
+    """Whether any spec option was given (not only --depth): a network to build on the fly."""
+    return spec_args["dataset"] != "imagenet" or any(
+        value not in (None, False) for key, value in spec_args.items() if key != "dataset")
+
+
+def network_or_options(network: str | None, spec_args: dict,
+                       files: bool = True) -> ArchSpec | None:
+    """The spec of a NETWORK argument that is a name, or of the spec options; None when
+    NETWORK is a file or folder (the caller reads it). Both at once is refused: which would
+    win is not obvious. Without `files` (build) NETWORK can only be a name."""
+    from pathlib import Path
+
+    from netgen.arch.spec import spec_from_name
+    from netgen.jobs.network import resolve
+
+    if network is None:
+        return spec_from(**spec_args)
+    if spec_given(spec_args):
+        raise NetgenError(f"give a network ({network}) or the options that make one (--depth, "
+                          "--groups, ...), not both")
+    if not files:
+        if Path(network).exists():
+            raise NetgenError(f"{network}: build makes a network from a name or the options "
+                              "(--depth ...), not from a file or folder; `netgen convert` "
+                              "turns a file into Caffe or ONNX files (with --like NAME, "
+                              "into NAME's build)")
+        return spec_from_name(network)
+    ref = resolve(network)
+    return ref.spec if ref.kind == "name" else None

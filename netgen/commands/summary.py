@@ -1,4 +1,4 @@
-"""`netgen summary`: a Table-1-style table of one network."""
+"""`netgen summary`: a Table-1-style table of one network, named or read from files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import click
 
 from netgen.arch.builder import build
 from netgen.arch.spec import BASE_WIDTH, STEM_POOL_TEXT, ArchSpec
-from netgen.commands.options import spec_from, spec_options
+from netgen.commands.options import input_shape_option, network_or_options, spec_options
+from netgen.errors import NetgenError
 from netgen.jobs.build import summary as summarize
 
 
@@ -27,24 +28,65 @@ def _blocks(spec: ArchSpec) -> str:
     return text
 
 
+def _file_header(arg: str, info: dict) -> str:
+    """What a file says of itself: its name, weighted layers, input; whether the stages
+    could be told (only MSRA-style or PyTorch layer names tell them)."""
+    types = info["layer_types"]
+    weighted = types.get("Convolution", 0) + types.get("InnerProduct", 0)
+    inputs = ", ".join("x".join(str(d) for d in shape[1:]) for shape in info["input"].values())
+    stages = [row["stage"] for row in info["stages"]]
+    note = "" if stages != ["unassigned"] else \
+        "; its layer names do not tell the stages (MSRA's res2a..., PyTorch's layer1...)"
+    return (f"{arg} ({info['name']}): {weighted} weighted layers (convolutions and fully "
+            f"connected), {info['layers']} layers, input {inputs}{note}")
+
+
 @click.command()
+@click.argument("network", metavar="[NETWORK]", required=False)
 @spec_options
+@input_shape_option
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json's content instead.")
-def summary(as_json: bool, **spec_args) -> int:
-    """Stage, output size, blocks, parameters and multiply-adds, as in Table 1."""
-    spec = spec_from(**spec_args)
-    info = summarize(spec, build(spec))
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return 0
-    click.echo(f"{spec.name}: {spec.depth} layers, {_blocks(spec)}, "
-               f"shortcut {spec.shortcut or 'none (plain)'}, input {spec.input_size}x{spec.input_size}"
-               + (f", {STEM_POOL_TEXT[spec.stem_pool]}" if spec.stem_pool else ""))
-    click.echo(f"{'stage':<9} {'output':>9} {'channels':>8} {'blocks':>6} {'parameters':>12} {'mult-adds':>15}")
+def summary(network: str | None, as_json: bool, input_shape, **spec_args) -> int:
+    """Stage, output size, blocks, parameters and multiply-adds, as in Table 1.
+
+    NETWORK is a name (resnet50-B, ...), a build folder, a prototxt (deploy or train_val) or
+    an ONNX file; without it, the network of the spec options (--depth 152 ...). A file's
+    figures are counted from its IR, the stages told by its layer names.
+    """
+    spec = network_or_options(network, spec_args)
+    if spec is None:
+        from netgen.jobs.network import load_network
+
+        graph = load_network(network, input_shape=input_shape).graph
+        info = summarize(None, graph)
+        if as_json:
+            click.echo(json.dumps(info, indent=2))
+            return 0
+        click.echo(_file_header(network, info))
+    else:
+        if input_shape is not None:
+            raise NetgenError("--input-shape is for a prototxt whose data layer does not tell "
+                              "the input size; a name's size is --input-size (or -inputN)")
+        info = summarize(spec, build(spec))
+        if as_json:
+            click.echo(json.dumps(info, indent=2))
+            return 0
+        click.echo(f"{spec.name}: {spec.depth} layers, {_blocks(spec)}, "
+                   f"shortcut {spec.shortcut or 'none (plain)'}, input {spec.input_size}x{spec.input_size}"
+                   + (f", {STEM_POOL_TEXT[spec.stem_pool]}" if spec.stem_pool else "")
+                   + (", conv1 3x3 stride 1 and no pool1 before Table 1's stages"
+                      if spec.imagenet_stages else ""))
+    _table(info)
+    return 0
+
+
+def _table(info: dict) -> None:
+    w = max([9] + [len(stage["stage"]) for stage in info["stages"]])
+    click.echo(f"{'stage':<{w}} {'output':>9} {'channels':>8} {'blocks':>6} {'parameters':>12} "
+               f"{'mult-adds':>15}")
     for stage in info["stages"]:
-        click.echo(f"{stage['stage']:<9} {_size(stage['output_size']):>9} "
+        click.echo(f"{stage['stage']:<{w}} {_size(stage['output_size']):>9} "
                    f"{stage['output_size'][0]:>8} {stage['blocks']:>6} {stage['parameters']:>12,} "
                    f"{stage['multiply_adds']:>15,}")
-    click.echo(f"{'total':<9} {'':>9} {'':>8} {'':>6} {info['parameters']:>12,} "
+    click.echo(f"{'total':<{w}} {'':>9} {'':>8} {'':>6} {info['parameters']:>12,} "
                f"{info['multiply_adds']:>15,}  ({info['multiply_adds'] / 1e9:.2f} x 10^9)")
-    return 0

@@ -1,46 +1,53 @@
-"""`netgen validate`: the six checks of netgen.jobs.validate on a build folder, a tree of them, or
-a network built on the fly from --depth and friends."""
+"""`netgen validate`: the six checks of netgen.jobs.validate on a build folder, a tree of them, a
+single prototxt or ONNX file, or a network built on the fly from its name or --depth and
+friends."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-from netgen.commands.options import spec_from, spec_options
+from netgen.commands.options import (input_shape_option, network_or_options, spec_given,
+                                     spec_options)
 from netgen.errors import NetgenError
 from netgen.onnx.runtime import DEVICES, providers_for
 
 
 @click.command()
-@click.argument("path", required=False, type=click.Path())
+@click.argument("path", metavar="[NETWORK]", required=False)
 @spec_options
+@input_shape_option
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where ONNX Runtime runs the forward checks.")
 @click.option("--batch", type=int, default=1, show_default=True,
               help="Batch size of the forward checks (3, 5, 6).")
 @click.option("--all", "all_builds", is_flag=True,
-              help="PATH is a folder of builds (e.g. generated): validate every one under it.")
+              help="NETWORK is a folder of builds (e.g. generated): validate every one under it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-def validate(path, device, batch, all_builds, as_json, **spec_args) -> int:
-    """Check a build folder: prototxt parse, ONNX checker and shapes, ORT forward, parameter
+def validate(path, device, batch, all_builds, as_json, input_shape, **spec_args) -> int:
+    """Check a network: prototxt parse, ONNX checker and shapes, ORT forward, parameter
     and multiply-add counts against the paper, Caffe->ONNX round trip, OpenCV's importer.
+
+    NETWORK is a build folder; a name (resnet50-B, ...: built with seed-0 weights in a
+    temporary folder, as the spec options are); or a single prototxt or ONNX file, checked
+    as a build made from it in a temporary folder (a deploy as it is, a train_val beside
+    the deploy netgen renders from it, seed-0 weights; an ONNX file as model.onnx beside the
+    Caffe files rendered from it): the paper's figures then do not apply.
 
     Exit code 0 when every check passes (or is skipped with a reason), 1 when any fails.
     """
     from netgen.jobs import validate as logic
 
-    # Any spec option given (not only --depth) means a network built on the fly.
-    spec_given = spec_args["dataset"] != "imagenet" or any(
-        value not in (None, False) for key, value in spec_args.items() if key != "dataset")
-    if path is not None and spec_given:
-        raise NetgenError("give a build folder PATH or a network (--depth, --groups, ...), "
-                          "not both")
     if all_builds and path is None:
         raise NetgenError("--all needs the folder holding the builds: netgen validate --all DIR")
-    if path is None and not spec_given:
-        raise NetgenError("give a build folder PATH, --all DIR, or a network (--depth ...)")
+    if path is None and not spec_given(spec_args):
+        raise NetgenError("give a build folder, a name, a prototxt or ONNX file, --all DIR, or "
+                          "a network (--depth ...)")
+    if all_builds and spec_given(spec_args):
+        raise NetgenError("--all validates the builds under a folder; drop the network options")
 
     if all_builds:
         builds = logic.find_builds(path)
@@ -60,10 +67,16 @@ def validate(path, device, batch, all_builds, as_json, **spec_args) -> int:
             click.echo("\n".join(logic.summary_table(reports)))
         return 0 if ok else 1
 
-    if path is not None:
+    spec = network_or_options(path, spec_args)
+    if spec is not None:
+        if input_shape is not None:
+            raise NetgenError("--input-shape is for a prototxt whose data layer does not tell "
+                              "the input size; a name's size is --input-size (or -inputN)")
+        report = logic.validate_spec(spec, device, batch)
+    elif Path(path).is_dir():
         report = logic.validate_folder(path, device, batch)
     else:
-        report = logic.validate_spec(spec_from(**spec_args), device, batch)
+        report = logic.validate_file(path, device, batch, input_shape)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

@@ -77,10 +77,31 @@ def ensure_model(folder: Path, work: Path) -> tuple[Path, str]:
     return out, "emitted from deploy.prototxt (the folder has no model.onnx)"
 
 
+def _model_of(path: Path, work: Path, input_shape: tuple[int, ...] | None
+              ) -> tuple[Path, str, ArchSpec | None]:
+    """An ONNX file as it is; a prototxt or a name emitted to ONNX into `work`."""
+    from netgen.jobs.network import load_network, resolve
+    from netgen.onnx.export import save_onnx, to_onnx
+
+    ref = resolve(path)
+    if ref.kind == "onnx":
+        return path, path.name, None
+    side = load_network(path, input_shape=input_shape)
+    out = work / "model.onnx"
+    save_onnx(to_onnx(side.graph, side.weights), out)
+    what = "the prototxt" if ref.kind == "prototxt" else "the name's build"
+    return out, f"emitted from {what} with seed-0 weights", ref.spec
+
+
 def bench_path(path: str | os.PathLike, device: str = "auto",
                batches: tuple[int, ...] = DEFAULT_BATCHES, repeat: int = DEFAULT_REPEAT,
-               warmup: int = DEFAULT_WARMUP, threads: int | None = None) -> dict:
-    """Images/s and ms per batch for each batch size, plus the time to build the files."""
+               warmup: int = DEFAULT_WARMUP, threads: int | None = None,
+               input_shape: tuple[int, ...] | None = None) -> dict:
+    """Images/s and ms per batch for each batch size, plus the time to build the files.
+
+    `path` is a build folder (its model.onnx), an ONNX file, or a prototxt or network name
+    (netgen.jobs.network), emitted to ONNX with seed-0 weights in a temporary folder (the
+    timing does not depend on them); `input_shape` for a train_val that does not tell it."""
     path = Path(path)
     if not batches or any(b < 1 for b in batches):
         raise NetgenError(f"batch sizes must be positive integers, got {list(batches)}")
@@ -92,10 +113,8 @@ def bench_path(path: str | os.PathLike, device: str = "auto",
                 raise NetgenError(f"{path}: not a build folder (no deploy.prototxt or model.onnx)")
             model, origin = ensure_model(path, Path(tmp))
             spec = spec_of(path)
-        elif path.is_file():
-            model, origin, spec = path, path.name, None
         else:
-            raise NetgenError(f"{path}: no such build folder or model file")
+            model, origin, spec = _model_of(path, Path(tmp), input_shape)
         start = time.perf_counter()
         session = create_session(model, device, threads)
         session_s = time.perf_counter() - start
@@ -523,9 +542,9 @@ def diff_export(ctx: BenchContext, spec: ArchSpec) -> Path:
     where tests/torchvision_exports.py is not at hand."""
     from netgen.arch.builder import build
     from netgen.arch.weights import initial_weights
-    from netgen.jobs.diff.numeric import fold
-    from netgen.jobs.diff.sides import Side
-    from netgen.jobs.diff.topology import analyse
+    from netgen.analysis.network import Side
+    from netgen.analysis.topology import analyse
+    from netgen.jobs.diff import fold
     from netgen.onnx.export import to_onnx
     from netgen.storage.atomic import write_atomic
 

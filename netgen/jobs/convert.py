@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from netgen.errors import NetgenError
+from netgen.jobs.network import is_onnx_file
 from netgen.storage.atomic import write_atomic
 
 
@@ -43,24 +44,6 @@ class ConvertReport:
             out.append(f"left out for this phase: {shown}")
         out.append("wrote " + ", ".join(self.written))
         return out
-
-
-PROTOTXT_SUFFIXES = (".prototxt", ".pt", ".txt")
-
-
-def is_onnx_file(path: str | os.PathLike) -> bool:
-    """By extension, else by content (a prototxt is text, an ONNX model is binary)."""
-    p = Path(path)
-    if p.suffix.lower() == ".onnx":
-        return True
-    if p.suffix.lower() in PROTOTXT_SUFFIXES:
-        return False
-    try:
-        with open(p, "rb") as handle:
-            head = handle.read(512)
-    except OSError:
-        return False
-    return b"\0" in head
 
 
 def default_caffemodel_path(output: Path) -> Path:
@@ -107,7 +90,8 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
                   output: str | os.PathLike, opset: int = 17, force: bool = False, seed: int = 0,
                   phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
                   external_data: bool | None = None) -> ConvertReport:
-    from netgen.caffe.reader import read_net, weights_for
+    from netgen.caffe.reader import weights_for
+    from netgen.jobs.network import read_prototxt
     from netgen.onnx.export import check_opset, save_onnx, to_onnx
 
     check_opset(opset)
@@ -116,7 +100,7 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
         raise NetgenError(f"{target}: converting a prototxt gives an ONNX model; name the "
                           "output .onnx")
     _check_target(target, force)
-    reading = read_net(prototxt, phase, input_shape)
+    reading = read_prototxt(prototxt, phase, input_shape)
     graph, weights = weights_for(reading.graph, caffemodel, seed)
     model = to_onnx(graph, weights, opset)
     make_folder(target)
@@ -164,11 +148,17 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
             phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
             caffemodel_out: str | os.PathLike | None = None, legacy_input: bool = True,
             external_data: bool | None = None, floor_pool: str = "crop") -> ConvertReport:
-    """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe."""
+    """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe; a
+    build folder is its deploy.prototxt with its model.caffemodel (if it has one)."""
     from netgen.caffe.prototxt import check_floor_pool_form
 
     check_floor_pool_form(floor_pool)
     source = Path(input_path)
+    if source.is_dir():  # a build folder: its deploy.prototxt and model.caffemodel
+        from netgen.jobs.network import resolve
+
+        ref = resolve(source)
+        source, caffemodel = ref.path, caffemodel if caffemodel is not None else ref.caffemodel
     if not source.is_file():
         raise NetgenError(f"{source}: no such file")
     if is_onnx_file(source):
@@ -188,47 +178,51 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
 
 def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None, name: str,
                  output: str | os.PathLike, force: bool = False, opset: int = 17,
-                 external_data: bool | None = None, legacy_input: bool = True) -> ConvertReport:
-    """The file's weights on the network `netgen build` writes for NAME, into folder OUTPUT:
-    its deploy.prototxt byte for byte (as `build`, or `build --input-layer` without
-    legacy_input), model.caffemodel and model.onnx with those weights."""
-    from netgen.arch.builder import build
-    from netgen.arch.spec import spec_from_name
+                 external_data: bool | None = None, legacy_input: bool = True,
+                 input_shape: tuple[int, ...] | None = None) -> ConvertReport:
+    """The file's weights on the network `name` stands for, into folder OUTPUT: its
+    deploy.prototxt (for a netgen name byte for byte as `build`, or `build --input-layer`
+    without legacy_input; for a build folder, prototxt or ONNX file rendered by netgen from
+    that file's IR), model.caffemodel and model.onnx with those weights. INPUT is a file with
+    weights (an ONNX file, a prototxt and its caffemodel) or a build folder with its
+    model.caffemodel; `input_shape` goes to a train_val (either) whose data layer does not
+    tell its size."""
     from netgen.caffe import caffemodel as caffemodel_io
     from netgen.caffe import prototxt
     from netgen.jobs.convert_like import check_folder, like, write_folder
+    from netgen.jobs.network import load_network, resolve
     from netgen.onnx import export as onnx_export
     from netgen.onnx import files as onnx_files
 
     onnx_export.check_opset(opset)
-    source = Path(input_path)
-    if not source.is_file():
-        raise NetgenError(f"{source}: no such file")
+    source = resolve(input_path)
+    if source.kind == "name":
+        raise NetgenError(f"{input_path}: no such file; --like maps the weights of a file (an "
+                          "ONNX file, a prototxt with its caffemodel) or of a build folder")
     out = Path(output)
     if out.suffix.lower() in (".prototxt", ".onnx", ".caffemodel"):
         raise NetgenError(f"{out}: with --like the output is a folder (it gets deploy.prototxt, "
                           "model.caffemodel and model.onnx)")
     check_folder(out, force)
-    spec = spec_from_name(name)
-    target = build(spec)
-    if is_onnx_file(source):
-        if caffemodel is not None:
-            raise NetgenError(f"{caffemodel}: a caffemodel goes with a prototxt input; an ONNX "
-                              "input carries its own weights")
-        from netgen.onnx.reader import read_onnx
+    ref = resolve(name)
+    if ref.kind == "name":
+        from netgen.arch.builder import build
 
-        graph, weights = read_onnx(source)
-        origin = "the ONNX initializers"
+        label, target = ref.spec.name, build(ref.spec)
     else:
-        if caffemodel is None:
-            raise NetgenError("--like maps a prototxt's weights: give its caffemodel too")
-        if not Path(caffemodel).is_file():
-            raise NetgenError(f"{caffemodel}: no such file")
-        from netgen.caffe.reader import read_caffe
-
-        graph, weights = read_caffe(source, caffemodel)
-        origin = str(caffemodel)
-    mapped, ways = like(graph, weights, target, spec.name)
+        label, target = ref.text, load_network(name, input_shape=input_shape).graph
+    if source.kind == "onnx" and caffemodel is not None:
+        raise NetgenError(f"{caffemodel}: a caffemodel goes with a prototxt input; an ONNX "
+                          "input carries its own weights")
+    if source.kind == "prototxt" and caffemodel is None:
+        raise NetgenError("--like maps a prototxt's weights: give its caffemodel too")
+    if source.kind == "folder" and caffemodel is None and source.caffemodel is None:
+        raise NetgenError(f"{input_path}: a build folder without model.caffemodel; --like maps "
+                          "a network's weights: give the caffemodel too")
+    side = load_network(input_path, caffemodel=caffemodel, input_shape=input_shape)
+    graph, weights = side.graph, side.weights
+    origin = "the ONNX initializers" if source.kind == "onnx" else side.weights_source
+    mapped, ways = like(graph, weights, target, label)
     files = {"deploy.prototxt": prototxt.render_deploy(target, legacy_input).encode()}
     caffemodel_io.check_size(target)
     files["model.caffemodel"] = caffemodel_io.caffemodel_bytes(target, mapped)
@@ -242,6 +236,6 @@ def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | 
              "folded": "with the BatchNorm folded into them", "plain": "as they are"}
     how = "; ".join(f"{n} convolutions {words[w]}" for w, n in sorted(ways.items()))
     return ConvertReport(
-        "like", str(source), [str(out / f) for f in files], spec.name, len(graph.layers),
-        f"input {inputs}", f"{origin}, on {spec.name}'s {len(target.layers)} layers: {how}",
-        extra={"like": spec.name, "target_layers": len(target.layers), "convolutions": ways})
+        "like", source.text, [str(out / f) for f in files], label, len(graph.layers),
+        f"input {inputs}", f"{origin}, on {label}'s {len(target.layers)} layers: {how}",
+        extra={"like": label, "target_layers": len(target.layers), "convolutions": ways})

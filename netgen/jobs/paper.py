@@ -1,7 +1,8 @@
 """The paper's networks: which ones generated/ holds, and `python -m netgen.jobs.paper generate DIR`.
 
-The family (family_specs) is listed by `netgen list` after them but not generated: generated/
-holds the paper's networks only.
+The family (family_specs) and the CIFAR-10 nets with ImageNet stages (imagenet_stages_specs)
+are listed by `netgen list` after them but not generated: generated/ holds the paper's
+networks only.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from netgen.arch.spec import (CIFAR_PAPER_DEPTHS, FAMILY_NAMES, IMAGENET_LAYOUTS, ArchSpec,
-                              make_spec, spec_from_name)
+from netgen.arch.spec import (CIFAR_PAPER_DEPTHS, FAMILY_NAMES, IMAGENET_LAYOUTS,
+                              IMAGENET_STAGES_NAMES, ArchSpec, make_spec, spec_from_name)
 from netgen.jobs.build import write_build
 from netgen.jobs.draw import paper_figures
 from netgen.storage.atomic import write_atomic
@@ -30,6 +31,11 @@ def paper_specs() -> list[ArchSpec]:
 def family_specs() -> list[ArchSpec]:
     """Pre-activation ResNet-164/1001 (CIFAR-10) and -200, torchvision's ResNeXt and Wide ResNets."""
     return [spec_from_name(name) for name in FAMILY_NAMES]
+
+
+def imagenet_stages_specs() -> list[ArchSpec]:
+    """CIFAR-10 with Table 1's stages: the PyTorch CIFAR code's ResNet18..152, PreActResNet18."""
+    return [spec_from_name(name) for name in IMAGENET_STAGES_NAMES]
 
 
 def generate(folder: Path) -> list[str]:

@@ -13,6 +13,9 @@
 A folder without weights (generated/ commits none) gets deterministic ones, seeded like the
 build (the solver's random_seed, else 0), written to a temporary folder: the Caffe side and
 any missing model.onnx are made from them, so checks 3, 5 and 6 still run.
+
+A single prototxt or ONNX file is checked as a build made from it in a temporary folder
+(validate_file says what goes in); a name is built into one (validate_spec).
 """
 
 from __future__ import annotations
@@ -150,8 +153,10 @@ def spec_from_summary(data: dict | None) -> ArchSpec | None:
 class _Validation:
     """State shared by the checks of one folder; each check is a method returning a figure."""
 
-    def __init__(self, folder: Path, device: str, batch: int, work: Path):
+    def __init__(self, folder: Path, device: str, batch: int, work: Path,
+                 no_spec: str = "no spec in summary.json"):
         self.folder = folder
+        self.no_spec = no_spec  # why the paper's figures do not apply, where no spec is known
         self.device = device
         self.batch = batch
         self.work = work
@@ -299,6 +304,30 @@ class _Validation:
         return tensor_plan(self.need_graph())
 
     @cached_property
+    def outputs_map(self) -> tuple[bool, dict[str, str]]:
+        """(foreign, model.onnx's output names -> the IR's tensor names). netgen's own files
+        name every IR tensor as tensor_plan does; a file written elsewhere (foreign: an
+        ONNX file given to validate_file) names its tensors as its exporter chose, and only
+        its outputs correspond to the IR's, by position."""
+        import onnx
+
+        model = onnx.load(str(self.need_model()), load_external_data=False)
+        names = [output.name for output in model.graph.output]
+        tensors = {name for node in model.graph.node for name in node.output}
+        tensors.update(value.name for value in model.graph.input)
+        if set(self.plan.shapes) <= tensors and set(names) <= set(self.plan.shapes):
+            return False, {name: name for name in names}
+        ours = self.plan.graph_outputs
+        if len(names) != len(ours):
+            raise CheckFailed(f"model.onnx has {len(names)} outputs ({', '.join(names)}), the "
+                              f"IR read from deploy.prototxt {len(ours)} ({', '.join(ours)})")
+        return True, dict(zip(names, ours))
+
+    @property
+    def ir_names(self) -> dict[str, str]:
+        return self.outputs_map[1]
+
+    @cached_property
     def producers(self) -> dict[str, ir.Layer]:
         """ONNX tensor name -> the IR layer that writes it."""
         layers = self.need_graph().layers
@@ -347,16 +376,43 @@ class _Validation:
         except Exception as exc:
             raise CheckFailed(f"onnx.checker: {_first_line(exc)}")
         model = onnx.load(str(path), load_external_data=False)
+        foreign = self.outputs_map[0]
         try:
-            compared, problems = shape_mismatches(model, graph, self.plan)
+            if foreign:
+                compared, problems = self._output_shapes(model)
+            else:
+                compared, problems = shape_mismatches(model, graph, self.plan)
+        except CheckFailed:
+            raise
         except Exception as exc:
             raise CheckFailed(f"strict shape inference fails: {_first_line(exc)}")
+        what = ("outputs (by position: the file's tensors are not named as netgen's)"
+                if foreign else "tensors")
         if problems:
-            raise CheckFailed(f"{len(problems)} of {compared} tensors differ from the IR's "
+            raise CheckFailed(f"{len(problems)} of {compared} {what} differ from the IR's "
                               f"shapes: {problems[0]}", problems)
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), "?")
+        shapes = f"inferred shapes of {compared} {what}" if foreign else \
+            f"{compared} tensors' inferred shapes"
         return (f"checker (full) passes; opset {opset}, IR version {model.ir_version}; "
-                f"{compared} tensors' inferred shapes = the IR's (batch symbolic)")
+                f"{shapes} = the IR's (batch symbolic)")
+
+    def _output_shapes(self, model) -> tuple[int, list[str]]:
+        """Strict shape inference of a file written elsewhere: its outputs (the only tensors
+        that correspond by more than a name) against the IR's, batch dimension aside."""
+        import onnx
+
+        from netgen.onnx.export import dims
+
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        found = {v.name: dims(v) for v in inferred.graph.output}
+        problems = []
+        for name, ours in self.ir_names.items():
+            got, want = found.get(name), self.plan.shapes[ours][1:]
+            if got is None or tuple(got[1:]) != tuple(want):
+                problems.append(f"{name}: ONNX {list(got) if got else 'no shape'}, IR "
+                                f"{ours} [N, {', '.join(map(str, want))}]")
+        return len(self.ir_names), problems
 
     # -- 3 ---------------------------------------------------------------------------
     def check_forward(self) -> str:
@@ -370,8 +426,8 @@ class _Validation:
         outputs = session.run(self.inputs)
         elapsed = time.perf_counter() - start
         self.outputs = outputs
-        probs = [name for name in outputs
-                 if name in self.producers and self.producers[name].type == "Softmax"]
+        probs = [name for name in outputs if self.ir_names.get(name) in self.producers
+                 and self.producers[self.ir_names[name]].type == "Softmax"]
         logits_name = next((name for name in outputs if name not in probs), None)
         classes = self._classes()
         problems = []
@@ -426,7 +482,7 @@ class _Validation:
         figure = f"ONNX graph: {counted.params:,} parameters, {counted.macs / 1e9:.3f} G " \
                  "multiply-adds = summary.json"
         if self.spec is None:
-            paper = f"{self.spec_error or 'no spec in summary.json'}: paper figures not applicable"
+            paper = f"{self.spec_error or self.no_spec}: paper figures not applicable"
         else:
             figures = figures_for(self.spec)
             matched = []
@@ -460,10 +516,11 @@ class _Validation:
         graph, weights = weights_for(self.reading.graph, self.caffemodel)
         session = create_session(to_onnx(graph, weights), self.device)
         again = session.run(self.inputs)
-        if list(again) != list(self.outputs):
+        if sorted(again) != sorted(self.ir_names.get(name, name) for name in self.outputs):
             raise CheckFailed(f"outputs differ: re-emitted {list(again)}, model.onnx "
                               f"{list(self.outputs)}")
-        diffs = {name: _max_abs(again[name], self.outputs[name]) for name in again}
+        diffs = {name: _max_abs(again[self.ir_names[name]], value)
+                 for name, value in self.outputs.items()}
         worst = max(diffs.values())
         source = "model.caffemodel" if self.caffemodel.parent == self.folder else \
             "generated caffemodel"
@@ -486,8 +543,8 @@ class _Validation:
         self.need_graph()
         self.oversized("deploy.prototxt", "model.caffemodel")
         names = list(self.outputs)
-        layers = [self.producers[name].name if name in self.producers else name
-                  for name in names]
+        layers = [self.producers[self.ir_names[name]].name
+                  if self.ir_names.get(name) in self.producers else name for name in names]
         try:
             net = cv2.dnn.readNetFromCaffe(str(self.deploy), str(self.caffemodel))
             net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
@@ -529,8 +586,10 @@ def _run_check(number: int, body: Callable[[], str]) -> Check:
     return check
 
 
-def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1) -> Report:
-    """Run the six checks on one build folder."""
+def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1,
+                    no_spec: str = "no spec in summary.json") -> Report:
+    """Run the six checks on one build folder; `no_spec` says why the paper's figures do
+    not apply where summary.json records no network."""
     from netgen.onnx.runtime import providers_for
 
     folder = Path(folder)
@@ -541,7 +600,7 @@ def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1) ->
     providers_for(device)  # --device cuda without CUDA is the user's error, before any work
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="netgen-validate-") as tmp:
-        state = _Validation(folder, device, batch, Path(tmp))
+        state = _Validation(folder, device, batch, Path(tmp), no_spec)
         state.prepare()
         name = (state.summary or {}).get("name") or (state.graph.name if state.graph else "") \
             or folder.name
@@ -563,6 +622,78 @@ def validate_spec(spec: ArchSpec, device: str = "auto", batch: int = 1) -> Repor
         write_build(spec, out, force=True, weights=True, seed=0)
         report = validate_folder(out, device, batch)
     report.folder = f"(built in a temporary folder) {spec.name}"
+    return report
+
+
+def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
+                  input_shape: tuple[int, ...] | None = None) -> Report:
+    """The six checks on a single prototxt or ONNX file, made into a build in a temporary
+    folder from the file's IR:
+
+    - a prototxt that declares its input (input/input_dim, an Input layer) is the folder's
+      deploy.prototxt as it is; a train_val is kept as train_val.prototxt (check 1 parses
+      it) beside the deploy netgen renders from its IR; the weights are netgen's seeded
+      initialisation (seed 0), as for a build folder without model.caffemodel;
+    - an ONNX file is the folder's model.onnx as it is (one with external data: emitted again
+      from the IR), beside the deploy.prototxt and model.caffemodel netgen renders from its
+      IR and its initializers, so checks 5 and 6 run netgen's Caffe files against the file;
+    - summary.json holds the counts of the file's IR, so check 4 compares them with the ONNX
+      graph's; a file names no netgen network, so the paper's figures do not apply (give the
+      name, or a build folder, for those).
+    """
+    import onnx
+
+    from netgen.caffe import prototxt
+    from netgen.caffe.caffemodel import caffemodel_bytes
+    from netgen.caffe.reader import DATA_TYPES, load_text, parse_text
+    from netgen.jobs.build import summary
+    from netgen.jobs.network import read_prototxt, resolve
+    from netgen.onnx.reader import read_onnx
+
+    ref = resolve(path)
+    if ref.kind not in ("prototxt", "onnx"):
+        raise NetgenError(f"{path}: not a prototxt or ONNX file")
+    if batch < 1:
+        raise NetgenError(f"--batch must be at least 1, got {batch}")
+    files: dict[str, bytes] = {}
+    if ref.kind == "prototxt":
+        text, _ = load_text(ref.path)
+        declared = not any(layer.type in DATA_TYPES
+                           for layer in parse_text(text, str(ref.path)).layer)
+        graph = read_prototxt(ref.path, "TEST", input_shape).graph
+        if declared:
+            files["deploy.prototxt"] = text.encode()
+            made = "the file as deploy.prototxt"
+        else:
+            files["deploy.prototxt"] = prototxt.render_deploy(graph).encode()
+            files["train_val.prototxt"] = text.encode()
+            made = "deploy.prototxt rendered from its IR, the file as train_val.prototxt"
+        made += ", weights generated (seed 0)"
+    else:
+        graph, weights = read_onnx(ref.path)
+        model = onnx.load(str(ref.path), load_external_data=False)
+        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+            from netgen.onnx.export import to_onnx
+            from netgen.onnx.files import model_files
+
+            files.update(model_files(to_onnx(graph, weights)))
+            made = "model.onnx emitted again from its IR (the file keeps its tensors apart)"
+        else:
+            files["model.onnx"] = ref.path.read_bytes()
+            made = "the file as model.onnx"
+        files["deploy.prototxt"] = prototxt.render_deploy(graph).encode()
+        files["model.caffemodel"] = caffemodel_bytes(graph, weights)
+        made += ", deploy.prototxt and model.caffemodel rendered from its IR and initializers"
+    files["summary.json"] = (json.dumps(summary(None, graph), indent=2) + "\n").encode()
+    with tempfile.TemporaryDirectory(prefix="netgen-file-") as tmp:
+        folder = Path(tmp) / ref.path.stem
+        folder.mkdir()
+        for name, payload in files.items():
+            (folder / name).write_bytes(payload)
+        report = validate_folder(folder, device, batch,
+                                 no_spec="a file, not one of netgen's names")
+    report.folder = str(path)
+    report.notes.insert(0, f"checked as a build in a temporary folder: {made}")
     return report
 
 

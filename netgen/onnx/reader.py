@@ -16,8 +16,15 @@ graph computes:
   or a Reshape to (N, -1), before it is the InnerProduct's own flattening);
 - ReduceMean over H and W -> global average pooling;
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
-  Reshape, Pad of zero channels becomes Power(scale 0) + Concat (option A), a stride-2
-  Slice of H and W becomes the fixed depthwise subsample convolution.
+  Reshape, Pad of zero channels before and/or after the input becomes Power(scale 0) zero
+  blocks, a Slice of one where a piece is smaller than the input's channels, and a Concat
+  (option A), a strided Slice of H and W becomes the fixed depthwise subsample convolution,
+  Split becomes Caffe's Slice.
+
+The model is normalised first (netgen.onnx.normalize): constants are initializers, the
+shape subgraphs of hand-written PyTorch code (`out.view(out.size(0), -1)`, F.pad's pads)
+are folded, and the two Slices of x[:, :, ::2, ::2] are one, so each handler meets one
+spelling of its computation.
 
 Anything else stops with a NetgenError naming the node and its op, and so does an
 attribute the handlers do not read (ATTRIBUTES), since dropping it would change what the
@@ -653,6 +660,13 @@ class _Importer:
             return [int(v) for v in self.constant(node, node.input[1], "axes").reshape(-1)]
         return None
 
+    def op_Gather(self, node):
+        """Normalisation folds a Gather of constants and shapes; one reaching the op mapping
+        reads a computed tensor, which has no Caffe layer."""
+        self.constant(node, node.input[0], "the data")
+        self.constant(node, node.input[1], "the indices")
+        raise self.fail(node, "a Gather of constants should have been folded")
+
     def op_Squeeze(self, node):
         x = self.bottom(node, node.input[0])
         shape = self.shape[x]
@@ -675,11 +689,11 @@ class _Importer:
         self._reshape_to(node, x, target)
 
     def op_Unsqueeze(self, node):
-        x = self.bottom(node, node.input[0])
-        shape = list(self.shape[x])
         axes = self._axes(node)
         if not axes:
             raise self.fail(node, "needs axes")
+        x = self.bottom(node, node.input[0])
+        shape = list(self.shape[x])
         rank = len(shape) + len(axes)
         for axis in sorted(v % rank for v in axes):
             shape.insert(axis, 1)
@@ -892,6 +906,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "Add": ("broadcast",), "Sub": ("broadcast",), "Mul": ("broadcast",), "Div": ("broadcast",),
     "Softmax": ("axis",),
     "Concat": ("axis",),
+    "Gather": ("axis",),
     "Pad": ("mode", "pads", "value"),
     "Split": ("axis", "num_outputs", "split"),
     "Slice": ("axes", "ends", "starts"),

@@ -9,7 +9,7 @@ block.
 
 from __future__ import annotations
 
-from netgen.jobs.diff.topology import Entry
+from netgen.analysis.topology import Entry
 
 def key(entry: Entry) -> tuple:
     """What must agree for two main-path ops to be aligned at first: the op type, its widths

@@ -1,136 +1,16 @@
-"""Op-by-op comparison of two aligned main paths, and the result object every report reads.
-
-`DiffResult` is the stable interface of `diff` (the text report, `--json` and `--html`
-read only what is documented on it).
-"""
+"""Op-by-op comparison of two aligned main paths into a DiffResult (result.py), grouped
+by summary.py."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
+from netgen.analysis.compare import attr_diff, same_shortcut
+from netgen.analysis.network import Side
+from netgen.analysis.topology import Entry, analyse
 from netgen.jobs.diff.align import align, cut_scores, key
-from netgen.jobs.diff.canonical import ZERO_BIAS
-from netgen.jobs.diff.sides import Side
-from netgen.jobs.diff.topology import Analysis, Entry, analyse
+from netgen.jobs.diff.result import DiffResult, Row
+from netgen.jobs.diff.summary import group_findings, representation_notes
 
 CONTEXT = 3  # ops shown before and after the first divergence
-
-
-@dataclass
-class Row:
-    """One row of the alignment, in main-path order.
-
-    `a` / `b`: the entry of each side (None where that side has nothing here); `tag`:
-    "equal" (aligned ops), "delete" (A only) or "insert" (B only); `differences`: for
-    aligned ops, field -> [A's value, B's value] of the attributes that differ;
-    `shortcut_difference`: for joins, the shortcut difference (as in
-    DiffResult.shortcut_differences) or None.
-    """
-
-    tag: str
-    a: Entry | None
-    b: Entry | None
-    differences: dict = field(default_factory=dict)
-    shortcut_difference: dict | None = None
-
-
-@dataclass
-class DiffResult:
-    """What `diff` found. Stable attributes (read by the text, JSON and HTML reports):
-
-    - `a`, `b`: the two sides' `Analysis` (`.side.label/.kind/.graph`, `.entries` (main
-      path), `.blocks`, `.ops`, `.representation`, `.op_counts`, `.counts`);
-    - `rows`: the alignment as `Row`s, both sides' main paths in order;
-    - `pairs`: (A entry, B entry) of the aligned rows;
-    - `layer_differences`, `shortcut_differences`, `structural_differences`: the op-level
-      differences (dicts, as in `--json`);
-    - `findings`: the differences grouped by what they mean (stride placement, blocks per
-      stage, groups and widths, shortcuts, stem, head), each a dict with `kind`, `text` and
-      `lines` (details);
-    - `notes`: representation differences the canonical form ignored (strings);
-    - `first_divergence`, `input_difference`, `numeric`, `strict`, `equivalent`, `to_json()`.
-    """
-
-    a: Analysis
-    b: Analysis
-    pairs: list[tuple[Entry, Entry]]
-    layer_differences: list[dict]
-    shortcut_differences: list[dict]
-    structural_differences: list[dict]
-    first_divergence: dict | None
-    input_difference: dict | None
-    numeric: dict | None = None
-    strict: bool = True
-    rows: list[Row] = field(default_factory=list)
-    findings: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def totals(self) -> dict:
-        out = {}
-        for key_, analysis in (("a", self.a), ("b", self.b)):
-            counts = analysis.counts
-            out[key_] = {"parameters": counts.params, "multiply_adds": counts.macs}
-        return out
-
-    @property
-    def structurally_equal(self) -> bool:
-        same = (not self.layer_differences and not self.shortcut_differences
-                and not self.structural_differences and self.input_difference is None
-                and self.a.op_counts == self.b.op_counts)
-        if self.strict:  # folding BatchNorm changes the stored parameters, not the network
-            totals = self.totals
-            same = same and totals["a"] == totals["b"]
-        return same
-
-    @property
-    def equivalent(self) -> bool:
-        same = self.structurally_equal
-        if self.numeric is not None and self.numeric.get("max_abs_diff") is not None:
-            same = same and self.numeric["within_tolerance"]
-        return same
-
-    def to_json(self) -> dict:
-        totals = self.totals
-
-        def side(key_: str, analysis: Analysis) -> dict:
-            s = analysis.side
-            out = {
-                "source": s.label, "kind": s.kind, "name": s.graph.name,
-                "input": {b.name: list(b.shape) for b in s.graph.inputs},
-                "layers": len(s.graph.layers),
-                "layer_counts": analysis.counts.layer_types,
-                "op_counts": analysis.op_counts,
-                "main_path_ops": len(analysis.entries),
-                "blocks": len(analysis.blocks),
-                "uncovered_ops": sorted(op.name for op in analysis.ops
-                                        if op.id not in analysis.covered and op.type != "Input"),
-                "parameters": totals[key_]["parameters"],
-                "multiply_adds": totals[key_]["multiply_adds"],
-                "weights": s.weights_source,
-            }
-            from netgen.jobs.diff.summary import architecture
-
-            out["architecture"] = architecture(analysis)
-            if not self.strict:
-                out["representation"] = analysis.representation.to_json()
-            return out
-
-        return {
-            "equivalent": self.equivalent,
-            "strict": self.strict,
-            "a": side("a", self.a),
-            "b": side("b", self.b),
-            "findings": self.findings,
-            "notes": self.notes,
-            "input_difference": self.input_difference,
-            "first_divergence": self.first_divergence,
-            "layer_differences": self.layer_differences,
-            "shortcut_differences": self.shortcut_differences,
-            "structural_differences": self.structural_differences,
-            "numeric": self.numeric,
-        }
 
 
 def compare(a: Side, b: Side, strict: bool = False) -> DiffResult:
@@ -219,8 +99,6 @@ def compare(a: Side, b: Side, strict: bool = False) -> DiffResult:
         }
     result = DiffResult(left, right, pairs, layer_diffs, shortcut_diffs, structural, divergence,
                         input_difference, strict=strict, rows=rows)
-    from netgen.jobs.diff.summary import group_findings, representation_notes
-
     result.findings = group_findings(result)
     if not strict:
         result.notes = representation_notes(result)
@@ -250,23 +128,3 @@ def entry_json(entry: Entry | None) -> dict | None:
 def _context(entries: list[Entry], index: int) -> list[str]:
     lo, hi = max(0, index - CONTEXT), min(len(entries), index + CONTEXT + 1)
     return [("> " if i == index else "  ") + entries[i].op.describe() for i in range(lo, hi)]
-
-
-def attr_diff(a: dict, b: dict) -> dict:
-    keys = list(dict.fromkeys(list(a) + list(b)))
-    return {k: [a.get(k), b.get(k)] for k in keys if not _same(a.get(k), b.get(k))}
-
-
-def same_shortcut(x: Entry, y: Entry) -> bool:
-    sx, sy = x.shortcut, y.shortcut
-    return sx.kind == sy.kind and _same(sx.attrs, sy.attrs)
-
-
-def _same(x, y) -> bool:
-    if ZERO_BIAS in (x, y) and {type(x), type(y)} <= {bool, str}:
-        return True
-    if isinstance(x, dict) and isinstance(y, dict):
-        return x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
-    if isinstance(x, float) and isinstance(y, float):
-        return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-12)
-    return x == y

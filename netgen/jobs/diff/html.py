@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from markupsafe import Markup
 
 from netgen.errors import NetgenError
-from netgen.jobs.draw import layout, render_page, render_template
+from netgen.jobs.draw import (aligned_rows, default_blocks, page, picture, render_page,
+                               render_template)
 from netgen.storage.atomic import check_writable_file, write_atomic
 
 if TYPE_CHECKING:
@@ -60,20 +61,20 @@ def render_html(result: DiffResult, report: str) -> str:
     """The whole HTML document; `report` is the text report (format_text) shown below."""
     marks = highlights(result)
     sides = (result.a.side, result.b.side)
-    pictures = [layout.picture(side.graph, side.graph.name or side.label,
+    pictures = [picture(side.graph, side.graph.name or side.label,
                                "" if side.label == side.graph.name else side.label)
                 for side in sides]
     rows: list = [None, None]
-    if not any(layout.default_blocks(p) for p in pictures):
+    if not any(default_blocks(p) for p in pictures):
         # Full drawings: what the alignment paired sits on one row across the two columns.
         pairs = [(x.op.layers[0], y.op.layers[0]) for x, y in result.pairs
                  if x.op.layers and y.op.layers]
-        rows = list(layout.aligned_rows(pictures[0], pictures[1], pairs))
+        rows = list(aligned_rows(pictures[0], pictures[1], pairs))
     drawings = []
     for key, side, pic, side_marks, side_rows in zip("ab", sides, pictures, marks, rows):
-        page = layout.page([pic], None, [side_marks], rows=[side_rows])
+        drawing = page([pic], None, [side_marks], rows=[side_rows])
         drawings.append({"key": key.upper(), "label": side.label, "kind": side.kind,
-                         "svg": Markup(render_page(page, prefix=f"diff-{key}", inline=True))})
+                         "svg": Markup(render_page(drawing, prefix=f"diff-{key}", inline=True))})
     found = {"layer": len(result.layer_differences),
              "shortcut": len(result.shortcut_differences),
              "structural": len(result.structural_differences)}

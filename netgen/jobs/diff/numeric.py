@@ -17,10 +17,11 @@ from netgen.arch import ir
 from netgen.arch.shapes import infer
 from netgen.arch.weights import Weights
 from netgen.errors import NetgenError
-from netgen.jobs.diff.canonical import Op
-from netgen.jobs.diff.compare import DiffResult, compare
-from netgen.jobs.diff.sides import Side
-from netgen.jobs.diff.topology import Analysis
+from netgen.analysis.network import Side
+from netgen.analysis.ops import Op
+from netgen.analysis.topology import Analysis
+from netgen.jobs.diff.compare import compare
+from netgen.jobs.diff.result import DiffResult
 
 
 def map_weights(result: DiffResult) -> tuple[Weights | None, str | None]:

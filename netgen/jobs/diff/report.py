@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from netgen.jobs.diff.compare import DiffResult
+    from netgen.jobs.diff.result import DiffResult
 
 
 def format_text(result: "DiffResult") -> str:

@@ -17,11 +17,12 @@ from itertools import zip_longest
 from typing import TYPE_CHECKING
 
 from netgen.arch.spec import STEM_POOLS
-from netgen.jobs.diff.compare import attr_diff, same_shortcut
-from netgen.jobs.diff.topology import Analysis, Block, Entry
+from netgen.analysis.compare import attr_diff, same_shortcut
+from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths,
+                                      layout_text, stage_text)
 
 if TYPE_CHECKING:
-    from netgen.jobs.diff.compare import DiffResult
+    from netgen.jobs.diff.result import DiffResult
 
 MAX_LINES = 6  # details shown per finding; the rest are in --json
 STEM_NAMES = {"msra": "MSRA's", "torchvision": "torchvision's stem"}
@@ -29,50 +30,6 @@ MAX_NAMES = 4
 
 
 # --------------------------------------------------------------------------- one side
-
-
-def _inner(block: Block) -> tuple[int, int, int]:
-    """(inner width, output width, groups) of a block: the 3x3's width for a bottleneck."""
-    convs = block.convs
-    if not convs:
-        return 0, 0, 1
-    inner = convs[1] if block.kind == "bottleneck" else convs[0]
-    return (inner.attrs["out_channels"], convs[-1].attrs["out_channels"],
-            max(op.attrs["group"] for op in convs))
-
-
-def stage_text(blocks: list[Block]) -> str:
-    kinds = Counter(b.kind for b in blocks)
-    kind = next(iter(kinds)) if len(kinds) == 1 else "mixed"
-    inner, out, groups = _inner(blocks[0])
-    width = f"width {inner}" + (f" -> {out}" if out != inner else "")
-    if groups > 1:
-        width += f", {groups} groups of {inner // groups}"
-    return f"{len(blocks)} {kind} block{'s' if len(blocks) != 1 else ''}, {width}"
-
-
-def architecture(analysis: Analysis) -> dict:
-    """The side as the paper's tables describe it: blocks per stage, kind, widths, depth."""
-    stages = []
-    for stage, blocks in analysis.layout:
-        inner, out, groups = _inner(blocks[0])
-        kinds = sorted({b.kind for b in blocks})
-        stages.append({"stage": stage, "blocks": len(blocks),
-                       "kind": kinds[0] if len(kinds) == 1 else "mixed",
-                       "inner_width": inner, "out_width": out, "groups": groups,
-                       "shortcuts": dict(sorted(Counter(
-                           b.join_entry.shortcut.kind for b in blocks).items()))})
-    return {"depth": analysis.depth, "blocks": len(analysis.blocks), "stages": stages,
-            "text": layout_text(analysis)}
-
-
-def layout_text(analysis: Analysis) -> str:
-    if not analysis.blocks:
-        return f"no residual blocks (plain), depth {analysis.depth}"
-    kinds = sorted({b.kind for b in analysis.blocks})
-    kind = kinds[0] if len(kinds) == 1 else "/".join(kinds)
-    counts = "-".join(str(len(blocks)) for _, blocks in analysis.layout)
-    return f"{len(analysis.blocks)} {kind} blocks {counts}, depth {analysis.depth}"
 
 
 def _signature(analysis: Analysis) -> list[list[str]]:
@@ -226,7 +183,7 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                 conv_fields[where_key] = []
                 findings.append(_finding("conv", f"{role} of {place}: "))
                 findings[-1]["_parts"] = conv_fields[where_key]
-            conv_fields[where_key].append(f"{name} A {list(va)} | B {list(vb)}")
+            conv_fields[where_key].append(f"{name} A {_show(va)} | B {_show(vb)}")
             continue
         if kind == "stride":
             _, where_a, where_b, block_kind = key
@@ -240,6 +197,8 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                                      f"{where_a} in A and on the {where_b} in B{hint}"))
         elif kind == "width":
             findings.append(_width_finding(key, found, place))
+        elif kind == "wiring":
+            findings.append(_finding("wiring", f"wiring of {place}: A {key[1]} | B {key[2]}"))
         elif kind == "shortcut":
             lines = [f"{x.name}: A {pa} | B {pb}" for x, _, (pa, pb) in found[:MAX_LINES]]
             if len(found) > MAX_LINES:
@@ -259,19 +218,54 @@ def _freeze(value):
     return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
 
 
+def _show(value) -> object:
+    """A frozen attribute value as the report writes it: lists as lists, scalars as they are."""
+    return [_show(v) for v in value] if isinstance(value, tuple) else value
+
+
+WIRING_TEXT = {"post-activation": "post-activation (conv-BN-ReLU, a ReLU after the sum)",
+               "pre-activation": "pre-activation (BN-ReLU-conv, nothing after the sum)"}
+
+
+def _branch(block: Block, rewired: bool) -> list[Entry]:
+    """The residual branch; between the two wirings without the BN-ReLU that a
+    pre-activation block puts before its first convolution (the wiring finding names it)."""
+    body = block.body
+    if rewired:
+        while body and body[0].op.type in ("BN", "ReLU"):
+            body = body[1:]
+    return body
+
+
+def _same_but_bn(x: Shortcut, y: Shortcut) -> bool:
+    """Two projections that differ only in the BatchNorm after the convolution: the
+    wirings' (a pre-activation projection has none, the next BN normalises the sum)."""
+    if x.kind != "projection" or y.kind != "projection":
+        return False
+    conv_x = {k: v for k, v in x.attrs["conv"].items() if k != "shift"}
+    conv_y = {k: v for k, v in y.attrs["conv"].items() if k != "shift"}
+    return not attr_diff(conv_x, conv_y)
+
+
 def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
     facts: list[tuple[tuple, object]] = []
-    types_x = [e.op.type for e in x.body]
-    types_y = [e.op.type for e in y.body]
+    rewired = x.wiring != y.wiring
+    if rewired:
+        facts.append((("wiring", WIRING_TEXT[x.wiring], WIRING_TEXT[y.wiring]), None))
+    body_x, body_y = _branch(x, rewired), _branch(y, rewired)
+    types_x = [e.op.type for e in body_x]
+    types_y = [e.op.type for e in body_y]
     if types_x != types_y:
         facts.append((("body", "residual branch", " ".join(types_x), " ".join(types_y)), None))
     else:
         conv_index = 0
-        for ex, ey in zip(x.body, y.body):
+        for ex, ey in zip(body_x, body_y):
             if ex.op.type == "Conv":
                 fields = attr_diff(ex.op.attrs, ey.op.attrs)
                 for name in ("stride", "group", "out_channels", "in_channels"):
                     fields.pop(name, None)
+                if rewired:  # where BatchNorm sits is the wiring's, said once
+                    fields.pop("shift", None)
                 for name, (va, vb) in fields.items():
                     facts.append((("conv", _role(x, conv_index), name, _freeze(va),
                                    _freeze(vb)), None))
@@ -297,7 +291,7 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
                            for (_, wx), (_, wy) in zip(shape_x, shape_y))
             key = ("width", x.kind, tuple(g for g, _ in shape_x), tuple(g for g, _ in shape_y),
                    ratios)
-            facts.append((key, (x.stage, _inner(x), _inner(y))))
+            facts.append((key, (x.stage, inner_widths(x), inner_widths(y))))
     jx, jy = x.join_entry, y.join_entry
     if jx.op.type != jy.op.type:
         facts.append((("op", "join", jx.op.type, jy.op.type), None))
@@ -305,11 +299,11 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
         for name, (va, vb) in attr_diff(jx.op.attrs, jy.op.attrs).items():
             facts.append((("op", f"{jx.op.type} {name}", _freeze(va), _freeze(vb)), None))
     sx_, sy_ = jx.shortcut, jy.shortcut
-    if not same_shortcut(jx, jy):
+    if not same_shortcut(jx, jy) and not (rewired and _same_but_bn(sx_, sy_)):
         facts.append((("shortcut", sx_.kind, sy_.kind), (sx_.describe(), sy_.describe())))
     post_x = " ".join(e.op.type for e in x.post) or "nothing"
     post_y = " ".join(e.op.type for e in y.post) or "nothing"
-    if post_x != post_y:
+    if post_x != post_y and not rewired:
         facts.append((("post", "after the sum", post_x, post_y), None))
     return facts
 

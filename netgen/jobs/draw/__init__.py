@@ -17,6 +17,7 @@ import jinja2
 from netgen.arch import ir
 from netgen.errors import NetgenError
 from netgen.jobs.draw import layout
+from netgen.jobs.draw.layout import aligned_rows, default_blocks, page, picture
 from netgen.storage.atomic import check_writable_file, write_atomic
 
 FORMATS = (".svg", ".png")
@@ -52,37 +53,28 @@ def graph_svg(graph: ir.Graph, title: str | None = None, blocks: bool | None = N
     return render_page(layout.page([layout.picture(graph, title)], blocks))
 
 
-def pictures(args: list[str]) -> list[layout.Picture]:
-    """Each argument as `netgen diff` reads it: a network name, a build folder, a prototxt
-    or an ONNX file."""
-    from netgen.jobs.diff import load_side
+def pictures(args: list[str], input_shape: tuple[int, ...] | None = None
+             ) -> list[layout.Picture]:
+    """Each argument in any of netgen.jobs.network's four forms: a network name, a build
+    folder, a prototxt or an ONNX file."""
+    from netgen.jobs.network import load_network
 
     out = []
     for arg in args:
-        side = load_side(_build_file(arg))
+        side = load_network(arg, input_shape=input_shape)
         title = side.graph.name if side.kind == "spec" else (side.graph.name or Path(arg).stem)
         out.append(layout.picture(side.graph, title, "" if side.kind == "spec" else arg))
     return out
 
 
-def _build_file(arg: str) -> str:
-    """A build folder stands for its deploy.prototxt (what every build holds)."""
-    path = Path(arg)
-    if path.is_dir():
-        deploy = path / "deploy.prototxt"
-        if not deploy.is_file():
-            raise NetgenError(f"{arg}: a folder without deploy.prototxt; give a build folder, "
-                              "a prototxt, an ONNX file or a network name")
-        return str(deploy)
-    return arg
-
-
-def draw(args: list[str], blocks: bool | None = None) -> str:
-    """The SVG of `args` side by side; `blocks` None: per network, --blocks above 50 layers."""
+def draw(args: list[str], blocks: bool | None = None,
+         input_shape: tuple[int, ...] | None = None) -> str:
+    """The SVG of `args` side by side; `blocks` None: per network, --blocks above 50 layers;
+    `input_shape` for a train_val whose data layer does not tell its size."""
     if not args:
         raise NetgenError("give at least one network: a name like resnet34-B, a build folder, "
                           "a prototxt or an ONNX file")
-    return render_page(layout.page(pictures(args), blocks))
+    return render_page(layout.page(pictures(args, input_shape), blocks))
 
 
 def block_svg(kind: str, stride_in: str = "1x1") -> str:

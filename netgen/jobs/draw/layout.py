@@ -2,7 +2,7 @@
 
 The picture is computed from the graph IR, never from a file's text, so a prototxt, an ONNX
 file and a fresh build draw alike. The main path and each block's shortcut (identity,
-projection, option A's zero-padding) come from the diff job's topological analysis, the
+projection, option A's zero-padding) come from netgen.analysis (as diff sees them), the
 stage of a box from the IR's stage labels, the figures under a column from
 `netgen.arch.counting` (the numbers `netgen summary` prints). This module decides boxes,
 arcs, labels and coordinates; `draw.py` only turns them into SVG.
@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from netgen.analysis.ops import logical_ops
+from netgen.analysis.topology import Entry, main_path
 from netgen.arch import ir
 from netgen.arch.counting import count
 
@@ -82,12 +84,9 @@ def _preactivated(graph: ir.Graph) -> bool:
     return any(layer.type == "BatchNorm" and layer.bottoms[0] in sums for layer in graph.layers)
 
 
-def _main_path(graph: ir.Graph) -> list:
-    """The diff job's main path with each join's classified shortcut: the one place this
-    module reads the diff job's analysis (entries with .op and .shortcut)."""
-    from netgen.jobs.diff.canonical import logical_ops
-    from netgen.jobs.diff.topology import main_path
-
+def _main_path(graph: ir.Graph) -> list[Entry]:
+    """The main path with each join's classified shortcut, as netgen.analysis sees it (the
+    ops as written: a drawing shows every layer the file has)."""
     ops, inputs, _ = logical_ops(graph)
     entries, _, _ = main_path(ops, inputs[0])
     return entries

@@ -32,6 +32,14 @@ order because each needs the previous one's result:
 - `prune_unused` still runs last (the constants the three replaced).
 
 `normalize` works on a copy: the caller's model is untouched.
+
+Why not an existing simplifier: onnxslim (pure Python) folds these graphs too (measured on
+a TorchScript ResNet-110 with option A: 3.0 s against 0.7 s here), but it also applies
+fusions and renames of its own, so an error of the op mapping would name nodes the user's
+file does not have, and a shape computation that depends on the batch stays in the graph
+without a word where netgen must refuse it or rewrite it to 0. onnx-simplifier is a compiled
+extension that runs the model through ONNX Runtime. What is used of onnx is its shape
+inference and its reference evaluator, one node at a time.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from typing import Callable
 
 import onnx
 
+from netgen.errors import NetgenError, first_line
 from netgen.onnx.normalize.affine import fuse_affine
 from netgen.onnx.normalize.constants import constants_to_initializers
 from netgen.onnx.normalize.fold import fold_constants
@@ -68,5 +77,11 @@ def normalize(model: onnx.ModelProto, passes: tuple[Pass, ...] = PASSES) -> onnx
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     for step in passes:
-        step(copy)
+        try:
+            step(copy)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            # A node missing an input, output or attribute, or one of the wrong type: a
+            # malformed file, reported as such instead of a traceback.
+            raise NetgenError(f"malformed ONNX graph (normalisation pass {step.__name__}: "
+                              f"{type(exc).__name__}: {first_line(exc)})") from None
     return copy

@@ -44,6 +44,7 @@ def constants_to_initializers(model: onnx.ModelProto) -> None:
     known = set(g.initializers(graph))
     outputs = g.output_names(graph)
     done: list[onnx.NodeProto] = []
+    renamed: dict[str, str] = {}  # Identity output -> the initializer it passes on
     for node in graph.node:
         if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
             continue
@@ -58,6 +59,8 @@ def constants_to_initializers(model: onnx.ModelProto) -> None:
         elif node.op_type == "Identity" and node.input and node.input[0] in known:
             if name in outputs or name in known:
                 continue  # a graph output keeps its node (an output must be computed)
-            g.rename_input(graph, name, node.input[0])
+            renamed[name] = renamed.get(node.input[0], node.input[0])
+            known.add(name)  # an Identity of this one is a constant too
             done.append(node)
     g.remove_nodes(graph, done)
+    g.rename_inputs(graph, renamed)

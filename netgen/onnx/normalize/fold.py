@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
 from netgen.errors import NetgenError, first_line
@@ -64,16 +64,39 @@ def _shape_value(node: onnx.NodeProto, dims: tuple[int, ...]) -> np.ndarray:
     return np.array(dims[start:end], np.int64)  # Python's slice clamps as ONNX's Shape does
 
 
+def _planned_size(node: onnx.NodeProto, inputs: dict[str, np.ndarray]) -> int | None:
+    """The output size of an op that sizes its output from an input's value, before it
+    runs; None for the others (their output is checked after)."""
+    try:
+        if node.op_type == "ConstantOfShape":
+            return math.prod(int(d) for d in inputs[node.input[0]].reshape(-1))
+        if node.op_type == "Expand":
+            shape = tuple(int(d) for d in inputs[node.input[1]].reshape(-1))
+            return math.prod(np.broadcast_shapes(inputs[node.input[0]].shape, shape))
+        if node.op_type == "Tile":
+            repeats = [int(d) for d in inputs[node.input[1]].reshape(-1)]
+            return int(inputs[node.input[0]].size) * math.prod(repeats)
+        if node.op_type == "Range":
+            start, limit, delta = (float(inputs[n].reshape(-1)[0]) for n in node.input[:3])
+            return max(math.ceil((limit - start) / delta), 0) if delta else None
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError):
+        return None  # malformed: the evaluator reports it
+    return None
+
+
 class _Evaluator:
     def __init__(self, model: onnx.ModelProto):
         self.opsets = list(model.opset_import)
 
     def run(self, node: onnx.NodeProto, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        if node.op_type == "ConstantOfShape":
-            count = math.prod(int(d) for d in inputs[node.input[0]].reshape(-1))
-            if count > MAX_FOLD_ELEMENTS:
-                raise _fail(node, f"would make a constant of {count:,} elements (at most "
-                            f"{MAX_FOLD_ELEMENTS:,} are folded)")
+        # A constant may be as large as what it is computed from (a weight transposed), but
+        # an op that makes more elements than it reads is held to MAX_FOLD_ELEMENTS, checked
+        # before the ops that size their output from a value are run.
+        limit = max(MAX_FOLD_ELEMENTS, sum(int(a.size) for a in inputs.values()))
+        count = _planned_size(node, inputs)
+        if count is not None and count > limit:
+            raise _fail(node, f"would make a constant of {count:,} elements (at most "
+                        f"{MAX_FOLD_ELEMENTS:,} are folded)")
         names = list(dict.fromkeys(i for i in node.input if i))
         graph = helper.make_graph(
             [node], "fold",
@@ -90,7 +113,7 @@ class _Evaluator:
                         f"{first_line(exc)})") from None
         arrays = [np.asarray(r) for r in results]
         for array in arrays:
-            if array.size > MAX_FOLD_ELEMENTS:
+            if array.size > limit:
                 raise _fail(node, f"makes a constant of {array.size:,} elements (at most "
                             f"{MAX_FOLD_ELEMENTS:,} are folded)")
         return arrays
@@ -104,29 +127,12 @@ def fold_constants(model: onnx.ModelProto) -> None:
     _refuse_left_shapes(model, batches)
 
 
-class _Initializers:
-    """Initializer values by name, converted on first use: a ResNet-152 holds ~900 weight
-    tensors that folding never reads, and converting them all took a tenth of a convert."""
-
-    def __init__(self, graph: onnx.GraphProto):
-        self.tensors = {t.name: t for t in graph.initializer}
-        self.values: dict[str, np.ndarray] = {}
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.tensors
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self.values:
-            self.values[name] = numpy_helper.to_array(self.tensors[name])
-        return self.values[name]
-
-
 def _fold_once(model: onnx.ModelProto, batches: tuple, evaluator: _Evaluator) -> bool:
     graph = model.graph
     if not any(_foldable(node) for node in graph.node):
         return False
     types = [shapes.infer(model, batch) for batch in batches]
-    consts = _Initializers(graph)
+    consts = g.Constants(graph)
     values: dict[str, list[np.ndarray]] = {}  # folded tensor -> its value at each batch
     folded: list[onnx.NodeProto] = []
     for node in graph.node:

@@ -11,9 +11,38 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from netgen.errors import NetgenError, first_line
+
 
 def initializers(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     return {tensor.name: tensor for tensor in graph.initializer}
+
+
+def to_array(tensor: onnx.TensorProto) -> np.ndarray:
+    """numpy_helper.to_array, a damaged tensor (dims that do not match its data, an unknown
+    data type) reported as a NetgenError naming it."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # ValueError, TypeError, KeyError from onnx's tables
+        raise NetgenError(f"initializer {tensor.name!r}: unreadable tensor "
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
+
+
+class Constants:
+    """The initializers as arrays, each converted on first use only (a network's weights
+    are never copied for passes that look at small shape tensors)."""
+
+    def __init__(self, graph: onnx.GraphProto):
+        self.tensors = initializers(graph)
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tensors
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.arrays:
+            self.arrays[name] = to_array(self.tensors[name])
+        return self.arrays[name]
 
 
 def producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
@@ -54,10 +83,17 @@ def fresh(name: str, taken: set[str]) -> str:
 
 def rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
     """Every node reading `old` reads `new` instead."""
+    rename_inputs(graph, {old: new})
+
+
+def rename_inputs(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
+    """Every node reading a key of `mapping` reads its value instead (one walk for all)."""
+    if not mapping:
+        return
     for node in graph.node:
         for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
+            if name in mapping:
+                node.input[i] = mapping[name]
 
 
 def set_initializer(graph: onnx.GraphProto, name: str, value: np.ndarray) -> None:
@@ -121,12 +157,10 @@ def prune(graph: onnx.GraphProto) -> None:
     unused = {t.name for t in graph.initializer if t.name not in used}
     if not unused:
         return
-    kept = [t for t in graph.initializer if t.name not in unused]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    inputs = [v for v in graph.input if v.name not in unused]
-    del graph.input[:]
-    graph.input.extend(inputs)
+    for field in (graph.initializer, graph.input):  # in place: no copy of the weights
+        for index in reversed(range(len(field))):
+            if field[index].name in unused:
+                del field[index]
 
 
 def _has_subgraph(node: onnx.NodeProto) -> bool:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from netgen.onnx.normalize import graph as g
 from netgen.onnx.normalize import shapes
 
 
-def _parts(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto],
-           rank: int | None) -> list[np.ndarray] | None:
+def _parts(node: onnx.NodeProto, consts: g.Constants, rank: int | None) -> list[np.ndarray] | None:
     """starts, ends, axes, steps of an opset-10+ Slice with constant bounds, axes made
     non-negative; None where that cannot be known."""
     if len(node.input) < 3 or node.attribute:
@@ -27,14 +25,14 @@ def _parts(node: onnx.NodeProto, consts: dict[str, onnx.TensorProto],
     for name in names[:2]:
         if name not in consts:
             return None
-        values.append(numpy_helper.to_array(consts[name]).astype(np.int64).reshape(-1))
+        values.append(consts[name].astype(np.int64).reshape(-1))
     count = len(values[0])
     for name, default in ((names[2], np.arange(count, dtype=np.int64)),
                           (names[3], np.ones(count, np.int64))):
         if not name:
             values.append(default)
         elif name in consts:
-            values.append(numpy_helper.to_array(consts[name]).astype(np.int64).reshape(-1))
+            values.append(consts[name].astype(np.int64).reshape(-1))
         else:
             return None
     if len({len(v) for v in values}) != 1:
@@ -54,14 +52,16 @@ def merge_slices(model: onnx.ModelProto) -> None:
     changed = True
     while changed:
         changed = False
-        consts = g.initializers(graph)
+        consts = g.Constants(graph)
         readers = g.readers(graph)
         outputs = g.output_names(graph)
         for second in graph.node:
-            if second.op_type != "Slice" or second.domain not in ("", "ai.onnx"):
+            if (second.op_type != "Slice" or second.domain not in ("", "ai.onnx")
+                    or len(second.input) < 3 or len(second.output) != 1):
                 continue
             first = g.producers(graph).get(second.input[0])
-            if (first is None or first.op_type != "Slice" or first.output[0] in outputs
+            if (first is None or first.op_type != "Slice" or len(first.input) < 3
+                    or len(first.output) != 1 or first.output[0] in outputs
                     or len(readers.get(first.output[0], [])) != 1):
                 continue
             if types is None:

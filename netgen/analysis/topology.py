@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from netgen.arch.counting import Counts, count
-from netgen.jobs.diff.canonical import Op, Representation, logical_ops
-from netgen.jobs.diff.sides import Side
+from netgen.analysis.network import Side
+from netgen.analysis.ops import Op, Representation, logical_ops
 
 ZERO_PAD_TYPES = frozenset({"Subsample", "Zeros", "Concat", "Pool", "Slice", "Reshape"})
 FIRST_STAGE = 2  # the paper's conv2_x: conv1 (and pool1) are stage 1, the stem
@@ -96,6 +96,13 @@ class Block:
             if name.endswith(suffix) and len(name) > len(suffix):
                 return name[:-len(suffix)]
         return name
+
+    @property
+    def wiring(self) -> str:
+        """post-activation (the paper's: a ReLU follows the sum) or pre-activation (He et
+        al., ECCV 2016: the sum goes on as it is, to the next block's or the head's BN-ReLU)."""
+        post = self.post
+        return "post-activation" if post and post[0].op.type == "ReLU" else "pre-activation"
 
     @property
     def kind(self) -> str:
@@ -306,3 +313,50 @@ def analyse(side: Side, canonical: bool = False) -> Analysis:
     ops, inputs, rep = logical_ops(side.graph, canonical, weights)
     entries, covered, spans = main_path(ops, inputs[0])
     return Analysis(side, ops, entries, covered, cut_blocks(entries, spans), rep)
+
+
+# --------------------------------------------------------------------------- description
+
+
+def inner_widths(block: Block) -> tuple[int, int, int]:
+    """(inner width, output width, groups) of a block: the 3x3's width for a bottleneck."""
+    convs = block.convs
+    if not convs:
+        return 0, 0, 1
+    inner = convs[1] if block.kind == "bottleneck" else convs[0]
+    return (inner.attrs["out_channels"], convs[-1].attrs["out_channels"],
+            max(op.attrs["group"] for op in convs))
+
+
+def stage_text(blocks: list[Block]) -> str:
+    kinds = Counter(b.kind for b in blocks)
+    kind = next(iter(kinds)) if len(kinds) == 1 else "mixed"
+    inner, out, groups = inner_widths(blocks[0])
+    width = f"width {inner}" + (f" -> {out}" if out != inner else "")
+    if groups > 1:
+        width += f", {groups} groups of {inner // groups}"
+    return f"{len(blocks)} {kind} block{'s' if len(blocks) != 1 else ''}, {width}"
+
+
+def architecture(analysis: Analysis) -> dict:
+    """The side as the paper's tables describe it: blocks per stage, kind, widths, depth."""
+    stages = []
+    for stage, blocks in analysis.layout:
+        inner, out, groups = inner_widths(blocks[0])
+        kinds = sorted({b.kind for b in blocks})
+        stages.append({"stage": stage, "blocks": len(blocks),
+                       "kind": kinds[0] if len(kinds) == 1 else "mixed",
+                       "inner_width": inner, "out_width": out, "groups": groups,
+                       "shortcuts": dict(sorted(Counter(
+                           b.join_entry.shortcut.kind for b in blocks).items()))})
+    return {"depth": analysis.depth, "blocks": len(analysis.blocks), "stages": stages,
+            "text": layout_text(analysis)}
+
+
+def layout_text(analysis: Analysis) -> str:
+    if not analysis.blocks:
+        return f"no residual blocks (plain), depth {analysis.depth}"
+    kinds = sorted({b.kind for b in analysis.blocks})
+    kind = kinds[0] if len(kinds) == 1 else "/".join(kinds)
+    counts = "-".join(str(len(blocks)) for _, blocks in analysis.layout)
+    return f"{len(analysis.blocks)} {kind} blocks {counts}, depth {analysis.depth}"

@@ -1,0 +1,225 @@
+"""Which netgen spec a network is: read the spec's fields off an analysis.
+
+Everything a spec decides shows in the canonical analysis: the stem (a 7x7/2 convolution and
+a 3x3/2 max pooling whose pad and rounding name MSRA's or torchvision's pool1, or CIFAR-10's
+3x3 convolution), the blocks per stage and their kind, the widths (and from the 3x3's width
+and groups, ResNeXt's cardinality and width per group), where a bottleneck's stride sits,
+the shortcuts (zero-pad, projection where shapes change, projection everywhere, none), the
+wiring (pre- or post-activation), the classes and the input size. `infer_spec` reads them
+and lets `make_spec` validate the result; the caller builds the spec and compares it with
+the network (diff's canonical comparison decides, not this guess). Where a field cannot be
+read, the guess keeps netgen's default for it and says what did not fit, so that the
+closest name can still be built and its differences named.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from netgen.analysis.topology import Analysis, Block, inner_widths
+from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_WIDTHS,
+                              STEM_POOLS, ArchSpec, inner_width, make_spec)
+from netgen.errors import NetgenError
+
+
+@dataclass
+class Guess:
+    """The spec read off a network (None when not even a closest one could be made) and
+    what of the network did not fit a netgen spec."""
+
+    spec: ArchSpec | None
+    misfits: list[str] = field(default_factory=list)
+
+
+def stem_ops(analysis: Analysis) -> list:
+    """The ops before the first block; in a plain net (no block cuts the main path) conv1
+    and what follows it up to the first pooling (ImageNet) or the next convolution."""
+    if analysis.blocks:
+        return [e.op for e in analysis.stem]
+    ops = [e.op for e in analysis.entries]
+    first = next((i for i, op in enumerate(ops) if op.type == "Conv"), None)
+    if first is None:
+        return ops
+    pool = next((i for i, op in enumerate(ops) if op.type == "Pool"), None)
+    if ops[first].attrs["kernel"] == [7, 7] and pool is not None:
+        return ops[:pool + 1]
+    end = next((i for i in range(first + 1, len(ops)) if ops[i].type == "Conv"), len(ops))
+    return ops[:end]
+
+
+def _stem(analysis: Analysis, misfits: list[str]) -> dict:
+    """dataset, stem pooling and conv1 bias from the ops before the first block."""
+    stem = stem_ops(analysis)
+    convs = [op for op in stem if op.type == "Conv"]
+    pools = [op for op in stem if op.type == "Pool"]
+    out: dict = {}
+    if not convs:
+        misfits.append("stem: no convolution before the first block")
+        return out
+    conv = convs[0].attrs
+    if conv["kernel"] == [7, 7] and conv["stride"] == [2, 2]:
+        out["dataset"] = "imagenet"
+        # a (non-zero) bias right before BatchNorm: the published ResNet-50's conv1
+        out["conv1_bias"] = bool(convs[0].extra.get("bias") and convs[0].extra.get("bn"))
+        pool = pools[0].attrs if pools else None
+        if pool is None or pool.get("global") or (pool["pool"], pool["kernel"], pool["stride"]) \
+                != ("MAX", [3, 3], [2, 2]):
+            misfits.append("stem: no 3x3 max pooling of stride 2 after conv1")
+        else:
+            for name, (pad, mode) in STEM_POOLS.items():
+                if pool["pad"] == [pad, pad] and pool["round_mode"] in (mode, "CEIL"):
+                    out["stem_pool"] = name
+            if "stem_pool" not in out:
+                misfits.append(f"stem: pool1 pads {pool['pad']} rounding {pool['round_mode']}")
+    elif conv["kernel"] == [3, 3] and conv["stride"] == [1, 1] and not pools:
+        out["dataset"] = "cifar10"
+    else:
+        misfits.append(f"stem: a {conv['kernel'][0]}x{conv['kernel'][1]} convolution of stride "
+                       f"{conv['stride'][0]}" + (" and a pooling" if pools else ""))
+    if len(convs) > 1:
+        misfits.append(f"stem: {len(convs)} convolutions")
+    return out
+
+
+def _changes(block: Block) -> bool:
+    """Whether the block's shape changes (stride or width): where option B projects."""
+    convs = block.convs
+    return block.stride > 1 or (bool(convs) and convs[0].attrs["in_channels"]
+                                != convs[-1].attrs["out_channels"])
+
+
+def _shortcut(blocks: list[Block], misfits: list[str]) -> str | None:
+    kinds = [(b.join_entry.shortcut.kind, _changes(b)) for b in blocks]
+    if all(kind == "projection" for kind, _ in kinds):
+        return "C"
+    if all((kind == "projection") == changes and kind in ("projection", "identity")
+           for kind, changes in kinds):
+        return "B"
+    if all(kind == ("zero-pad" if changes else "identity") or (kind == "identity" and changes)
+           for kind, changes in kinds) and any(kind == "zero-pad" for kind, _ in kinds):
+        return "A"
+    found = Counter(kind for kind, _ in kinds)
+    misfits.append("shortcuts: " + ", ".join(f"{n} {k}" for k, n in sorted(found.items())))
+    return None
+
+
+def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
+    """Layout, block kind, widths, groups, stride placement, shortcut and wiring."""
+    blocks = analysis.blocks
+    kinds = {b.kind for b in blocks}
+    if len(kinds) != 1 or not kinds <= {"basic", "bottleneck"}:
+        misfits.append("blocks: " + ", ".join(sorted(kinds)))
+        return
+    kind = kinds.pop()
+    out["block"] = kind
+    out["stages"] = tuple(len(stage_blocks) for _, stage_blocks in analysis.layout)
+    wirings = {b.wiring for b in blocks}
+    if len(wirings) > 1:
+        misfits.append("wiring: both pre- and post-activation blocks")
+    out["preact"] = wirings == {"pre-activation"}
+    expansion = BOTTLENECK_EXPANSION if kind == "bottleneck" else 1
+    widths, groups, per_group = [], set(), set()
+    for _, stage_blocks in analysis.layout:
+        inner, width, group = inner_widths(stage_blocks[0])
+        planes = width // expansion
+        widths.append(planes)
+        groups.add(group)
+        if kind == "bottleneck" and planes:
+            wpg = inner * BASE_WIDTH // (planes * group)
+            per_group.add(wpg if inner_width(planes, group, wpg) == inner else None)
+    expected = IMAGENET_WIDTHS if out.get("dataset") == "imagenet" else CIFAR_WIDTHS
+    if out.get("dataset") == "cifar10" and len(widths) == len(IMAGENET_WIDTHS):
+        out["imagenet_stages"] = True  # the literature's CIFAR ResNet-18: Table 1's stages
+        expected = IMAGENET_WIDTHS
+    if tuple(widths) != expected:
+        misfits.append(f"widths: {', '.join(map(str, widths))} (netgen's "
+                       f"{out.get('dataset', 'imagenet')} nets: {', '.join(map(str, expected))})")
+    if len(groups) == 1 and len(per_group) <= 1 and None not in per_group:
+        out["groups"] = groups.pop()
+        if per_group:
+            out["width_per_group"] = per_group.pop()
+    else:
+        misfits.append("groups and widths per group differ between stages")
+    if kind == "bottleneck":
+        firsts = [stage_blocks[0] for _, stage_blocks in analysis.layout[1:]]
+        places = {next((i for i, op in enumerate(b.convs) if op.attrs["stride"] != [1, 1]), None)
+                  for b in firsts}
+        if places <= {0}:
+            out["stride_in"] = "1x1"
+        elif places <= {1}:
+            out["stride_in"] = "3x3"
+    shortcut = _shortcut(blocks, misfits)
+    if shortcut:
+        out["shortcut"] = shortcut
+
+
+def _plain(analysis: Analysis, out: dict, misfits: list[str]) -> None:
+    """A net without shortcuts: its stages are the runs of convolutions of one width."""
+    convs = [e.op for e in analysis.entries[len(stem_ops(analysis)):] if e.op.type == "Conv"]
+    kernels = [op.attrs["kernel"][0] for op in convs]
+    if kernels and all(k == 3 for k in kernels) and len(kernels) % 2 == 0:
+        kind, per_block = "basic", 2
+    elif kernels and kernels == [1, 3, 1] * (len(kernels) // 3):
+        kind, per_block = "bottleneck", 3
+    else:
+        misfits.append("plain: convolutions that are neither 3x3 pairs nor 1x1-3x3-1x1 triples")
+        return
+    if out.get("dataset") == "cifar10" and convs and convs[-1].attrs["out_channels"] \
+            == IMAGENET_WIDTHS[-1] * (BOTTLENECK_EXPANSION if kind == "bottleneck" else 1):
+        out["imagenet_stages"] = True
+    runs: list[int] = []
+    last = None
+    for i in range(0, len(convs), per_block):
+        width = convs[i + per_block - 1].attrs["out_channels"]
+        if width != last:
+            runs.append(0)
+            last = width
+        runs[-1] += 1
+    out.update(block=kind, stages=tuple(runs), plain=True)
+
+
+def infer_spec(analysis: Analysis) -> Guess:
+    """The netgen spec `analysis` reads as (canonical analyses: representation ignored)."""
+    misfits: list[str] = []
+    graph = analysis.side.graph
+    shape = graph.inputs[0].shape if graph.inputs else ()
+    out: dict = {}
+    if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
+        misfits.append(f"input: {list(shape)} (netgen's nets take N x 3 x S x S images)")
+    else:
+        out["input_size"] = shape[2]
+    out.update(_stem(analysis, misfits))
+    if analysis.blocks:
+        _blocks(analysis, out, misfits)
+    else:
+        _plain(analysis, out, misfits)
+    fcs = [e.op for e in analysis.entries if e.op.type == "FC"]
+    if fcs:
+        out["num_classes"] = fcs[-1].attrs["out_features"]
+    else:
+        misfits.append("head: no fully connected layer")
+    return Guess(_make(out, misfits), misfits)
+
+
+def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
+    """make_spec of what was read; a field make_spec refuses is dropped (its default stands
+    in) and named."""
+    fields = dict(fields)
+    if fields.get("dataset") != "imagenet":
+        fields.pop("conv1_bias", None)
+        fields.pop("stem_pool", None)
+    for _ in range(len(fields) + 1):
+        try:
+            return make_spec(**fields)
+        except NetgenError as exc:
+            # drop the least structural field first; what remains is the closest spec
+            for key in ("stride_in", "width_per_group", "groups", "shortcut", "imagenet_stages",
+                        "stages", "block", "input_size", "num_classes", "preact", "plain"):
+                if key in fields:
+                    misfits.append(f"{key}: {exc}")
+                    del fields[key]
+                    break
+            else:
+                return None
+    return None

@@ -1,0 +1,139 @@
+"""`netgen identify FILE`: the netgen name of the architecture in a file.
+
+The spec is read off the file's canonical analysis (netgen.analysis.identify), built, and
+compared with the file exactly as `diff` compares two networks: the file is that name only
+when diff would call the two EQUIVALENT, and the representation notes are diff's. When they
+differ, the name read off the file is the closest one and diff's findings say what differs;
+when not even a closest spec can be read, the paper's and the family's networks are tried
+and the one with the fewest findings is named.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from netgen.analysis.identify import infer_spec
+from netgen.analysis.network import Side
+from netgen.analysis.topology import analyse
+from netgen.arch.spec import BASE_WIDTH, ArchSpec, make_spec
+from netgen.errors import NetgenError
+from netgen.jobs.diff import DiffResult, compare, load_side
+from netgen.jobs.network import load_network
+
+
+@dataclass
+class Identification:
+    """What `identify` found. `name` is set when the file is that network (diff says
+    EQUIVALENT); otherwise `closest` is the nearest netgen network and `findings` what
+    differs from it."""
+
+    source: str
+    closest: str
+    build: list[str]
+    equivalent: bool
+    notes: list[str] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+    misfits: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str | None:
+        return self.closest if self.equivalent else None
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "name": self.name, "closest": self.closest,
+                "equivalent": self.equivalent, "build": self.build, "notes": self.notes,
+                "findings": self.findings, "misfits": self.misfits}
+
+    def lines(self) -> list[str]:
+        if self.equivalent:
+            out = [f"{self.source}: {self.closest}", "build: " + " ".join(self.build)]
+            if self.notes:
+                out.append("representation (as diff reports it, not compared):")
+                out += [f"  - {note}" for note in self.notes]
+            return out
+        out = [f"{self.source}: no netgen network; the closest is {self.closest} "
+               f"({len(self.findings)} difference{'s' if len(self.findings) != 1 else ''})",
+               "build: " + " ".join(self.build), "differences (as diff reports them):"]
+        for finding in self.findings:
+            out.append(f"  - {finding['text']}")
+            out += [f"      {line}" for line in finding["lines"]]
+        return out
+
+
+def build_command(spec: ArchSpec) -> list[str]:
+    """The shortest `netgen build` options that make `spec`: the fields the name scheme
+    always states, then each defaulted field only where the default is not the spec's."""
+    args = ["netgen", "build"]
+    kwargs: dict = {"dataset": spec.dataset}
+    if spec.dataset != "imagenet":
+        args += ["--dataset", spec.dataset]
+    if spec.imagenet_stages:
+        args.append("--imagenet-stages")
+        kwargs["imagenet_stages"] = True
+    if spec.is_paper_layout:
+        args += ["--depth", str(spec.depth)]
+        kwargs["depth"] = spec.depth
+    else:
+        args += ["--stages", ",".join(map(str, spec.stages)), "--block", spec.block]
+        kwargs.update(stages=spec.stages, block=spec.block)
+    if spec.plain:
+        args.append("--plain")
+        kwargs["plain"] = True
+    if spec.preact:
+        args.append("--preact")
+        kwargs["preact"] = True
+    if spec.groups != 1:
+        args += ["--groups", str(spec.groups)]
+        kwargs["groups"] = spec.groups
+    if spec.wide_factor:
+        args += ["--width-factor", str(spec.wide_factor)]
+        kwargs["width_factor"] = spec.wide_factor
+    elif spec.width_per_group != BASE_WIDTH:
+        args += ["--width-per-group", str(spec.width_per_group)]
+        kwargs["width_per_group"] = spec.width_per_group
+    options = (("num_classes", "--classes"), ("input_size", "--input-size"),
+               ("shortcut", "--shortcut"), ("stride_in", "--stride-in"),
+               ("stem_pool", "--stem-pool"), ("conv1_bias", None))
+    for attr, flag in options:
+        if getattr(make_spec(**kwargs), attr) == getattr(spec, attr):
+            continue
+        value = getattr(spec, attr)
+        kwargs[attr] = value
+        if flag is None:
+            args.append("--conv1-bias" if value else "--no-conv1-bias")
+        else:
+            args += [flag, str(value)]
+    if make_spec(**kwargs) != spec:  # a field this function does not know yet
+        raise NetgenError(f"{spec.name}: no `netgen build` options found for it")
+    return args
+
+
+def _fallback(side: Side) -> tuple[ArchSpec, DiffResult]:
+    """No spec could be read off the file: the paper's or the family's network (with the
+    file's classes and input size where those fit) with the fewest findings."""
+    from netgen.jobs.paper import family_specs, paper_specs
+
+    best = None
+    for spec in paper_specs() + family_specs():
+        result = compare(side, load_side(spec.name))
+        score = (len(result.findings), len(result.layer_differences)
+                 + len(result.structural_differences) + len(result.shortcut_differences))
+        if best is None or score < best[0]:
+            best = (score, spec, result)
+    return best[1], best[2]
+
+
+def identify(arg: str, caffemodel: str | os.PathLike | None = None,
+             input_shape: tuple[int, ...] | None = None) -> Identification:
+    """Name the architecture of a network: an ONNX file, a prototxt, a build folder (or a
+    name, which names itself)."""
+    side = load_network(arg, caffemodel=caffemodel, input_shape=input_shape)
+    guess = infer_spec(analyse(side, canonical=True))
+    if guess.spec is not None:
+        spec = guess.spec
+        result = compare(side, load_side(spec.name))
+    else:
+        spec, result = _fallback(side)
+    return Identification(arg, spec.name, build_command(spec), result.equivalent,
+                          result.notes, result.findings, guess.misfits)
