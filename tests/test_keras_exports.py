@@ -178,3 +178,10 @@ def test_keras_conversion_is_byte_identical_across_runs(tmp_path, run_cli):
         assert run_cli("convert", tmp_path / "keras.onnx", "-o", tmp_path / run / "deploy.prototxt").code == 0
         written.append([(tmp_path / run / f).read_bytes() for f in ("deploy.prototxt", "model.caffemodel")])
     assert written[0] == written[1]
+
+
+def test_identify_names_keras_resnet50_a_torchpool_resnet50(tmp_path, run_cli):
+    onnx.save(load("ResNet50"), tmp_path / "keras.onnx")
+    result = run_cli("identify", tmp_path / "keras.onnx")
+    first = result.out.splitlines()[0]
+    assert result.code == 0 and "resnet50-B-" in first and first.endswith(f"torchpool-input{SIZE}")
