@@ -280,6 +280,10 @@ layer { name: "e" type: "ReLU" bottom: "a" top: "e" include { max_level: 1 } }
     ('layer { name: "norm1" type: "LRN" bottom: "x" top: "n" lrn_param { local_size: 5 } }',
      r"layer 'norm1' \(LRN\): unsupported layer type"),
     ('layer { name: "s" type: "Scale" bottom: "x" bottom: "x" top: "s" }',
+     r"layer 's' \(Scale\): bottom\[1\] of shape \[1, 2, 8, 8\] must equal bottom\[0\]'s "
+     r"shape from axis 1 on \(\[2, 8, 8\] of \[1, 2, 8, 8\]\)"),
+    ('layer { name: "s" type: "Scale" bottom: "x" bottom: "x" top: "s" '
+     'scale_param { bias_term: true } }',
      r"layer 's' \(Scale\): 2 bottoms: only the one-bottom form"),
     ('layer { name: "c3" type: "Convolution" bottom: "x" top: "c" '
      'convolution_param { num_output: 2 kernel_size: 1 kernel_size: 1 kernel_size: 1 } }',

@@ -112,6 +112,13 @@ def caffe_forward(graph: ir.Graph, weights, data: np.ndarray) -> dict[str, np.nd
             shape = (1, -1) + (1,) * (xs[0].ndim - 2)
             mean, var = (wb[0] * s).reshape(shape), (wb[1] * s).reshape(shape)
             ys = [(xs[0] - mean) / np.sqrt(var + p.eps)]
+        elif t == "Scale" and len(xs) == 2:  # the factor as a second blob
+            factor = xs[1].reshape(xs[1].shape + (1,) * (xs[0].ndim - p.axis - xs[1].ndim))
+            ys = [xs[0] * factor]
+        elif t == "Sigmoid":
+            ys = [1.0 / (1.0 + np.exp(-xs[0]))]
+        elif t == "Axpy":  # SENet's a * x + y
+            ys = [xs[0] * xs[1] + xs[2]]
         elif t == "Scale":
             y = xs[0] * _axis_view(wb[0], xs[0].shape, p.axis)
             if p.bias_term:
@@ -329,7 +336,10 @@ def test_pooling_sizes_and_values(pool, size, kernel, stride, pad, out, ceil):
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     assert attrs["ceil_mode"] == ceil
     if pool == "AVE":
-        assert attrs["count_include_pad"] == 1
+        # Without padding, a last window overhanging the input is divided by its part
+        # inside, as Caffe does: ONNX's count_include_pad=0 says exactly that.
+        overhangs = pad == 0 and (out - 1) * stride + kernel > size
+        assert attrs["count_include_pad"] == (0 if overhangs else 1)
     onnx.checker.check_model(model, full_check=True)
     assert shape_mismatches(model, graph) == (2, [])
     x = np.random.default_rng(size).standard_normal((2, 2, size, size)).astype(np.float32)
@@ -386,6 +396,11 @@ def _zoo() -> ir.Graph:
         L("fl", "Flatten", ("ip2",), ("fl",), ir.FlattenParam()),
         L("fc", "InnerProduct", ("fl",), ("fc",), ir.InnerProductParam(7, bias_term=False)),
         L("fl2", "Flatten", ("zero",), ("fl2",), ir.FlattenParam(axis=2)),
+        L("gp", "Pooling", ("cat",), ("gp",), ir.PoolingParam("AVE", global_pooling=True)),
+        L("sg", "Sigmoid", ("gp",), ("gp",)),
+        L("ax", "Axpy", ("gp", "cat", "zero"), ("ax",)),
+        L("gfl", "Flatten", ("gp",), ("gfl",), ir.FlattenParam()),
+        L("sc3", "Scale", ("ax", "gfl"), ("sc3",), ir.ScaleParam(axis=0)),
         L("prob", "Softmax", ("fc",), ("prob",), ir.SoftmaxParam()),
     ])
 
@@ -406,7 +421,8 @@ def test_every_layer_type_against_numpy():
     for i, layer in enumerate(graph.layers):
         for top, name in zip(layer.tops, plan.outputs[i]):
             last[top] = name
-    blobs = ("fc", "prob", "zero", "fl2", "cat", "ip2", "max", "bi", "s1", "sc", "rs")
+    blobs = ("fc", "prob", "zero", "fl2", "cat", "ip2", "max", "bi", "s1", "sc", "rs", "ax",
+             "sc3")
     names = [last[b] for b in blobs]
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

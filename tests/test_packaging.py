@@ -109,6 +109,8 @@ def test_sdist_holds_readme_proto_templates_and_tests(artifacts):
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.j2")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "fixtures" / "exports").iterdir()}
+    expected |= {p.relative_to(ROOT).as_posix()
+                 for p in (ROOT / "tests" / "fixtures" / "senet").glob("*.prototxt")}
     assert sorted(expected - names) == []
 
 
@@ -123,12 +125,13 @@ def test_metadata_passes_twine_check_and_names_what_an_index_shows(artifacts):
     assert meta["Name"] == "netgen" and meta["License-File"] == "LICENSE"
     assert meta["Requires-Python"] == ">=3.11"
     assert "Programming Language :: Python :: 3.11" in meta.get_all("Classifier")
-    assert {u.split(",")[0] for u in meta.get_all("Project-URL")} >= {"Source", "Issues"}
+    # no project URLs until the repository is published (a dead link misleads)
+    assert meta.get_all("Project-URL") is None and "github.com" not in str(meta)
     assert "onnx" in meta["Keywords"] and "caffe" in meta["Keywords"]
     # Run-time requirements are unconditional and bounded below; test tools only in extras.
     requires = meta.get_all("Requires-Dist")
     runtime = {r.split(">=")[0] for r in requires if "extra ==" not in r}
-    assert runtime == {"protobuf", "numpy", "jinja2", "click", "onnx", "onnxruntime"}
+    assert runtime == {"protobuf", "numpy", "jinja2", "markupsafe", "click", "onnx", "onnxruntime"}
     assert all(">=" in r for r in requires if "extra ==" not in r)
     for tool in ("pytest", "hypothesis", "opencv-python-headless", "h5py"):
         assert any(r.startswith(tool) and 'extra == "test"' in r for r in requires), tool

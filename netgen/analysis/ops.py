@@ -23,6 +23,11 @@ compare equal:
   netgen's stock-layer form (Pooling rounding up + Crop) one IR layer, and write FLOOR only
   where it changes the size.
 
+- option A's zero channels are one `Zeros` op however many Slice pieces a file cuts them
+  into: PyTorch's F.pad puts them on both sides of the subsampled input, netgen after it,
+  and the two are one network up to a fixed permutation of channels (`zeros_before` says
+  which Concats do so; convert --like maps weights through the permutation).
+
 What was dropped is counted in `Representation`, so the report can say what it ignored.
 """
 
@@ -72,6 +77,8 @@ class Representation:
     folded: int = 0  # convolutions with a bias and no BatchNorm after them
     bias_before_bn: list[str] = field(default_factory=list)
     zero_bias: list[str] = field(default_factory=list)
+    # option A's Concats that put zero channels before the input too (PyTorch's F.pad)
+    zeros_before: list[str] = field(default_factory=list)
     softmax: str | None = None
     flatten: Counter = field(default_factory=Counter)  # skipped layer type -> count
     global_pool: list[tuple[str, str]] = field(default_factory=list)  # (layer, how)
@@ -80,7 +87,8 @@ class Representation:
     def to_json(self) -> dict:
         return {"bn_in_conv": self.bn_in_conv, "folded_convs": self.folded,
                 "convs": self.convs, "bias_before_bn": self.bias_before_bn,
-                "zero_bias": self.zero_bias, "softmax": self.softmax,
+                "zero_bias": self.zero_bias, "zeros_before": self.zeros_before,
+                "softmax": self.softmax,
                 "skipped": dict(sorted(self.flatten.items())),
                 "global_pool": [list(x) for x in self.global_pool]}
 
@@ -163,6 +171,10 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
         elif canonical and layer.type == "Reshape" and _flattens(in_shape, layer.top_shapes[0]):
             op_id = first.id
             rep.flatten["Reshape"] += 1
+        elif canonical and layer.type == "Slice" and first.type == "Zeros":
+            # pieces of a block of zeros (option A's zeros on both sides): zeros still
+            op_id = first.id
+            first.layers.append(layer.name)
         elif (canonical and layer.type in ABSORBED_BY_CONV and first.type == "Conv"
               and sole_reader and _per_channel(layer, in_shape)):
             if layer.type == "BatchNorm":
@@ -198,6 +210,8 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             elif canonical and kind == "FC" and attrs["bias"] and _is_zero(weights, layer.name, 1):
                 attrs["bias"] = ZERO_BIAS
                 rep.zero_bias.append(layer.name)
+            elif canonical and kind == "Concat" and _zeros_first(ops, sources):
+                rep.zeros_before.append(layer.name)
             elif canonical and kind == "Pool" and attrs.get("global"):
                 how = "global_pooling" if layer.param.global_pooling else "whole-map kernel"
                 rep.global_pool.append((layer.name, how))
@@ -214,6 +228,12 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             rep.softmax = ops[-1].name
             ops.pop()
     return ops, inputs, rep
+
+
+def _zeros_first(ops: list[Op], sources: list[int]) -> bool:
+    """A Concat with zero channels before a non-zero input."""
+    kinds = [ops[i].type == "Zeros" for i in sources]
+    return any(kinds) and not all(kinds) and kinds.index(False) > 0
 
 
 def _flattens(in_shape: ir.Shape, out_shape: ir.Shape) -> bool:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from netgen.analysis.ops import Op, logical_ops
 from netgen.arch import ir
 from netgen.errors import NetgenError
@@ -66,8 +68,16 @@ class Units:
             inputs = tuple(self.units[i].id for i in unit.inputs)
             if unit.kind == "Add":
                 inputs = tuple(sorted(inputs))
+            elif unit.kind == "Concat" and self._has_zeros(unit):
+                # where the zero channels sit is a permutation of channels (channel_orders)
+                inputs = tuple(self.units[i].id for i in unit.inputs
+                               if self.units[i].kind != "Zeros")
             unit.id = table.setdefault((key, inputs), len(table))
         self.output = self._output(ops)
+
+    def _has_zeros(self, unit: Unit) -> bool:
+        return unit.op.attrs.get("axis") == 1 and any(
+            self.units[i].kind == "Zeros" for i in unit.inputs)
 
     @staticmethod
     def _key(op: Op) -> tuple:
@@ -182,3 +192,94 @@ def matches(target: Units, source: Units) -> list[tuple[Unit, Unit]]:
         taken[unit.id] = k + 1
         out.append((unit, candidates[k]))
     return out
+
+
+# Ops that keep each channel where it is (what they compute per channel needs no reordering).
+PER_CHANNEL = frozenset({"ReLU", "PReLU", "BN", "Scale", "Bias", "Pool", "Subsample", "Zeros",
+                         "Power", "Constant", "Softmax", "Dropout"})
+
+
+def channel_orders(units: Units) -> list[np.ndarray | None]:
+    """Per unit, where each channel of the canonical order sits in its output (None: in
+    place). The canonical order puts option A's zero channels after the input, as netgen
+    does; a file that puts them on both sides (PyTorch's F.pad) holds the same channels
+    in another order, fixed per stage: every convolution writing into the residual stream
+    then takes the order of the shortcut it is added to. Weights carried unit to unit go
+    through these orders (convert --like)."""
+    orders: list[np.ndarray | None] = [None] * len(units.units)
+    producers = {i: unit for i, unit in enumerate(units.units)}
+    for index, unit in enumerate(units.units):
+        kind = unit.kind
+        if kind in PER_CHANNEL and unit.inputs:
+            orders[index] = orders[unit.inputs[0]]
+        elif kind == "Concat" and unit.op.attrs.get("axis") == 1:
+            orders[index] = _concat_order(units, unit, orders)
+        elif kind == "Add":
+            known = [orders[i] for i in unit.inputs if orders[i] is not None]
+            if known:
+                order = known[0]
+                for i in unit.inputs:
+                    if not _same_order(orders[i], order):
+                        _assign(units, i, order, orders, producers)
+                orders[index] = order
+    return orders
+
+
+def _same_order(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """None is the identity order."""
+    if a is None and b is None:
+        return True
+    n = len(a if a is not None else b)
+    a = np.arange(n) if a is None else a
+    b = np.arange(n) if b is None else b
+    return bool(np.array_equal(a, b))
+
+
+def is_identity(order: np.ndarray | None) -> bool:
+    return order is None or bool(np.array_equal(order, np.arange(len(order))))
+
+
+def reorder(array: np.ndarray, source: np.ndarray | None, target: np.ndarray | None,
+            axis: int = 0) -> np.ndarray:
+    """`array`'s channels along `axis` from the source's order to the target's, through the
+    canonical one: canonical[i] = source[order_s[i]], target[order_t[i]] = canonical[i]."""
+    if source is not None:
+        array = np.take(array, source, axis=axis)
+    if target is not None:
+        array = np.take(array, np.argsort(target), axis=axis)
+    return array
+
+
+def _concat_order(units: Units, unit: Unit, orders: list) -> np.ndarray | None:
+    offset, kept, zeros = 0, [], []
+    shapes = {b.name: b.shape for b in units.graph.inputs}
+    shapes.update((top, shape) for layer in units.graph.layers
+                  for top, shape in zip(layer.tops, layer.top_shapes))
+    widths = [shapes[bottom][1] for bottom in unit.layers[0].bottoms]
+    for i, width in zip(unit.inputs, widths):
+        positions = np.arange(offset, offset + width)
+        if units.units[i].kind == "Zeros":
+            zeros.append(positions)
+        else:
+            order = orders[i]
+            kept.append(positions if order is None else offset + order)
+        offset += width
+    order = np.concatenate(kept + zeros) if kept or zeros else None
+    if order is None or np.array_equal(order, np.arange(len(order))):
+        return None
+    return order
+
+
+def _assign(units: Units, index: int, order: np.ndarray, orders: list, producers: dict) -> None:
+    """Give the convolution that writes `index` (through ops that keep channels in place)
+    the order `order`: its output channels are free to be named in any order."""
+    chain = [index]
+    while units.units[chain[-1]].kind in PER_CHANNEL and units.units[chain[-1]].inputs \
+            and units.units[chain[-1]].kind not in ("Zeros", "Subsample"):
+        chain.append(units.units[chain[-1]].inputs[0])
+    if units.units[chain[-1]].kind != "Conv":
+        name = units.units[index].layers[0].name if units.units[index].layers else "?"
+        raise NetgenError(f"layer {name!r}: its channels are in another order than the "
+                          "shortcut it is added to, and no convolution before it can take it")
+    for i in chain:
+        orders[i] = order

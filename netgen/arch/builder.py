@@ -7,6 +7,9 @@ post-activation, or the pre-activation of He et al. ECCV 2016). Nothing here kno
 Names follow the published MSRA Caffe models (conv1/bn_conv1/scale_conv1, res2a_branch2a,
 bn2a_branch2a, scale2a_branch2a, res2a_branch2a_relu, res2a_branch1, res2a, res2a_relu,
 pool5, fc1000, prob) so that the published caffemodel files load into our deploy files.
+The descendants keep that scheme: an SE unit is res2a_se_pool, res2a_se_down (+ _relu),
+res2a_se_up, res2a_se_prob and the sum res2a (an Axpy); ResNet-C's stem conv1_1..conv1_3
+(bn_conv1_1, scale_conv1_1, conv1_1_relu, ...); ResNet-D's pooling res3a_branch1_pool.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Callable
 
 from netgen.arch import ir
 from netgen.arch.shapes import conv_out, infer, pool_out, rounding_matters
-from netgen.arch.spec import STEM_POOLS, ArchSpec
+from netgen.arch.spec import DEEP_STEM_WIDTHS, STEM_POOLS, ArchSpec, se_width_of
 from netgen.errors import NetgenError
 
 # The published 101/152 number the blocks of their long stages (res4b1..res4b22) while 50
@@ -134,6 +137,33 @@ def _identity(net: _Net, x: str, block: str, c_in: int, c_out: int, stride: int)
     return net.add(f"res{block}_branch1", "Concat", [x] + [zeros] * copies, ir.ConcatParam(axis=1))
 
 
+def projection(net: _Net, spec: ArchSpec, x: str, block: str, c_out: int, stride: int) -> str:
+    """The projection shortcut: 1x1 conv + BN. ResNet-D (spec.avg_down) downsamples by a 2x2
+    average pooling of stride 2 first (res3a_branch1_pool) and convolves with stride 1.
+    Caffe's AVE pooling with pad 0 rounds up and divides a window by its part inside the
+    map, which is timm's AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False) on maps of
+    any size, odd ones included."""
+    if spec.avg_down and stride != 1:
+        x = net.add(f"res{block}_branch1_pool", "Pooling", [x],
+                    ir.PoolingParam("AVE", (stride, stride), (stride, stride)))
+        stride = 1
+    return net.conv_unit(x, f"res{block}_branch1", f"bn{block}_branch1",
+                         f"scale{block}_branch1", None, c_out, 1, stride)
+
+
+def se_gate(net: _Net, x: str, block: str, channels: int, reduced: int) -> str:
+    """Squeeze-and-excitation's gate of a branch (Hu et al., CVPR 2018): global average
+    pooling, 1x1 conv (bias) to `reduced`, ReLU, 1x1 conv (bias) back, Sigmoid in place, as
+    SENet's Caffe files (conv2_1_global_pool, _1x1_down, _1x1_up, _prob) in netgen's names.
+    Returns the N x C x 1 x 1 gate; the Axpy that multiplies and adds is the caller's."""
+    pooled = net.add(f"res{block}_se_pool", "Pooling", [x],
+                     ir.PoolingParam("AVE", global_pooling=True))
+    down = net.conv(pooled, f"res{block}_se_down", reduced, 1, bias=True)
+    net.add(f"res{block}_se_down_relu", "ReLU", [down], ir.ReLUParam(), top=down)
+    up = net.conv(down, f"res{block}_se_up", channels, 1, bias=True)
+    return net.add(f"res{block}_se_prob", "Sigmoid", [up], ir.NoParam(), top=up)
+
+
 def post_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
                     units: list[Unit], stride: int, entry: bool) -> str:
     """The paper's unit (Fig. 2): conv-BN-ReLU, ..., conv-BN, sum with the shortcut, ReLU.
@@ -143,8 +173,7 @@ def post_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
     shortcut = None
     if not spec.plain:
         if _needs_projection(spec, c_in, c_out, stride):
-            shortcut = net.conv_unit(x, f"res{block}_branch1", f"bn{block}_branch1",
-                                     f"scale{block}_branch1", None, c_out, 1, stride)
+            shortcut = projection(net, spec, x, block, c_out, stride)
         else:
             shortcut = _identity(net, x, block, c_in, c_out, stride)
     y = x
@@ -153,7 +182,13 @@ def post_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
         last = i == len(units) - 1
         y = net.conv_unit(y, conv, bn, scale, None if last else relu, unit.channels,
                           unit.kernel, unit.stride, group=unit.group)
-    if shortcut is not None:
+    if shortcut is not None and spec.se_reduction:
+        # SE: gate * branch + shortcut, one Axpy in the IR (SENet's layer); the prototxt
+        # emitter writes it in stock layers unless told otherwise.
+        reduced = se_width_of(c_out, spec.se_reduction, spec.se_width or "floor")
+        gate = se_gate(net, y, block, c_out, reduced)
+        y = net.add(f"res{block}", "Axpy", [gate, y, shortcut], ir.NoParam())
+    elif shortcut is not None:
         y = net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
     net.add(f"res{block}_relu", "ReLU", [y], ir.ReLUParam(), top=y)
     return y
@@ -215,10 +250,23 @@ def stem_pool_param(spec: ArchSpec, size: int) -> ir.PoolingParam:
     return param
 
 
+def deep_stem(net: _Net, spec: ArchSpec, size: int) -> tuple[str, int]:
+    """ResNet-C's stem (He et al., CVPR 2019; timm's stem_type="deep"): 3x3 convolutions of
+    32 (stride 2), 32 and 64 channels, each with BN and ReLU: conv1_1, bn_conv1_1,
+    scale_conv1_1, conv1_1_relu, ... conv1_3. A conv1 bias goes on the first."""
+    x = "data"
+    for i, width in enumerate(DEEP_STEM_WIDTHS, start=1):
+        stride = 2 if i == 1 else 1
+        x = net.conv_unit(x, f"conv1_{i}", f"bn_conv1_{i}", f"scale_conv1_{i}",
+                          f"conv1_{i}_relu", width, 3, stride, bias=spec.conv1_bias and i == 1)
+        size = conv_out(size, 3, stride, 1)
+    return x, size
+
+
 def build(spec: ArchSpec) -> ir.Graph:
     """The deploy graph of `spec`, shapes inferred. Table 1 / Section 4.2 come from the spec.
 
-    Stem: ImageNet conv1 7x7/2 + BN-ReLU + pool1 3x3/2 (MSRA's or torchvision's padding and
+    Stem: ImageNet conv1 7x7/2 (or ResNet-C's three 3x3) + BN-ReLU + pool1 3x3/2 (MSRA's or torchvision's padding and
     rounding, spec.stem_pool); CIFAR-10 conv1 3x3 + BN-ReLU, or for
     pre-activation nets conv1 alone (the authors' resnet-1k-layers): its first block's
     BN-ReLU follows. A CIFAR-10 net with ImageNet stages has the same stem with 64 channels
@@ -230,9 +278,12 @@ def build(spec: ArchSpec) -> ir.Graph:
     net = _Net(stage="conv1")
     size = spec.input_size
     if spec.dataset == "imagenet":
-        x = net.conv_unit("data", "conv1", "bn_conv1", "scale_conv1", "conv1_relu", 64, 7, 2,
-                          bias=spec.conv1_bias)
-        size = conv_out(size, 7, 2, 3)
+        if spec.deep_stem:
+            x, size = deep_stem(net, spec, size)
+        else:
+            x = net.conv_unit("data", "conv1", "bn_conv1", "scale_conv1", "conv1_relu", 64, 7,
+                              2, bias=spec.conv1_bias)
+            size = conv_out(size, 7, 2, 3)
         pool = stem_pool_param(spec, size)
         x = net.add("pool1", "Pooling", [x], pool)
         size = pool_out(size, 3, 2, pool.pad[0], pool.round_mode)

@@ -19,7 +19,7 @@ STATISTICS_ONLY = frozenset({"BatchNorm"})
 # A block ends in the ReLU named after it (res2a_relu, res4b22_relu), plain or residual, or
 # (pre-activation) in its sum (res2a), with no ReLU after it.
 BLOCK_OUTPUT = re.compile(r"^res(\d+[a-z]\d*)(?:_relu)?$")
-BLOCK_OUTPUT_TYPES = frozenset({"ReLU", "Eltwise"})
+BLOCK_OUTPUT_TYPES = frozenset({"ReLU", "Eltwise", "Axpy"})
 
 
 def layer_params(layer: ir.Layer) -> int:

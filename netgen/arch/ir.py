@@ -130,7 +130,13 @@ class SliceParam:
 
 @dataclass(frozen=True)
 class NoParam:
-    """For layer types without parameters (Split)."""
+    """For layer types without parameters (Split, Sigmoid, Axpy).
+
+    Axpy is the layer of SENet's Caffe fork: bottoms (a, x, y), a of shape N x C x 1 x 1,
+    x and y N x C x H x W; top = a * x + y, the channel gate of a squeeze-and-excitation
+    unit applied to the branch x and added to the shortcut y. It is the IR's one form of
+    that product and sum, however a file spells it; netgen writes it in stock Caffe layers
+    (netgen.caffe.prototxt) or as Axpy where asked."""
 
 
 LayerParam = Union[
@@ -158,6 +164,8 @@ PARAM_TYPES: dict[str, type] = {
     "Reshape": ReshapeParam,
     "Slice": SliceParam,
     "Split": NoParam,
+    "Sigmoid": NoParam,
+    "Axpy": NoParam,
 }
 
 

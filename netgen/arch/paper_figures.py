@@ -131,6 +131,8 @@ _CIFAR_CODE = "PyTorch CIFAR code"
 # Depth -> parameters of that code's ResNet18..152 (10 classes), torch's count.
 CIFAR_CODE_PARAMS = {18: 11_173_962, 34: 21_282_122, 50: 23_520_842, 101: 42_512_970,
                      152: 58_156_618}
+_TIMM = "timm"
+_SENET = "SENet's Caffe file (timm's count)"
 
 # Canonical name -> its published figures (see the module docstring).
 FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
@@ -152,6 +154,18 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
     **{f"cifar10-resnet{depth}-imagenetstages": (Figure("parameters", f"{count:,}", 1,
                                                         _CIFAR_CODE),)
        for depth, count in CIFAR_CODE_PARAMS.items()},
+    # timm's parameter counts (1000 classes); SENet's Caffe layout (the stride on SE-ResNet's
+    # first 1x1, MSRA's pool1) has the same weights.
+    **{name: (Figure("parameters", count, 1, _TIMM),) for name, count in (
+        ("seresnet50", "28,088,024"), ("seresnet101", "49,326,872"),
+        ("seresnet152", "66,821,848"), ("seresnext50-32x4d", "27,559,896"),
+        ("seresnext101-32x4d", "48,955,416"), ("resnet18d", "11,708,744"),
+        ("resnet34d", "21,816,904"), ("resnet26d", "16,014,408"), ("resnet50c", "25,576,264"),
+        ("resnet50d", "25,576,264"), ("resnet101d", "44,568,392"),
+        ("resnet152d", "60,212,040"))},
+    **{name: (Figure("parameters", count, 1, _SENET),) for name, count in (
+        ("seresnet50-stride1x1", "28,088,024"), ("seresnet101-stride1x1", "49,326,872"),
+        ("seresnet152-stride1x1", "66,821,848"))},
 }
 
 

@@ -125,8 +125,38 @@ def _learned_shape(layer, shapes, form: str, axis: int, num_axes: int) -> Shape:
 
 def _scale(layer, shapes):
     p: ir.ScaleParam = layer.param
+    if len(shapes) == 2:
+        return _scale_by_blob(layer, shapes)
     param_shape = _learned_shape(layer, shapes, "scale", p.axis, p.num_axes)
     return [shapes[0]], [param_shape] + ([param_shape] if p.bias_term else [])
+
+
+def _scale_by_blob(layer, shapes):
+    """Caffe's two-bottom Scale: bottom[1] multiplies bottom[0] over the axes from `axis`
+    its shape covers, which must equal them (an SE gate flattened to N x C, axis 0)."""
+    p: ir.ScaleParam = layer.param
+    shape, factor = shapes
+    if p.bias_term:
+        raise _fail(layer, "the two-bottom form is read without a bias (bias_term: false)")
+    axis = p.axis % len(shape) if shape else 0
+    if tuple(shape[axis:axis + len(factor)]) != tuple(factor) or axis + len(factor) > len(shape):
+        raise _fail(layer, f"bottom[1] of shape {list(factor)} must equal bottom[0]'s shape "
+                    f"from axis {p.axis} on ({list(shape[axis:axis + len(factor)])} of "
+                    f"{list(shape)})")
+    return [shape], []
+
+
+def _axpy(layer, shapes):
+    """SENet's Axpy(a, x, y) = a * x + y, a of N x C x 1 x 1, x and y of equal shapes."""
+    if len(shapes) != 3:
+        raise _fail(layer, f"needs three bottoms (a, x, y), got {len(shapes)}")
+    a, x, y = shapes
+    if len(x) != 4 or x != y:
+        raise _fail(layer, f"x and y must be equal 4-D shapes, got {list(x)} and {list(y)}")
+    if tuple(a) != (x[0], x[1], 1, 1):
+        raise _fail(layer, f"a must have shape {[x[0], x[1], 1, 1]} (one factor per channel), "
+                    f"got {list(a)}")
+    return [x], []
 
 
 def _bias(layer, shapes):
@@ -269,6 +299,8 @@ RULES: dict[str, Callable] = {
     "Reshape": _reshape,
     "Slice": _slice,
     "Split": _split,
+    "Sigmoid": _same,
+    "Axpy": _axpy,
 }
 
 

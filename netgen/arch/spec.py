@@ -25,12 +25,22 @@ most-starred PyTorch CIFAR code's ResNet18..152): a CIFAR-10 net with Table 1's 
 and widths (64, 128, 256, 512; strides 1, 2, 2, 2), conv1 3x3 64 stride 1 + BN-ReLU and no
 pool1, option B, a bottleneck's stride on its 3x3 (that code's conv2), named
 cifar10-resnet18-imagenetstages. It counts as one of the family's (its defaults are theirs).
+
+Squeeze-and-excitation and the "bag of tricks" nets (He et al., CVPR 2019) are four more
+fields, appended last: `se_reduction` R (0: none) puts an SE unit (Hu et al., CVPR 2018) on
+every residual branch, reducing C channels to `se_width` of them: "floor" is C // R (SENet's
+Caffe files, hand-written code), "timm" rounds C / R to a multiple of 8 as timm's
+make_divisible does (so seresnet18's 64-channel blocks reduce to 8, not 4); `deep_stem` is
+ResNet-C's stem (three 3x3 convolutions, 32, 32, 64, as timm's *c / *d); `avg_down` is
+ResNet-D's downsampling projection (2x2 average pooling, stride 2, then the 1x1 stride 1).
+Their defaults follow timm: the stride on the 3x3, torchvision's pool1, no conv1 bias, and
+timm's layout table with ResNet-26 (2, 2, 2, 2 bottleneck blocks).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from netgen.errors import NetgenError
 
@@ -74,6 +84,18 @@ STEM_POOL_OWNER = {"msra": "MSRA's", "torchvision": "torchvision's"}
 STEM_POOL_TEXT = {pool: f"pool1 pad {pad} rounding {'down' if mode == 'FLOOR' else 'up'} "
                         f"({STEM_POOL_OWNER[pool]} stem)" for pool, (pad, mode) in STEM_POOLS.items()}
 
+# SE: the reduced width of a C-channel branch. "floor": C // R; "timm": make_divisible(C / R, 8).
+SE_WIDTHS = ("floor", "timm")
+SE_DEFAULT_REDUCTION = 16
+SE_DIVISOR = 8
+# Hand-written CIFAR code divides (C // 16); timm's ImageNet nets round to a multiple of 8.
+DEFAULT_SE_WIDTH = {"imagenet": "timm", "cifar10": "floor"}
+# ResNet-C's stem (timm's stem_type="deep", stem_width=32): three 3x3 convolutions.
+DEEP_STEM_WIDTHS = (32, 32, 64)
+# timm's layout table: Table 1 plus ResNet-26 (resnet26, resnet26d, seresnext26d_32x4d).
+TIMM_IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
+    **IMAGENET_LAYOUTS, 26: ("bottleneck", (2, 2, 2, 2))}
+
 # Hard ceilings so that absurd requests fail with a message instead of exhausting memory.
 MAX_LAYERS = 200_000
 MAX_INPUT_SIZE = 4096
@@ -109,6 +131,23 @@ class ArchSpec:
     width_per_group: int = BASE_WIDTH
     stem_pool: str | None = "msra"  # a STEM_POOLS key; None for CIFAR-10 (no pool1)
     imagenet_stages: bool = False  # CIFAR-10 with Table 1's four stages (IMAGENET_STAGES_NAMES)
+    se_reduction: int = 0  # R of the SE units; 0: none
+    se_width: str | None = None  # a SE_WIDTHS key where se_reduction, else None
+    deep_stem: bool = False  # ResNet-C
+    avg_down: bool = False  # ResNet-D's pooled projection
+
+    @property
+    def timm(self) -> bool:
+        """An SE, ResNet-C or ResNet-D net: timm's conventions and layout table apply."""
+        return self.se_reduction > 0 or self.deep_stem or self.avg_down
+
+    @property
+    def se_widths(self) -> tuple[int, ...]:
+        """The reduced width of each stage's SE units (empty without SE)."""
+        if not self.se_reduction:
+            return ()
+        return tuple(se_width_of(c, self.se_reduction, self.se_width or "floor")
+                     for c in self.out_channels)
 
     @property
     def plain(self) -> bool:
@@ -116,9 +155,10 @@ class ArchSpec:
 
     @property
     def family(self) -> bool:
-        """A pre-activation, ResNeXt or wide net, or a CIFAR-10 net with ImageNet stages:
-        one of the paper's descendants."""
-        return is_family(self.preact, self.groups, self.width_per_group) or self.imagenet_stages
+        """A pre-activation, ResNeXt or wide net, an SE or ResNet-C/D net, or a CIFAR-10 net
+        with ImageNet stages: one of the paper's descendants."""
+        return (is_family(self.preact, self.groups, self.width_per_group, self.timm)
+                or self.imagenet_stages)
 
     @property
     def block_kind(self) -> str:
@@ -151,8 +191,10 @@ class ArchSpec:
         if self.plain:
             kind = "plain"
         else:
-            kind = ("pre" if self.preact else "") + ("resnext" if grouped else "resnet")
-        base = f"{prefix}{'wide-' if wide else ''}{kind}{self.depth}"
+            kind = (("pre" if self.preact else "") + ("se" if self.se_reduction else "")
+                    + ("resnext" if grouped else "resnet"))
+        variant = ("d" if self.avg_down else "c") if self.deep_stem else ""
+        base = f"{prefix}{'wide-' if wide else ''}{kind}{self.depth}{variant}"
         if grouped:
             base += f"-{self.groups}x{self.width_per_group}d"
         if wide:
@@ -165,7 +207,7 @@ class ArchSpec:
             base += f"-{self.shortcut}"
         if self.stride_in != default_stride_in(self.dataset, self.block, self.preact,
                                                self.groups, self.width_per_group,
-                                               self.imagenet_stages):
+                                               self.timm, self.imagenet_stages):
             base += f"-stride{self.stride_in}"
         if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(
                 self.block, self.stages, self.family):
@@ -173,6 +215,12 @@ class ArchSpec:
         if self.stem_pool is not None and self.stem_pool != default_stem_pool(self.dataset,
                                                                               self.family):
             base += f"-{STEM_POOL_SUFFIX[self.stem_pool]}"
+        if self.avg_down and not self.deep_stem:
+            base += "-avgdown"
+        if self.se_reduction and self.se_reduction != SE_DEFAULT_REDUCTION:
+            base += f"-r{self.se_reduction}"
+        if self.se_reduction and self.se_width != DEFAULT_SE_WIDTH[self.dataset]:
+            base += f"-se{self.se_width}"
         if self.num_classes != DEFAULT_CLASSES[self.dataset]:
             base += f"-classes{self.num_classes}"
         if self.input_size != DEFAULT_INPUT[self.dataset]:
@@ -186,7 +234,7 @@ class ArchSpec:
         ImageNet stages Table 1's (or ResNet-200's)."""
         if self.dataset == "cifar10" and not self.imagenet_stages:
             return self.block == default_cifar_block(self.depth, self.preact)
-        layouts = PREACT_IMAGENET_LAYOUTS if self.preact else IMAGENET_LAYOUTS
+        layouts = imagenet_layouts(self.preact, self.timm)
         return layouts.get(self.depth) == (self.block, self.stages)
 
     @property
@@ -214,6 +262,12 @@ class ArchSpec:
                 del data[key]
         if self.stem_pool is None or (not self.family and self.stem_pool == "msra"):
             del data["stem_pool"]
+        if not self.se_reduction:
+            del data["se_reduction"], data["se_width"]
+        if not self.deep_stem:
+            del data["deep_stem"]
+        if not self.avg_down:
+            del data["avg_down"]
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
@@ -226,8 +280,27 @@ def _positive(value: int | None, what: str) -> None:
         raise NetgenError(f"{what} must be a positive integer, got {value}")
 
 
-def is_family(preact: bool, groups: int, width_per_group: int) -> bool:
-    return preact or groups != 1 or width_per_group != BASE_WIDTH
+def is_family(preact: bool, groups: int, width_per_group: int, timm: bool = False) -> bool:
+    return preact or groups != 1 or width_per_group != BASE_WIDTH or timm
+
+
+def imagenet_layouts(preact: bool, timm: bool = False) -> dict[int, tuple[str, tuple[int, ...]]]:
+    """The depths a name may give alone: Table 1, the pre-activation paper's, or timm's."""
+    if preact:
+        return PREACT_IMAGENET_LAYOUTS
+    return TIMM_IMAGENET_LAYOUTS if timm else IMAGENET_LAYOUTS
+
+
+def se_width_of(channels: int, reduction: int, rule: str) -> int:
+    """The SE unit's reduced width: C // R, or timm's make_divisible(C / R, 8):
+    max(8, int(v + 4) // 8 * 8), plus 8 where that is below 0.9 v."""
+    if rule == "floor":
+        return channels // reduction
+    value = channels / reduction
+    rounded = max(SE_DIVISOR, int(value + SE_DIVISOR / 2) // SE_DIVISOR * SE_DIVISOR)
+    if rounded < 0.9 * value:
+        rounded += SE_DIVISOR
+    return rounded
 
 
 def inner_width(planes: int, groups: int, width_per_group: int) -> int:
@@ -236,17 +309,18 @@ def inner_width(planes: int, groups: int, width_per_group: int) -> int:
 
 
 def default_stride_in(dataset: str, block: str, preact: bool, groups: int,
-                      width_per_group: int, imagenet_stages: bool = False) -> str:
+                      width_per_group: int, timm: bool = False,
+                      imagenet_stages: bool = False) -> str:
     """Where a bottleneck downsamples unless told: on the 3x3 for ResNeXt and Wide ResNets
     (their code and torchvision), for the ImageNet pre-activation nets (fb.resnet.torch's
-    preresnet.lua, the authors' ResNet-200) and for CIFAR-10 nets with ImageNet stages (the
-    PyTorch CIFAR code's Bottleneck and PreActBottleneck: conv2 has the stride); on the first
-    1x1 for the paper's Caffe models and the pre-activation CIFAR nets (the authors'
-    resnet-1k-layers)."""
+    preresnet.lua, the authors' ResNet-200), for timm's SE, ResNet-C and ResNet-D nets and for
+    CIFAR-10 nets with ImageNet stages (the PyTorch CIFAR code's Bottleneck and
+    PreActBottleneck: conv2 has the stride); on the first 1x1 for the paper's Caffe models and
+    the pre-activation CIFAR nets (the authors' resnet-1k-layers)."""
     if block != "bottleneck":
         return "1x1"
-    if groups != 1 or width_per_group != BASE_WIDTH or (preact and dataset == "imagenet") \
-            or imagenet_stages:
+    if (groups != 1 or width_per_group != BASE_WIDTH or (preact and dataset == "imagenet")
+            or timm or imagenet_stages):
         return "3x3"
     return "1x1"
 
@@ -289,13 +363,21 @@ def make_spec(
     width_factor: int | None = None,
     stem_pool: str | None = None,
     imagenet_stages: bool = False,
+    se: int | None = None,
+    se_width: str | None = None,
+    deep_stem: bool = False,
+    avg_down: bool = False,
 ) -> ArchSpec:
     """Validate user choices and fill the paper's defaults; every error names what is allowed.
 
     stride_in None is the family's default (default_stride_in); width_factor K is
     width_per_group 64K; stem_pool None is default_stem_pool; imagenet_stages gives a
-    CIFAR-10 net Table 1's four stages (depth 18 unless told).
+    CIFAR-10 net Table 1's four stages (depth 18 unless told); se R adds SE units of
+    reduction R, se_width None is DEFAULT_SE_WIDTH (written as the default wherever both
+    rules give the same widths, so that one network has one name).
     """
+    _check_timm_options(dataset, plain, preact, shortcut, se, se_width, deep_stem, avg_down)
+    timm = bool(se) or deep_stem or avg_down
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
     if block is not None and block not in BLOCKS:
@@ -335,7 +417,7 @@ def make_spec(
     groups = groups or 1
     width_per_group = width_per_group or BASE_WIDTH * (width_factor or 1)
     widened = groups != 1 or width_per_group != BASE_WIDTH
-    family = is_family(preact, groups, width_per_group) or imagenet_stages
+    family = is_family(preact, groups, width_per_group, timm) or imagenet_stages
     shortcut = None if plain else (shortcut or (FAMILY_SHORTCUT if family
                                                 else DEFAULT_SHORTCUT[dataset])).upper()
     num_classes = num_classes or DEFAULT_CLASSES[dataset]
@@ -355,7 +437,7 @@ def make_spec(
         block, stages, depth = _cifar_layout(depth, stages, block, preact)
         widths, conv1_bias = CIFAR_WIDTHS, False
     else:
-        block, stages, depth = _imagenet_layout(depth, stages, block, preact)
+        block, stages, depth = _imagenet_layout(depth, stages, block, preact, timm=timm)
         widths = IMAGENET_WIDTHS
         if conv1_bias is None:
             conv1_bias = default_conv1_bias(block, stages, family)
@@ -364,7 +446,7 @@ def make_spec(
                           "3x3 convolution; basic blocks have none (as torchvision: BasicBlock "
                           "only supports groups=1 and base_width=64): use a bottleneck layout")
     if stride_in is None:
-        stride_in = default_stride_in(dataset, block, preact, groups, width_per_group,
+        stride_in = default_stride_in(dataset, block, preact, groups, width_per_group, timm,
                                       imagenet_stages)
     if stride_in == "3x3" and block != "bottleneck":
         raise NetgenError("--stride-in 3x3 applies to bottleneck blocks only (depth 50, 101, 152)")
@@ -381,9 +463,51 @@ def make_spec(
         stem_pool = default_stem_pool(dataset, family)
     spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
                     stride_in, conv1_bias, preact, groups, width_per_group, stem_pool,
-                    imagenet_stages)
+                    imagenet_stages, se or 0, None, deep_stem, avg_down)
+    if se:
+        spec = _with_se_width(spec, se_width or DEFAULT_SE_WIDTH[dataset])
     _check_size(spec)
     return spec
+
+
+def _check_timm_options(dataset: str, plain: bool, preact: bool, shortcut: str | None,
+                        se: int | None, se_width: str | None, deep_stem: bool,
+                        avg_down: bool) -> None:
+    """--se, --se-width, --deep-stem and --avg-down: what they combine with."""
+    _positive(se, "--se (the reduction ratio R)")
+    if se_width is not None and se_width not in SE_WIDTHS:
+        raise NetgenError(f"unknown SE width rule {se_width!r}; allowed: floor (C // R, as "
+                          "SENet's Caffe files) or timm (C / R rounded to a multiple of 8)")
+    if se_width is not None and not se:
+        raise NetgenError("--se-width sets the SE units' reduced width; give --se R too")
+    if se and plain:
+        raise NetgenError("--se puts an SE unit before each residual addition; a --plain net "
+                          "has none: drop one of them")
+    tricks = deep_stem or avg_down
+    if (se or tricks) and preact:
+        raise NetgenError("--se, --deep-stem and --avg-down build post-activation nets (SENet's "
+                          "and timm's); drop --preact or them")
+    if deep_stem and dataset != "imagenet":
+        raise NetgenError("--deep-stem replaces the ImageNet 7x7 stem; CIFAR-10 nets have a "
+                          "single 3x3 conv1: drop --deep-stem")
+    if avg_down and (plain or (shortcut or "").upper() == "A"):
+        raise NetgenError("--avg-down puts average pooling before a downsampling projection; "
+                          "option A and plain nets have no projection: use -s B or C")
+
+
+def _with_se_width(spec: ArchSpec, rule: str) -> ArchSpec:
+    """`spec` with its SE width rule; the dataset's default where both rules agree on every
+    stage, and an error where a branch would reduce to no channel."""
+    default = DEFAULT_SE_WIDTH[spec.dataset]
+    widths = {r: replace(spec, se_width=r).se_widths for r in SE_WIDTHS}
+    if widths[rule] == widths[default]:
+        rule = default
+    for channels, reduced in zip(spec.out_channels, widths[rule]):
+        if reduced < 1:
+            raise NetgenError(f"--se {spec.se_reduction} leaves no channel in the SE unit of a "
+                              f"{channels}-channel block ({channels} // {spec.se_reduction} = 0);"
+                              f" use R <= {channels} or --se-width timm")
+    return replace(spec, se_width=rule)
 
 
 def _cifar_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], int]:
@@ -421,14 +545,17 @@ def _custom_layout(depth, block, stages) -> tuple[str, tuple[int, ...], int]:
 
 
 def _imagenet_layout(depth, stages, block, preact,
-                     what: str = "ImageNet") -> tuple[str, tuple[int, ...], int]:
-    """Table 1's layouts (ImageNet, and CIFAR-10 with --imagenet-stages: `what` says which)."""
+                     what: str = "ImageNet", timm: bool = False
+                     ) -> tuple[str, tuple[int, ...], int]:
+    """Table 1's layouts (ImageNet, and CIFAR-10 with --imagenet-stages: `what` says which;
+    timm's layout table for its SE, ResNet-C and ResNet-D nets)."""
     if stages is None:
         depth = 50 if depth is None else depth
-        layouts = PREACT_IMAGENET_LAYOUTS if preact else IMAGENET_LAYOUTS
+        layouts = imagenet_layouts(preact, timm)
         if depth not in layouts:
             allowed = ", ".join(str(d) for d in layouts)
-            where = "Table 1 or the pre-activation paper" if preact else "Table 1"
+            where = ("Table 1 or the pre-activation paper" if preact
+                     else "timm's layouts" if timm else "Table 1")
             raise NetgenError(f"{what} depth {depth} is not in {where} (allowed: {allowed});"
                               " give --stages and --block for another layout")
         table_block, stages = layouts[depth]
@@ -457,6 +584,8 @@ def default_conv1_bias(block: str, stages: tuple[int, ...], family: bool = False
 
 def _check_size(spec: ArchSpec) -> None:
     layers = (8 if spec.block == "bottleneck" else 6) * sum(spec.stages) * 2 + 16
+    if spec.se_reduction:  # pool, down, ReLU, up, Sigmoid; Flatten and Scale in stock Caffe
+        layers += 7 * sum(spec.stages)
     if layers > MAX_LAYERS:
         raise NetgenError(f"that network would have about {layers} layers; the limit is "
                           f"{MAX_LAYERS} (use fewer blocks per stage)")
@@ -473,19 +602,31 @@ NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "c
                  "resnet50-B-stride3x3", "resnet50-B-noconv1bias", "resnet26-2-2-2-2-bottleneck-B",
                  "resnet18-A-classes100-input112", "cifar10-preresnet164", "preresnet200",
                  "resnext50-32x4d", "wide-resnet50-2", "resnet18-B-torchpool",
-                 "resnext50-32x4d-msrapool", "cifar10-resnet18-imagenetstages")
+                 "resnext50-32x4d-msrapool", "cifar10-resnet18-imagenetstages", "seresnet50",
+                 "seresnext50-32x4d-msrapool", "resnet50d", "resnet26d", "resnet50c",
+                 "seresnet18-sefloor")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
-                "wide-resnet101-2")
+                "wide-resnet101-2",
+                # timm's SE nets, and SENet's Caffe layout of the same (stride on the first
+                # 1x1 of SE-ResNet, MSRA's pool1); the bag of tricks' ResNet-C and -D.
+                "seresnet50", "seresnet101", "seresnet152", "seresnext50-32x4d",
+                "seresnext101-32x4d", "seresnet50-stride1x1-msrapool",
+                "seresnet101-stride1x1-msrapool", "seresnet152-stride1x1-msrapool",
+                "seresnext50-32x4d-msrapool", "seresnext101-32x4d-msrapool",
+                "resnet18d", "resnet26d", "resnet34d", "resnet50d", "resnet101d", "resnet152d",
+                "resnet50c")
 _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
-    r"(?P<kind>preresnext|preresnet|resnext|resnet|plain)(?P<depth>\d+)"
+    r"(?P<kind>preresnext|preresnet|seresnext|seresnet|resnext|resnet|plain)(?P<depth>\d+)"
+    r"(?P<variant>[cd])?"
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
     r"(?:-(?P<istages>imagenetstages))?"
     r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
-    r"(?:-(?P<pool>torchpool|msrapool))?(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
+    r"(?:-(?P<pool>torchpool|msrapool))?(?P<avgdown>-avgdown)?(?:-r(?P<se_r>\d+))?"
+    r"(?:-se(?P<se_width>floor|timm))?(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
 
 
 _STEM_POOL_OF_SUFFIX = {suffix: pool for pool, suffix in STEM_POOL_SUFFIX.items()}
@@ -507,6 +648,11 @@ def spec_from_name(name: str) -> ArchSpec:
     if plain and g["shortcut"]:
         raise NetgenError(f"{name!r}: plain nets have no shortcut option; write "
                           f"{name[:match.start('shortcut') - 1]}")
+    if (g["se_r"] or g["se_width"]) and not g["kind"].startswith("se"):
+        raise NetgenError(f"{name!r}: -rR and -seWIDTH describe SE units; an SE net's name "
+                          f"starts with se (seresnet50-r8)")
+    if g["variant"] == "d" and g["avgdown"]:
+        raise NetgenError(f"{name!r}: the d of ResNet-D already means -avgdown; drop it")
     if "resnext" in g["kind"] and not g["groups"]:
         raise NetgenError(f"{name!r}: a ResNeXt name gives cardinality and width per group "
                           f"after the depth, e.g. resnext50-32x4d")
@@ -523,7 +669,11 @@ def spec_from_name(name: str) -> ArchSpec:
                          width_per_group=int(g["wpg"]) if g["wpg"] else None,
                          width_factor=int(g["factor"]) if g["factor"] else None,
                          stem_pool=_STEM_POOL_OF_SUFFIX.get(g["pool"]),
-                         imagenet_stages=bool(g["istages"]))
+                         imagenet_stages=bool(g["istages"]),
+                         se=(int(g["se_r"]) if g["se_r"] else SE_DEFAULT_REDUCTION)
+                         if g["kind"].startswith("se") else None,
+                         se_width=g["se_width"], deep_stem=g["variant"] is not None,
+                         avg_down=g["variant"] == "d" or bool(g["avgdown"]))
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
     # The paper's residual nets may leave out their shortcut letter (resnet50 is resnet50-B);

@@ -19,6 +19,8 @@ from netgen.arch.weights import Weights
 # Stage names as the builder assigns them, recovered from MSRA-style layer names.
 _BLOCK_NAME = re.compile(r"^(?:res|bn|scale)(\d+)[a-z]")
 _TORCH_STAGE = re.compile(r"(?:^|[/.])layer(\d+)(?:[/.]|$)")
+# SENet's Caffe names: conv2_1_1x1_reduce, conv3_4/relu, conv5_3 (stage 2 and up).
+_SENET_STAGE = re.compile(r"^conv([2-9]|[1-9]\d+)_\d+(?:[_/]|$)")
 
 
 def f32(value: float) -> float:
@@ -34,13 +36,17 @@ def f32(value: float) -> float:
 
 def _stage_of(name: str) -> str | None:
     """convN_x for a layer of a residual stage: MSRA names (res3a_branch1, bn4b2_branch2a,
-    scale5c_branch2c) or PyTorch's (/layer2/layer2.0/conv1/Conv: layer1 is conv2_x)."""
+    scale5c_branch2c), PyTorch's (/layer2/layer2.0/conv1/Conv: layer1 is conv2_x) or
+    SENet's (conv3_1_1x1_reduce/bn)."""
     mark = _BLOCK_NAME.match(name)
     if mark:
         return f"conv{mark.group(1)}_x"
     mark = _TORCH_STAGE.search(name)
     if mark:
         return f"conv{int(mark.group(1)) + 1}_x"
+    mark = _SENET_STAGE.match(name)
+    if mark:
+        return f"conv{mark.group(1)}_x"
     return None
 
 

@@ -38,6 +38,8 @@ def residual_scales(graph: ir.Graph) -> set[str]:
     pre-activation of the last convolution in pre-activation blocks (scale2a_branch2c before
     res2a_branch2c): ReLU(d x) = d ReLU(x) for d > 0 and a convolution without bias is
     linear, so scaling that Scale's gamma (its beta starts at 0) scales the branch alike.
+    An SE block's sum is an Axpy whose branch is its x (bottom 1); the gate, a sigmoid,
+    lies in (0, 1), so damping the branch's Scale bounds the product as well.
     """
     # For each layer, the layers that wrote its bottoms at the time it ran (in-place aware).
     feeders: list[list[int]] = []
@@ -46,8 +48,11 @@ def residual_scales(graph: ir.Graph) -> set[str]:
     layers = graph.layers
     for i, layer in enumerate(layers):
         feeders.append([last_writer[b] for b in layer.bottoms if b in last_writer])
-        if layer.type == "Eltwise" and layer.bottoms and layer.bottoms[-1] in last_writer:
-            j: int | None = last_writer[layer.bottoms[-1]]
+        branch = (layer.bottoms[-1] if layer.type == "Eltwise" and layer.bottoms
+                  else layer.bottoms[1] if layer.type == "Axpy" and len(layer.bottoms) == 3
+                  else None)
+        if branch is not None and branch in last_writer:
+            j: int | None = last_writer[branch]
             while j is not None:
                 writer = layers[j]
                 if writer.type == "Scale":
@@ -69,7 +74,7 @@ def initial_weights(graph: ir.Graph, seed: int = 0) -> Weights:
     doubles per block and CIFAR ResNet-1202's outputs overflow float32 before any training;
     with it the growth stays below e for any depth (the idea of Fixup / SkipInit).
     """
-    blocks = sum(1 for layer in graph.layers if layer.type == "Eltwise")
+    blocks = sum(1 for layer in graph.layers if layer.type in ("Eltwise", "Axpy"))
     branch_end = residual_scales(graph)
     damp = np.float32(1.0 / math.sqrt(blocks)) if blocks else np.float32(1.0)
     weights: Weights = {}

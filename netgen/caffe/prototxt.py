@@ -24,10 +24,10 @@ FAMILIES = {
     "BatchNorm": "norm", "Scale": "norm", "Bias": "norm",
     "Pooling": "pool",
     "InnerProduct": "fc",
-    "ReLU": "activation", "PReLU": "activation", "Power": "activation",
+    "ReLU": "activation", "PReLU": "activation", "Power": "activation", "Sigmoid": "activation",
     "Dropout": "activation", "Softmax": "activation",
     "Eltwise": "merge", "Concat": "merge", "Slice": "merge", "Split": "merge",
-    "Flatten": "merge", "Reshape": "merge",
+    "Flatten": "merge", "Reshape": "merge", "Axpy": "merge",
     "Crop": "crop",
 }
 DATA_KINDS = ("lmdb", "imagedata", "hdf5", "dummy")
@@ -162,10 +162,55 @@ def realize_floor_pools(graph: ir.Graph, layers: list[ir.Layer] | tuple[ir.Layer
     return out
 
 
-def render_deploy(graph: ir.Graph, legacy_input: bool = True, floor_pool: str = "crop") -> str:
+# How an SE unit's product and sum (the IR's Axpy: a * x + y, a of N x C x 1 x 1) is written.
+# "stock" (the default) uses layers every Caffe and OpenCV know: Flatten makes the gate N x C,
+# a two-bottom Scale with axis 0 multiplies x by it (stock Scale needs bottom[1]'s shape to
+# equal bottom[0]'s from `axis` on, so the N x C x 1 x 1 gate cannot be used as it is), and
+# Eltwise SUM adds the shortcut. "axpy" writes the single Axpy layer of SENet's Caffe fork.
+SE_FORMS = ("stock", "axpy")
+
+
+def check_se_form(form: str) -> None:
+    if form not in SE_FORMS:
+        raise NetgenError(f"unknown SE form {form!r}; allowed: " + ", ".join(SE_FORMS)
+                          + " (stock Caffe layers, or SENet's Axpy layer)")
+
+
+def realize_axpy(graph: ir.Graph, layers: list[ir.Layer], form: str = "stock") -> list[ir.Layer]:
+    """`layers` with each Axpy written in `form` (see SE_FORMS): in the stock form,
+    Flatten `<name>_se_flat`, Scale `<name>_se_scale` (axis 0) and Eltwise `<name>` SUM of
+    (y, the product), writing the Axpy's top."""
+    check_se_form(form)
+    if form == "axpy" or not any(layer.type == "Axpy" for layer in layers):
+        return list(layers)
+    taken = {blob.name for blob in graph.inputs}
+    for layer in (*graph.layers, *layers):
+        taken.add(layer.name)
+        taken.update(layer.tops)
+    out: list[ir.Layer] = []
+    for layer in layers:
+        if layer.type != "Axpy":
+            out.append(layer)
+            continue
+        gate, x, y = layer.bottoms
+        flat = _fresh(f"{layer.name}_se_flat", taken)
+        scaled = _fresh(f"{layer.name}_se_scale", taken)
+        out.append(ir.Layer(flat, "Flatten", (gate,), (flat,), ir.FlattenParam(),
+                            stage=layer.stage))
+        out.append(ir.Layer(scaled, "Scale", (x, flat), (scaled,), ir.ScaleParam(axis=0),
+                            stage=layer.stage))
+        out.append(ir.Layer(layer.name, "Eltwise", (y, scaled), layer.tops,
+                            ir.EltwiseParam("SUM"), stage=layer.stage))
+    return out
+
+
+def render_deploy(graph: ir.Graph, legacy_input: bool = True, floor_pool: str = "crop",
+                  se_form: str = "stock") -> str:
     """The deploy net. legacy_input writes `input:`/`input_dim:` as the MSRA files do;
-    floor_pool is how a floor-rounded pooling is written (FLOOR_POOL_FORMS)."""
-    shown = graph.with_layers(realize_floor_pools(graph, graph.layers, floor_pool))
+    floor_pool is how a floor-rounded pooling is written (FLOOR_POOL_FORMS), se_form an SE
+    unit's product and sum (SE_FORMS)."""
+    shown = graph.with_layers(realize_axpy(
+        graph, realize_floor_pools(graph, graph.layers, floor_pool), se_form))
     text = _render("deploy.prototxt.j2", graph=shown, legacy_input=legacy_input, phase=None,
                    train=False)
     return _checked(text, f"{graph.name}/deploy.prototxt")
@@ -215,13 +260,13 @@ def data_options(spec: ArchSpec, kind: str = "lmdb", train_source: str | None = 
                        resize=256 if (imagenet and kind == "imagedata") else None)
 
 
-def render_train_val(graph: ir.Graph, data: DataOptions) -> str:
+def render_train_val(graph: ir.Graph, data: DataOptions, se_form: str = "stock") -> str:
     """Deploy layers minus the final Softmax, with data, loss and top-1/top-5 accuracy."""
     layers = list(graph.layers)
     if not layers or layers[-1].type != "Softmax":
         raise NetgenError("a train_val net needs a deploy net that ends in Softmax")
     logits = layers[-1].bottoms[0]
-    layers = realize_floor_pools(graph, layers[:-1])
+    layers = realize_axpy(graph, realize_floor_pools(graph, layers[:-1]), se_form)
     text = _render("train_val.prototxt.j2", graph=graph, layers=layers, logits=logits,
                    data=data, train=True)
     return _checked(text, f"{graph.name}/train_val.prototxt")

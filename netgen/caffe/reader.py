@@ -255,8 +255,12 @@ def _param(layer: Any) -> ir.LayerParam:
             use_global_stats=bool(p.use_global_stats) if p.HasField("use_global_stats") else None,
             eps=f32(p.eps), moving_average_fraction=f32(p.moving_average_fraction))
     if t == "Scale":
-        _one_bottom(layer, "scale")
         p = layer.scale_param
+        if len(layer.bottom) == 2 and not p.bias_term:
+            # The factor given as a second blob (netgen's stock SE form: a gate flattened
+            # to N x C, axis 0); shape inference checks that it lines up.
+            return ir.ScaleParam(axis=int(p.axis), num_axes=int(p.num_axes))
+        _one_bottom(layer, "scale")
         return ir.ScaleParam(bias_term=bool(p.bias_term), axis=int(p.axis),
                              num_axes=int(p.num_axes))
     if t == "Bias":
@@ -301,8 +305,8 @@ def _param(layer: Any) -> ir.LayerParam:
             raise _fail(layer, "reshape_param needs a shape")
         return ir.ReshapeParam(shape=tuple(int(d) for d in p.shape.dim), axis=int(p.axis),
                                num_axes=int(p.num_axes))
-    if t == "Split":
-        return ir.NoParam()
+    if t in ("Split", "Sigmoid", "Axpy"):
+        return ir.NoParam()  # Axpy: SENet's a * x + y; shape inference checks its bottoms
     raise _unsupported(layer.name, t)
 
 
@@ -503,6 +507,51 @@ def _canonical_rounding(graph: ir.Graph, crops: dict[str, ir.Pair]) -> ir.Graph:
     return graph.with_layers(layers)
 
 
+def _fold_se_products(graph: ir.Graph) -> ir.Graph:
+    """netgen's stock form of an SE product and sum (prototxt.realize_axpy: Flatten of an
+    N x C x 1 x 1 gate, two-bottom Scale with axis 0, Eltwise SUM with the shortcut, each
+    read only by the next) as the IR's one Axpy, so that a file has one IR however it spells
+    SE. Anything else stays the stock layers it is."""
+    layers = list(graph.layers)
+    uses: dict[str, int] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            uses[bottom] = uses.get(bottom, 0) + 1
+    out: list[ir.Layer] = []
+    i = 0
+    folded = False
+    while i < len(layers):
+        flat, scale, total = (layers[i:i + 3] + [None, None])[:3]
+        if (flat.type == "Flatten" and scale is not None and total is not None
+                and _is_se_form(flat, scale, total, uses)):
+            gate, x = flat.bottoms[0], scale.bottoms[0]
+            shortcut = next(b for b in total.bottoms if b != scale.tops[0])
+            out.append(ir.Layer(total.name, "Axpy", (gate, x, shortcut), total.tops,
+                                ir.NoParam(), stage=total.stage))
+            folded = True
+            i += 3
+            continue
+        out.append(flat)
+        i += 1
+    if not folded:
+        return graph
+    return infer(graph.name, graph.inputs, out)
+
+
+def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str, int]) -> bool:
+    gate_shape = flat.top_shapes and flat.top_shapes[0]
+    x_shape = scale.top_shapes[0] if scale.top_shapes else ()
+    return (flat.param == ir.FlattenParam() and len(x_shape) == 4
+            and scale.type == "Scale" and len(scale.bottoms) == 2
+            and scale.bottoms[1] == flat.tops[0] and scale.param.axis % 4 == 0
+            and scale.tops[0] not in scale.bottoms
+            and gate_shape == (x_shape[0], x_shape[1])
+            and total.type == "Eltwise" and total.param.operation == "SUM"
+            and all(c == 1 for c in total.param.coeff) and len(total.bottoms) == 2
+            and scale.tops[0] in total.bottoms and total.bottoms[0] != total.bottoms[1]
+            and uses.get(flat.tops[0]) == 1 and uses.get(scale.tops[0]) == 1)
+
+
 def _v1_format(first: Any, source: str) -> NetgenError:
     """The error for a prototxt in the V1 `layers` format, naming its first layer."""
     kind = caffe_proto.V1LayerParameter.LayerType.Name(first.type) if first.type in \
@@ -591,7 +640,8 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     if not layers:
         raise NetgenError(f"{source}: has no layers to read for phase {phase}")
     name = net.name or Path(source).stem
-    graph = _canonical_rounding(infer(name, inputs, assign_stages(layers)), crops)
+    graph = _fold_se_products(_canonical_rounding(infer(name, inputs, assign_stages(layers)),
+                                                  crops))
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]

@@ -33,9 +33,15 @@ from netgen.jobs.build import write_build
               help="Store ONNX initializers in model.onnx.data. [default: only over 1.8 GB]")
 @click.option("--input-layer", is_flag=True,
               help="Declare the input with an Input layer instead of the published files' input_dim.")
+@click.option("--se-form", type=click.Choice(["stock", "axpy"]), default="stock",
+              show_default=True,
+              help="How the prototxt writes an SE unit's product and sum: stock = Flatten, "
+                   "two-bottom Scale (axis 0), Eltwise SUM (BVLC Caffe, OpenCV); axpy = the "
+                   "Axpy layer of SENet's Caffe fork.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build(network, out, force, weights, seed, data_kind, train_source, val_source, batch_size,
-          mean_file, mean_value, opset, external_data, input_layer, as_json, **spec_args) -> int:
+          mean_file, mean_value, opset, external_data, input_layer, se_form, as_json,
+          **spec_args) -> int:
     """Write deploy, train_val, solver, summary.json and model.onnx for one network: NAME
     (resnet50-B, cifar10-resnet110-A, resnext50-32x4d, ...: what `netgen list` prints) or the
     spec options (--depth 50 --shortcut B), which write the same files byte for byte."""
@@ -49,7 +55,8 @@ def build(network, out, force, weights, seed, data_kind, train_source, val_sourc
                                  mean_file, means)
     target = Path(out) if out else Path("generated") / spec.name
     files = write_build(spec, target, force=force, weights=weights, seed=seed, opset=opset,
-                        external_data=external_data, legacy_input=not input_layer, data=data)
+                        external_data=external_data, legacy_input=not input_layer, data=data,
+                        se_form=se_form)
     if as_json:
         click.echo(files["summary.json"].decode(), nl=False)
     else:

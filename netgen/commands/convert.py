@@ -37,6 +37,11 @@ from netgen.jobs.convert import convert_like
                    "written: crop = Caffe's rounding-up Pooling, then a Crop to the floor size "
                    "(runs in BVLC Caffe and OpenCV); round-mode = one Pooling with "
                    "round_mode: FLOOR (BVLC Caffe master only; OpenCV refuses it).")
+@click.option("--se-form", type=click.Choice(["stock", "axpy"]), default="stock",
+              show_default=True,
+              help="How an ONNX input's squeeze-and-excitation product and sum are written: "
+                   "stock = Flatten, two-bottom Scale (axis 0) and Eltwise SUM (BVLC Caffe, "
+                   "OpenCV); axpy = the single Axpy layer of SENet's Caffe fork.")
 @click.option("--like", "like_name", metavar="NETWORK", default=None,
               help="Map INPUT's weights onto NETWORK: a name (resnet18-B, "
                    "resnet50-B-stride3x3-noconv1bias, ...: the network `netgen build` writes), "
@@ -46,7 +51,7 @@ from netgen.jobs.convert import convert_like
                    "INPUT is not NETWORK's architecture.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def convert(input_path, caffemodel, output, opset, force, seed, phase, input_shape,
-            caffemodel_out, input_layer, external_data, floor_pooling, like_name,
+            caffemodel_out, input_layer, external_data, floor_pooling, se_form, like_name,
             as_json) -> int:
     """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
 
@@ -59,7 +64,8 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
         raise NetgenError(f"--seed must be >= 0, got {seed}")
     if like_name is not None:
         given = [flag for flag, used in (("--caffemodel-out", caffemodel_out is not None),
-                                         ("--floor-pooling", floor_pooling != "crop"))
+                                         ("--floor-pooling", floor_pooling != "crop"),
+                                         ("--se-form", se_form != "stock"))
                  if used]
         if given:
             raise NetgenError(f"{given[0]} does not apply with --like (the files are NETWORK's: "
@@ -72,7 +78,8 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
     report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,
                          phase=phase.upper(), input_shape=input_shape,
                          caffemodel_out=caffemodel_out, legacy_input=not input_layer,
-                         external_data=external_data, floor_pool=floor_pooling)
+                         external_data=external_data, floor_pool=floor_pooling,
+                         se_form=se_form)
     _print(report, as_json)
     return 0
 

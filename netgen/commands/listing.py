@@ -12,8 +12,10 @@ from netgen.jobs.build import summary
 from netgen.jobs.paper import family_specs, imagenet_stages_specs, paper_specs
 
 SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
-            ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets "
-                       "(ImageNet ones with torchvision's pool1: pad 1, rounding down)",
+            ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets, "
+                       "SE-ResNet/ResNeXt (timm's, and SENet's Caffe layout: -stride1x1-msrapool"
+                       ", -msrapool), ResNet-C/D (timm's *c, *d) (ImageNet ones with "
+                       "torchvision's pool1: pad 1, rounding down, unless -msrapool)",
              family_specs),
             ("imagenet-stages", "CIFAR-10 with ImageNet stages: conv1 3x3, no pool1, Table 1's "
                                 "stages (the PyTorch CIFAR code's ResNet18..152)",

@@ -33,7 +33,7 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
     --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
-    --width-factor --imagenet-stages."""
+    --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
                      help="imagenet (Table 1) or cifar10 (Section 4.2)."),
@@ -72,6 +72,19 @@ def spec_options(func: Callable) -> Callable:
                           "50, 101, 152) after a 3x3 conv1 with no pool1, option B: the "
                           "literature's 'ResNet-18 on CIFAR-10' (the PyTorch CIFAR code's "
                           "ResNet18). [default depth: 18]"),
+        click.option("--se", type=int, default=None,
+                     help="Squeeze-and-excitation units of reduction R on every residual branch "
+                          "(SENet, timm's se* nets use 16)."),
+        click.option("--se-width", default=None,
+                     help="An SE unit's reduced width: floor (C // R, SENet's Caffe files and "
+                          "hand-written code) or timm (C / R rounded to a multiple of 8). "
+                          "[default: timm on ImageNet, floor on CIFAR-10]"),
+        click.option("--deep-stem", is_flag=True,
+                     help="ResNet-C's stem: 3x3 convolutions of 32 (stride 2), 32, 64 channels "
+                          "instead of the 7x7 (timm's *c and *d nets)."),
+        click.option("--avg-down", is_flag=True,
+                     help="ResNet-D's projection: 2x2 average pooling of stride 2 before the 1x1 "
+                          "convolution, which keeps stride 1 (timm's *d nets)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -83,13 +96,16 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               input_size: int | None, stride_in: str | None, conv1_bias: bool | None,
               preact: bool = False, groups: int | None = None,
               width_per_group: int | None = None, width_factor: int | None = None,
-              stem_pool: str | None = None, imagenet_stages: bool = False) -> ArchSpec:
+              stem_pool: str | None = None, imagenet_stages: bool = False,
+              se: int | None = None, se_width: str | None = None, deep_stem: bool = False,
+              avg_down: bool = False) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
                      conv1_bias=conv1_bias, preact=preact, groups=groups,
                      width_per_group=width_per_group, width_factor=width_factor,
-                     stem_pool=stem_pool, imagenet_stages=imagenet_stages)
+                     stem_pool=stem_pool, imagenet_stages=imagenet_stages, se=se,
+                     se_width=se_width, deep_stem=deep_stem, avg_down=avg_down)
 
 
 def parse_input_shape(text: str | None) -> tuple[int, int, int, int] | None:

@@ -25,6 +25,14 @@ def _blocks(spec: ArchSpec) -> str:
     if spec.groups != 1 or spec.width_per_group != BASE_WIDTH:
         inner = "/".join(str(w) for w in spec.inner_widths)
         text += f" ({spec.groups} groups x {spec.width_per_group} wide, inner widths {inner})"
+    if spec.se_reduction:
+        reduced = "/".join(str(w) for w in spec.se_widths)
+        text += (f", SE units of reduction {spec.se_reduction} ({spec.se_width} widths "
+                 f"{reduced})")
+    if spec.deep_stem:
+        text += ", ResNet-C stem (3x3 convolutions 32, 32, 64)"
+    if spec.avg_down:
+        text += ", ResNet-D projections (2x2 average pooling, then the 1x1 of stride 1)"
     return text
 
 

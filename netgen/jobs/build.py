@@ -39,6 +39,7 @@ class BuildOptions:
     external_data: bool | None = None
     legacy_input: bool = True
     data: prototxt.DataOptions | None = None
+    se_form: str = "stock"  # prototxt.SE_FORMS
 
 
 def summary(spec: ArchSpec | None, graph: ir.Graph) -> dict:
@@ -66,8 +67,9 @@ def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:
     graph = build(spec)
     data = options.data or prototxt.data_options(spec)
     files: dict[str, bytes] = {
-        "deploy.prototxt": prototxt.render_deploy(graph, options.legacy_input).encode(),
-        "train_val.prototxt": prototxt.render_train_val(graph, data).encode(),
+        "deploy.prototxt": prototxt.render_deploy(graph, options.legacy_input,
+                                                  se_form=options.se_form).encode(),
+        "train_val.prototxt": prototxt.render_train_val(graph, data, options.se_form).encode(),
     }
     for name, solver in prototxt.solver_options(spec, data.batch_size["TRAIN"], options.seed):
         files[name] = prototxt.render_solver(solver, name).encode()

@@ -116,7 +116,8 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
 
 def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force: bool = False,
                   caffemodel_out: str | os.PathLike | None = None,
-                  legacy_input: bool = True, floor_pool: str = "crop") -> ConvertReport:
+                  legacy_input: bool = True, floor_pool: str = "crop",
+                  se_form: str = "stock") -> ConvertReport:
     from netgen.caffe.caffemodel import caffemodel_bytes
     from netgen.caffe.prototxt import render_deploy
     from netgen.onnx.reader import read_onnx_with_layout
@@ -131,7 +132,8 @@ def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force
     _check_target(target, force)
     _check_target(weights_path, force)
     graph, weights, layout = read_onnx_with_layout(onnx_path)
-    text = render_deploy(graph, legacy_input=legacy_input, floor_pool=floor_pool)
+    text = render_deploy(graph, legacy_input=legacy_input, floor_pool=floor_pool,
+                         se_form=se_form)
     payload = caffemodel_bytes(graph, weights)
     make_folder(weights_path)
     make_folder(target)
@@ -147,12 +149,14 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
             output: str | os.PathLike, opset: int = 17, force: bool = False, seed: int = 0,
             phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
             caffemodel_out: str | os.PathLike | None = None, legacy_input: bool = True,
-            external_data: bool | None = None, floor_pool: str = "crop") -> ConvertReport:
+            external_data: bool | None = None, floor_pool: str = "crop",
+            se_form: str = "stock") -> ConvertReport:
     """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe; a
     build folder is its deploy.prototxt with its model.caffemodel (if it has one)."""
-    from netgen.caffe.prototxt import check_floor_pool_form
+    from netgen.caffe.prototxt import check_floor_pool_form, check_se_form
 
     check_floor_pool_form(floor_pool)
+    check_se_form(se_form)
     source = Path(input_path)
     if source.is_dir():  # a build folder: its deploy.prototxt and model.caffemodel
         from netgen.jobs.network import resolve
@@ -167,9 +171,13 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
                               "input carries its own weights")
         if input_shape is not None:
             raise NetgenError("--input-shape applies to prototxt inputs only")
-        return onnx_to_caffe(source, output, force, caffemodel_out, legacy_input, floor_pool)
+        return onnx_to_caffe(source, output, force, caffemodel_out, legacy_input, floor_pool,
+                             se_form)
     if caffemodel_out is not None:
         raise NetgenError("--caffemodel-out applies to ONNX inputs only")
+    if se_form != "stock":
+        raise NetgenError("--se-form applies to ONNX inputs only (how their SE units are "
+                          "written in Caffe); a prototxt input is read as it is")
     if caffemodel is not None and not Path(caffemodel).is_file():
         raise NetgenError(f"{caffemodel}: no such file")
     return caffe_to_onnx(source, caffemodel, output, opset, force, seed, phase, input_shape,

@@ -167,14 +167,33 @@ def map_weights(target: Units, source: Units,
     convolutions were filled each way (see _target_conv)."""
     ways: dict[str, int] = {}
     out: Weights = {}
+    t_orders, s_orders = units.channel_orders(target), units.channel_orders(source)
     for unit, match in units.matches(target, source):
+        # where each channel sits on either side (option A's zeros placed otherwise)
+        t_out, s_out = t_orders[unit.op.id], s_orders[match.op.id]
+        t_in = t_orders[unit.inputs[0]] if unit.inputs else None
+        s_in = s_orders[match.inputs[0]] if match.inputs else None
         if unit.kind == "Conv":
             weight, affine = _source_affine(match, weights)
+            if unit.op.attrs["group"] != 1 and not (units.is_identity(t_in)
+                                                    and units.is_identity(s_in)):
+                raise NetgenError(f"layer {unit.layers[0].name!r}: a grouped convolution "
+                                  "reading channels in another order")
+            weight = units.reorder(units.reorder(weight, s_out, t_out, 0), s_in, t_in, 1)
+            affine = _Affine(*(units.reorder(v, s_out, t_out) for v in (affine.a, affine.b)),
+                             None if affine.bn is None else tuple(
+                                 v if np.ndim(v) == 0 else units.reorder(v, s_out, t_out)
+                                 for v in affine.bn))
             way = _target_conv(unit, weight, affine, out)
             ways[way] = ways.get(way, 0) + 1
         elif unit.kind == "FC":
             fc = unit.layers[0]
-            blobs = weights[match.layers[0].name]
+            blobs = list(weights[match.layers[0].name])
+            if not (units.is_identity(t_in) and units.is_identity(s_in)):
+                if blobs[0].shape[1] != len(t_in if t_in is not None else s_in):
+                    raise NetgenError(f"layer {fc.name!r}: reads a spatial map whose channels "
+                                      "are in another order than the file's")
+                blobs[0] = units.reorder(blobs[0], s_in, t_in, 1)
             bias = blobs[1] if len(blobs) > 1 else np.zeros(fc.param.num_output, np.float32)
             for extra in match.layers[1:]:  # a Bias layer after the fc (canonically its own)
                 bias = bias + weights[extra.name][0]
@@ -183,9 +202,12 @@ def map_weights(target: Units, source: Units,
                                   f"{match.layers[0].name!r} has one")
             out[fc.name] = [np.asarray(blobs[0], np.float32)] + (
                 [np.asarray(bias, np.float32)] if fc.param.bias_term else [])
-        else:
+        else:  # per-channel parameters (a pre-activation BatchNorm on the residual stream)
+            channels = unit.shape[1] if len(unit.shape) > 1 else 0
             for layer, other in zip(unit.layers, match.layers):
-                out[layer.name] = [np.asarray(b, np.float32) for b in weights[other.name]]
+                out[layer.name] = [np.asarray(b if np.ndim(b) == 0 or len(b) != channels else
+                                              units.reorder(b, s_out, t_out), np.float32)
+                                   for b in weights[other.name]]
     for layer in target.graph.layers:
         for blob, shape in zip(out.get(layer.name, []), layer.blob_shapes):
             if tuple(blob.shape) != tuple(shape):

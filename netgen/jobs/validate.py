@@ -542,6 +542,9 @@ class _Validation:
             raise Skipped("no caffemodel")
         self.need_graph()
         self.oversized("deploy.prototxt", "model.caffemodel")
+        if _uses_axpy(self.deploy):
+            raise Skipped("deploy.prototxt uses SENet's Axpy layer, which OpenCV (and BVLC "
+                          "Caffe) lack; the stock form (build --se-form stock) runs there")
         names = list(self.outputs)
         layers = [self.producers[self.ir_names[name]].name
                   if self.ir_names.get(name) in self.producers else name for name in names]
@@ -570,6 +573,15 @@ class _Validation:
         if not worst <= OPENCV_TOLERANCE:
             raise CheckFailed(f"{figure} > {OPENCV_TOLERANCE:g}")
         return figure
+
+
+def _uses_axpy(deploy: Path) -> bool:
+    """Whether the file writes an SE unit as SENet's Axpy (build/convert --se-form axpy)."""
+    from netgen.caffe import proto as caffe_proto
+    from netgen.caffe.reader import load_text
+
+    net = caffe_proto.parse_net(load_text(deploy)[0], str(deploy))
+    return any(layer.type == "Axpy" for layer in net.layer)
 
 
 def _run_check(number: int, body: Callable[[], str]) -> Check:

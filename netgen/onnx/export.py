@@ -14,6 +14,8 @@ The emitter reads the IR, never prototxt text. What it translates:
   where Caffe's "a last window that starts in the padding is dropped" rule makes Caffe's size
   the round-down one, plain `ceil_mode=0` is exact. Sizes ONNX cannot reproduce exactly raise
   NetgenError naming the layer.
+- Sigmoid is Sigmoid; SENet's Axpy(a, x, y) (the IR's SE product and sum) is Mul + Add,
+  the N x C x 1 x 1 gate broadcast; a two-bottom Scale is Reshape + Mul.
 - Option A's realization: a `fixed` depthwise 1x1 stride-s convolution with weight 1 becomes
   `Slice` with steps s (exactly x[:, :, ::s, ::s]); `Power` with scale 0 becomes `Where(False,
   x, c)`, which yields the constant even where x is inf or NaN (x * 0 would not).
@@ -299,6 +301,9 @@ class _Emitter:
     def op_scale(self, layer, x, y):
         p: ir.ScaleParam = layer.param
         shape = self._input_shape(layer)
+        if len(x) == 2:
+            self._scale_by_blob(layer, x, y, shape)
+            return
         blobs = self.blobs(layer)
         gamma = self.init(f"{layer.name}.weight", self._broadcast(layer, shape, p.axis, blobs[0]))
         if not p.bias_term:
@@ -308,6 +313,31 @@ class _Emitter:
         self.node("Mul", [x[0], gamma], [scaled], f"{layer.name}/mul")
         beta = self.init(f"{layer.name}.bias", self._broadcast(layer, shape, p.axis, blobs[1]))
         self.node("Add", [scaled, beta], y, layer.name)
+
+    def _scale_by_blob(self, layer, x, y, shape):
+        """Caffe's two-bottom Scale: bottom[1] covers bottom[0]'s axes from `axis` on; a
+        Reshape appends the ones that make numpy broadcasting line it up (batch kept)."""
+        p: ir.ScaleParam = layer.param
+        rank = len(shape)
+        axis = p.axis % rank
+        factor = self.plan.all_shapes[x[1]]
+        if axis == 0:
+            target = [0] + list(factor[1:]) + [1] * (rank - len(factor))
+        else:
+            target = list(factor) + [1] * (rank - axis - len(factor))
+        lined = self.temp(layer, "factor")
+        self.node("Reshape", [x[1], self.const(layer, "shape", np.array(target, np.int64))],
+                  [lined], f"{layer.name}/reshape")
+        self.node("Mul", [x[0], lined], y, layer.name)
+
+    def op_sigmoid(self, layer, x, y):
+        self.node("Sigmoid", x, y, layer.name)
+
+    def op_axpy(self, layer, x, y):
+        """SENet's Axpy(a, x, y) = a * x + y: the gate broadcasts over H and W."""
+        product = self.temp(layer, "product")
+        self.node("Mul", [x[1], x[0]], [product], f"{layer.name}/mul")
+        self.node("Add", [x[2], product], y, layer.name)
 
     def op_bias(self, layer, x, y):
         p: ir.BiasParam = layer.param
@@ -497,7 +527,13 @@ def pooling_attributes(name: str, p: ir.PoolingParam, size: tuple[int, ...],
     attrs: dict = dict(kernel_shape=list(p.kernel), strides=list(p.stride),
                        pads=[p.pad[0], p.pad[1], p.pad[0], p.pad[1]])
     if p.pool == "AVE":
-        attrs["count_include_pad"] = 1  # Caffe divides by the window size, padding included
+        # Caffe divides by the window's part inside [0, H + pad) (padding included), clipped
+        # to the input when pad is 0: without padding, a last window that rounding up lets
+        # overhang the input (ResNet-D's 2x2 pooling of an odd map) is divided by its part
+        # inside, which is ONNX's count_include_pad=0 exactly.
+        partial = not any(p.pad) and any((o - 1) * s + k > n for n, k, s, o in
+                                         zip(size, p.kernel, p.stride, out))
+        attrs["count_include_pad"] = 0 if partial else 1
     if all(floor_ok):
         attrs["ceil_mode"] = 0
     elif all(ceil_ok):

@@ -15,6 +15,10 @@ graph computes:
 - Gemm / MatMul -> InnerProduct (a following Add of a constant becomes its bias; a Flatten,
   or a Reshape to (N, -1), before it is the InnerProduct's own flattening);
 - ReduceMean over H and W -> global average pooling;
+- Sigmoid -> Sigmoid; a Mul of an N x C x H x W tensor by an N x C x 1 x 1 one (a
+  squeeze-and-excitation gate) followed by the Add of the shortcut -> SENet's Axpy, the
+  IR's SE product and sum (a gate product read by anything else: Flatten + a two-bottom
+  Scale, axis 0);
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
   Reshape, Pad of zero channels before and/or after the input becomes Power(scale 0) zero
   blocks, a Slice of one where a piece is smaller than the input's channels, and a Concat
@@ -83,6 +87,9 @@ class _Importer:
         # ONNX tensors that are a 4-D blob flattened from axis 1 for an InnerProduct, the
         # Flatten (or Reshape) left out because InnerProduct flattens itself.
         self.flattened: set[str] = set()
+        # ONNX tensors that are an SE gate times a branch (a broadcast Mul) whose one reader
+        # is an Add: (gate blob, branch blob), made one Axpy with the Add's other input.
+        self.gated: dict[str, tuple[str, str]] = {}
 
     # ---------------------------------------------------------------- helpers
 
@@ -415,6 +422,8 @@ class _Importer:
 
     def op_Add(self, node):
         consts, others = self._split_const(node)
+        if any(t in self.gated for t in node.input):
+            return self._gated_sum(node)
         if not consts:
             return self._eltwise(node, "SUM")
         if len(others) != 1:
@@ -425,6 +434,18 @@ class _Importer:
         if self.is_const(node.input[1]) and not self.is_const(node.input[0]):
             return self._add_constant(node, node.input[0], node.input[1], -1.0)
         raise self.fail(node, "only X - constant maps onto Caffe (as a Bias)")
+
+    def _gated_sum(self, node):
+        """gate * x + shortcut: SENet's Axpy(gate, x, shortcut), the IR's SE product and sum."""
+        product = next(t for t in node.input if t in self.gated)
+        other = node.input[1] if node.input[0] == product else node.input[0]
+        gate, x = self.gated.pop(product)
+        shortcut = self.bottom(node, other)
+        if self.shape[shortcut] != self.shape[x]:
+            self._gate_product(node, gate, x, product, f"{self.node_name(node)}_gate")
+            return self._eltwise(node, "SUM")
+        self.add(node, self.node_name(node), "Axpy", [gate, x, shortcut], ir.NoParam(),
+                 node.output[0])
 
     def _add_constant(self, node, tensor, const_name, sign):
         x = self.bottom(node, tensor)
@@ -456,10 +477,50 @@ class _Importer:
         self.add(node, self.node_name(node), "Bias", [x], ir.BiasParam(), node.output[0], [vector],
                  in_place=self.in_place_ok(tensor, node.output[0]))
 
+    def op_Sigmoid(self, node):
+        self._activation(node, "Sigmoid", ir.NoParam())
+
+    def _gate_of(self, node) -> tuple[str, str] | None:
+        """(gate, x) where the Mul multiplies an N x C x H x W blob by an N x C x 1 x 1 one
+        (an SE unit's excitation, broadcast over H and W), else None."""
+        if len(node.input) != 2:
+            return None
+        a, b = (self.bottom(node, t) for t in node.input)
+        for gate, x in ((a, b), (b, a)):
+            shape, gate_shape = self.shape[x], self.shape[gate]
+            if len(shape) == 4 and shape[2:] != (1, 1) and \
+                    tuple(gate_shape) == (shape[0], shape[1], 1, 1):
+                return gate, x
+        return None
+
+    def _sum_reader(self, tensor: str) -> onnx.NodeProto | None:
+        """The Add of two computed tensors that alone reads `tensor`, if so."""
+        users = self.consumers.get(tensor, [])
+        if tensor in self.outputs or len(users) != 1 or users[0].op_type not in ("Add", "Sum"):
+            return None
+        add = users[0]
+        if len(add.input) != 2 or any(self.is_const(t) for t in add.input) \
+                or add.input[0] == add.input[1]:
+            return None
+        return add
+
+    def _gate_product(self, node, gate: str, x: str, output: str, name: str) -> None:
+        """gate * x in stock Caffe: Flatten the N x C x 1 x 1 gate to N x C, then a
+        two-bottom Scale with axis 0 (bottom[1] must equal bottom[0]'s leading axes)."""
+        flat = self.add(node, f"{name}_flat", "Flatten", [gate], ir.FlattenParam(), None,
+                        top=f"{output}_gate")
+        self.add(node, name, "Scale", [x, flat], ir.ScaleParam(axis=0), output)
+
     def op_Mul(self, node):
         consts, others = self._split_const(node)
         if not consts:
-            return self._eltwise(node, "PROD")
+            gated = self._gate_of(node)
+            if gated is None:
+                return self._eltwise(node, "PROD")
+            if self._sum_reader(node.output[0]) is not None:
+                self.gated[node.output[0]] = gated  # the Add makes it one Axpy
+                return
+            return self._gate_product(node, *gated, node.output[0], self.node_name(node))
         if len(others) != 1:
             raise self.fail(node, "multiplies two constants")
         self._scale_constant(node, others[0], self.const[consts[0]])
@@ -508,6 +569,8 @@ class _Importer:
                  ir.PowerParam(scale=0.0, shift=f32(float(value.reshape(-1)[0]))), node.output[0])
 
     def op_Sum(self, node):
+        if any(t in self.gated for t in node.input):
+            return self._gated_sum(node)
         self._eltwise(node, "SUM")
 
     def op_Max(self, node):
@@ -650,6 +713,9 @@ class _Importer:
             self.alias(node.output[0], x)
             self.flattened.add(node.output[0])
             return
+        if resolved and len(shape) > 1 and resolved[0] == shape[0] and \
+                math.prod(resolved[1:]) == math.prod(shape[1:]):
+            target = [0] + target[1:]  # the batch kept (a traced view(b, c, 1, 1)): Caffe's 0
         self._reshape_to(node, x, target)
 
     def _axes(self, node) -> list[int] | None:
@@ -686,7 +752,10 @@ class _Importer:
                 self.add(node, self.node_name(node), "Flatten", [x], ir.FlattenParam(axis=1),
                          node.output[0])
             return
-        self._reshape_to(node, x, target)
+        kept = target
+        if 0 not in axes:
+            kept[0] = 0  # the batch axis stays where it is: Caffe's 0 copies it
+        self._reshape_to(node, x, kept)
 
     def op_Unsqueeze(self, node):
         axes = self._axes(node)
@@ -695,8 +764,11 @@ class _Importer:
         x = self.bottom(node, node.input[0])
         shape = list(self.shape[x])
         rank = len(shape) + len(axes)
-        for axis in sorted(v % rank for v in axes):
+        axes = sorted(v % rank for v in axes)
+        for axis in axes:
             shape.insert(axis, 1)
+        if axes[0] > 0:
+            shape[0] = 0  # the batch axis stays where it is: Caffe's 0 copies it
         self._reshape_to(node, x, shape)
 
     def op_Gemm(self, node):

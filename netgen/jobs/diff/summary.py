@@ -466,6 +466,13 @@ def representation_notes(result: "DiffResult") -> list[str]:
         if rep.zero_bias:
             notes.append(f"{side}: {len(rep.zero_bias)} bias(es) of zeros read as none "
                          f"({', '.join(rep.zero_bias[:MAX_NAMES])})")
+    if bool(ra.zeros_before) != bool(rb.zeros_before):
+        side, rep = ("A", ra) if ra.zeros_before else ("B", rb)
+        other = "B" if side == "A" else "A"
+        notes.append(f"option A: {side} puts the zero channels on both sides of the subsampled "
+                     f"input ({len(rep.zeros_before)} shortcut(s): "
+                     f"{', '.join(rep.zeros_before[:MAX_NAMES])}), {other} after it: the same "
+                     "network up to a fixed permutation of channels")
     if (ra.softmax is None) != (rb.softmax is None):
         side, name = ("A", ra.softmax) if ra.softmax else ("B", rb.softmax)
         notes.append(f"Softmax: {side} ends in Softmax ({name}), the other in logits; "
