@@ -34,6 +34,7 @@ COMMANDS = {
     "summary": lambda f, tmp: ["summary", f],
     "convert": lambda f, tmp: ["convert", f, "-o", tmp / "out.onnx"],
     "bench": lambda f, tmp: ["bench", f, "--device", "cpu", "--batch", "1", "--repeat", "1"],
+    "identify": lambda f, tmp: ["identify", f],
 }
 
 

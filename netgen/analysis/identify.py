@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from netgen.analysis.topology import Analysis, Block, inner_widths
+from netgen.analysis.topology import Analysis, Block, inner_widths, se_rule
 from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_WIDTHS,
                               STEM_POOLS, ArchSpec, inner_width, make_spec)
 from netgen.errors import NetgenError
@@ -58,6 +58,12 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
         misfits.append("stem: no convolution before the first block")
         return out
     conv = convs[0].attrs
+    deep = [op.attrs for op in convs[:3]]
+    if len(convs) == 3 and [(c["kernel"], c["stride"][0], c["out_channels"]) for c in deep] \
+            == [([3, 3], 2, 32), ([3, 3], 1, 32), ([3, 3], 1, 64)]:
+        out["deep_stem"] = True  # ResNet-C: three 3x3 convolutions for the 7x7
+        conv = {"kernel": [7, 7], "stride": [2, 2]}
+        convs = convs[:1]
     if conv["kernel"] == [7, 7] and conv["stride"] == [2, 2]:
         out["dataset"] = "imagenet"
         # a (non-zero) bias right before BatchNorm: the published ResNet-50's conv1
@@ -90,7 +96,9 @@ def _changes(block: Block) -> bool:
 
 
 def _shortcut(blocks: list[Block], misfits: list[str]) -> str | None:
-    kinds = [(b.join_entry.shortcut.kind, _changes(b)) for b in blocks]
+    # ResNet-D's pooled projection is a projection (avg_down says how it downsamples)
+    kinds = [(b.join_entry.shortcut.kind.replace("pooled-projection", "projection"),
+              _changes(b)) for b in blocks]
     if all(kind == "projection" for kind, _ in kinds):
         return "C"
     if all((kind == "projection") == changes and kind in ("projection", "identity")
@@ -152,6 +160,27 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     shortcut = _shortcut(blocks, misfits)
     if shortcut:
         out["shortcut"] = shortcut
+    if any(b.join_entry.shortcut.kind == "pooled-projection" for b in blocks):
+        out["avg_down"] = True
+    _se(analysis, out, misfits)
+
+
+def _se(analysis: Analysis, out: dict, misfits: list[str]) -> None:
+    """The SE units' reduction and width rule, read off each stage's first block."""
+    with_se = [b.se is not None for b in analysis.blocks]
+    if not any(with_se):
+        return
+    if not all(with_se):
+        misfits.append(f"squeeze-and-excitation on {sum(with_se)} of {len(with_se)} blocks")
+        return
+    widths = [(blocks[0].se.attrs["channels"], blocks[0].se.attrs["reduced"])
+              for _, blocks in analysis.layout]
+    found = se_rule(widths)
+    if found is None:
+        misfits.append("squeeze-and-excitation widths " + ", ".join(f"{c} -> {r}"
+                                                                    for c, r in widths))
+        return
+    out["se"], out["se_width"] = found
 
 
 def _plain(analysis: Analysis, out: dict, misfits: list[str]) -> None:
@@ -215,7 +244,8 @@ def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
         except NetgenError as exc:
             # drop the least structural field first; what remains is the closest spec
             for key in ("stride_in", "width_per_group", "groups", "shortcut", "imagenet_stages",
-                        "stages", "block", "input_size", "num_classes", "preact", "plain"):
+                        "stages", "block", "se_width", "se", "avg_down", "deep_stem",
+                        "input_size", "num_classes", "preact", "plain"):
                 if key in fields:
                     misfits.append(f"{key}: {exc}")
                     del fields[key]

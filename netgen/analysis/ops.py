@@ -220,6 +220,7 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             producer[top] = op_id
             shape_of[top] = shape
             writer[top] = index
+    ops = _fold_se(ops, rep)
     if canonical:
         for op in ops:
             if op.type == "Conv" and op.extra.get("bias") and not op.extra.get("bn"):
@@ -228,6 +229,73 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             rep.softmax = ops[-1].name
             ops.pop()
     return ops, inputs, rep
+
+
+SE_GATE = ("Sigmoid", "Conv|FC", "ReLU", "Conv|FC")  # walked back from the gate
+
+
+def _se_chain(ops: list[Op], gate: int, x: int) -> list[int] | None:
+    """The ids of a squeeze-and-excitation gate computed from `x` (global average pooling,
+    a reduction, ReLU, an expansion, Sigmoid; 1x1 convolutions or fc layers, with the
+    reshapes an fc needs), first to last, or None."""
+    chain, cur = [], gate
+    for want in SE_GATE:
+        while ops[cur].type == "Reshape" and ops[cur].inputs:
+            chain.append(cur)
+            cur = ops[cur].inputs[0]
+        if ops[cur].type not in want.split("|") or len(ops[cur].inputs) != 1:
+            return None
+        chain.append(cur)
+        cur = ops[cur].inputs[0]
+    while ops[cur].type == "Reshape" and ops[cur].inputs:
+        chain.append(cur)
+        cur = ops[cur].inputs[0]
+    pool = ops[cur]
+    if pool.type != "Pool" or not pool.attrs.get("global") or pool.attrs["pool"] != "AVE" \
+            or pool.inputs != [x]:
+        return None
+    chain.append(cur)
+    return chain[::-1]
+
+
+def _fold_se(ops: list[Op], rep: Representation) -> list[Op]:
+    """Each squeeze-and-excitation unit as one `SE` op (channels, reduced width) on the
+    residual branch, and its product-and-sum (SENet's Axpy, or Mul then Add) as the block's
+    Add: so that an SE block is the plain block with one more op, whichever way it is
+    written."""
+    drop: set[int] = set()
+    se_of: dict[int, Op] = {}
+    for op in ops:
+        if op.type != "Axpy" or len(op.inputs) != 3:
+            continue
+        gate, x, shortcut = op.inputs
+        chain = _se_chain(ops, gate, x)
+        if chain is None:
+            continue
+        down = next(ops[i] for i in chain if ops[i].type in ("Conv", "FC"))
+        reduced = down.attrs.get("out_channels", down.attrs.get("out_features"))
+        channels = ops[x].shape[1] if len(ops[x].shape) > 1 else 0
+        se = Op(chain[0], "SE", {"channels": channels, "reduced": reduced},
+                [name for i in chain for name in ops[i].layers], [x], tuple(ops[x].shape))
+        se_of[chain[0]] = se
+        drop.update(chain[1:])
+        op.type, op.attrs, op.inputs = "Add", {"inputs": 2}, [chain[0], shortcut]
+        pools = set(ops[chain[0]].layers)
+        rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in pools]
+    if not se_of:
+        return ops
+    renumber: dict[int, int] = {}
+    kept: list[Op] = []
+    for op in ops:
+        if op.id in drop:
+            continue
+        op = se_of.get(op.id, op)
+        renumber[op.id] = len(kept)
+        kept.append(op)
+    for op in kept:
+        op.id = renumber[op.id]
+        op.inputs = [renumber[i] for i in op.inputs]
+    return kept
 
 
 def _zeros_first(ops: list[Op], sources: list[int]) -> bool:

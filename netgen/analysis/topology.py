@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from netgen.arch.counting import Counts, count
+from netgen.arch.spec import se_width_of
 from netgen.analysis.network import Side
 from netgen.analysis.ops import Op, Representation, logical_ops
 
@@ -27,16 +28,21 @@ FIRST_STAGE = 2  # the paper's conv2_x: conv1 (and pool1) are stage 1, the stem
 
 @dataclass
 class Shortcut:
-    kind: str  # "identity", "projection", "zero-pad", "none" (plain) or "other"
+    kind: str  # "identity", "projection", "pooled-projection" (ResNet-D), "zero-pad",
+    # "none" (plain) or "other"
     ops: list[Op]
     attrs: dict
 
     def describe(self) -> str:
         a = self.attrs
-        if self.kind == "projection":
+        if self.kind in ("projection", "pooled-projection"):
             conv = a["conv"]
-            text = (f"projection ({'x'.join(map(str, conv['kernel']))} conv, "
-                    f"{conv['out_channels']} channels, stride {conv['stride'][0]}")
+            pool = ""
+            if "pool" in a:
+                pool = (f"{'x'.join(map(str, a['pool']['kernel']))} avg pool /"
+                        f"{a['pool']['stride'][0]}, ")
+            text = (f"{self.kind.replace('-', ' ')} ({pool}{'x'.join(map(str, conv['kernel']))} "
+                    f"conv, {conv['out_channels']} channels, stride {conv['stride'][0]}")
             return text + (", BN)" if a.get("bn") else ")")
         if self.kind == "zero-pad":
             parts = []
@@ -105,6 +111,11 @@ class Block:
         return "post-activation" if post and post[0].op.type == "ReLU" else "pre-activation"
 
     @property
+    def se(self) -> Op | None:
+        """The block's squeeze-and-excitation unit (ops.py folds one into an `SE` op)."""
+        return next((e.op for e in self.body if e.op.type == "SE"), None)
+
+    @property
     def kind(self) -> str:
         """basic (3x3, 3x3), bottleneck (1x1, 3x3, 1x1), or the kernels as written."""
         kernels = [tuple(op.attrs["kernel"]) for op in self.convs]
@@ -155,6 +166,12 @@ def _classify_shortcut(branches: list[list[Op]], direct: bool) -> Shortcut:
     convs = [op for op in ops if op.type == "Conv"]
     if len(convs) == 1 and set(types) <= {"Conv", "BN"}:
         return Shortcut("projection", ops, {"conv": dict(convs[0].attrs), "bn": "BN" in types})
+    if len(convs) == 1 and types[0] == "Pool" and set(types[1:]) <= {"Conv", "BN"} \
+            and ops[0].attrs["pool"] == "AVE" and not ops[0].attrs.get("global"):
+        # ResNet-D: average pooling, then the 1x1 convolution with stride 1
+        pool = {k: ops[0].attrs[k] for k in ("kernel", "stride") if k in ops[0].attrs}
+        return Shortcut("pooled-projection", ops, {"pool": pool, "conv": dict(convs[0].attrs),
+                                                   "bn": "BN" in types})
     if set(types) <= ZERO_PAD_TYPES:
         stride = next((op.attrs["stride"] for op in ops if op.type == "Subsample"), [1, 1])
         concat = next((op for op in ops if op.type == "Concat"), None)
@@ -360,3 +377,29 @@ def layout_text(analysis: Analysis) -> str:
     kind = kinds[0] if len(kinds) == 1 else "/".join(kinds)
     counts = "-".join(str(len(blocks)) for _, blocks in analysis.layout)
     return f"{len(analysis.blocks)} {kind} blocks {counts}, depth {analysis.depth}"
+
+
+SE_REDUCTIONS = (16, 8, 4, 32, 2, 64)
+
+
+def se_rule(widths: list[tuple[int, int]]) -> tuple[int, str] | None:
+    """(R, rule) of SE units reducing C channels to r, (C, r) per stage: "floor" (C // R,
+    SENet's files and hand-written code) or "timm" (C / R rounded to a multiple of 8), the
+    rule named "floor" where both give the widths; None if no R of the usual ones fits."""
+    for reduction in SE_REDUCTIONS:
+        for rule in ("floor", "timm"):
+            if all(se_width_of(c, reduction, rule) == r for c, r in widths):
+                return reduction, rule
+    return None
+
+
+def se_text(widths: list[tuple[int, int]]) -> str:
+    """'SE 64 -> 4, 128 -> 8 (C // 16)' or '... (C / 16 rounded to a multiple of 8, timm's)'."""
+    shown = ", ".join(f"{c} -> {r}" for c, r in widths)
+    found = se_rule(widths)
+    if found is None:
+        return f"SE {shown}"
+    reduction, rule = found
+    how = f"C // {reduction}" if rule == "floor" else \
+        f"C / {reduction} rounded to a multiple of 8, timm's"
+    return f"SE {shown} ({how})"

@@ -36,6 +36,9 @@ class ConvertReport:
     def lines(self) -> list[str]:
         out = [f"read {self.source}: {self.layers} layers; {self.input_note}",
                f"weights: {self.weights}"]
+        if self.extra.get("input_layout") == "NHWC":
+            out.append("the file's input is channels-last (NHWC); the Caffe net takes the same "
+                       "image channels-first (NCHW): transpose it (0, 3, 1, 2) before the net")
         if self.dropped:
             shown = ", ".join(self.dropped[:8]) + (" ..." if len(self.dropped) > 8 else "")
             out.append(f"left out for this phase: {shown}")
@@ -117,7 +120,7 @@ def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force
                   se_form: str = "stock") -> ConvertReport:
     from netgen.caffe.caffemodel import caffemodel_bytes
     from netgen.caffe.prototxt import render_deploy
-    from netgen.onnx.reader import read_onnx
+    from netgen.onnx.reader import read_onnx_with_layout
 
     target = Path(output)
     if target.suffix.lower() in (".onnx", ".caffemodel"):
@@ -128,7 +131,7 @@ def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force
         raise NetgenError(f"{target}: the prototxt and the caffemodel need different names")
     _check_target(target, force)
     _check_target(weights_path, force)
-    graph, weights = read_onnx(onnx_path)
+    graph, weights, layout = read_onnx_with_layout(onnx_path)
     text = render_deploy(graph, legacy_input=legacy_input, floor_pool=floor_pool,
                          se_form=se_form)
     payload = caffemodel_bytes(graph, weights)
@@ -139,7 +142,7 @@ def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force
     inputs = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
     return ConvertReport("onnx->caffe", str(onnx_path), [str(target), str(weights_path)],
                          graph.name, len(graph.layers), f"input {inputs} from the graph's inputs",
-                         "the ONNX initializers")
+                         "the ONNX initializers", extra={"input_layout": layout})
 
 
 def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,

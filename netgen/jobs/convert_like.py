@@ -161,6 +161,32 @@ def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) 
                       f"{' + '.join(['Convolution'] + types)}")
 
 
+def _copy_unit(unit: Unit, match: Unit, weights: Weights, out: Weights,
+               orders: tuple, in_orders: tuple) -> None:
+    """The parameters of any other unit, layer by layer among those that have some: an SE
+    unit's two 1x1 convolutions (or fc layers, reshaped: an fc of C inputs is a 1x1
+    convolution), a pre-activation BatchNorm and Scale on the residual stream (their
+    per-channel vectors follow its channel order)."""
+    mine = [layer for layer in unit.layers if layer.blob_shapes]
+    theirs = [layer for layer in match.layers if weights.get(layer.name)]
+    if len(mine) != len(theirs):
+        raise NetgenError(f"layer {mine[0].name!r}: the file's {match.layers[0].name!r} carries "
+                          f"{len(theirs)} parameter layers where it has {len(mine)}")
+    if unit.kind == "SE" and not all(units.is_identity(o) for o in orders + in_orders):
+        raise NetgenError(f"layer {mine[0].name!r}: an SE unit on channels in another order")
+    channels = unit.shape[1] if len(unit.shape) > 1 else 0
+    for layer, other in zip(mine, theirs):
+        blobs = []
+        for blob, shape in zip(weights[other.name], layer.blob_shapes):
+            blob = np.asarray(blob)
+            if tuple(blob.shape) != tuple(shape) and blob.size == int(np.prod(shape)):
+                blob = blob.reshape(shape)
+            elif unit.kind != "SE" and np.ndim(blob) == 1 and len(blob) == channels:
+                blob = units.reorder(blob, *orders)
+            blobs.append(np.asarray(blob, np.float32))
+        out[layer.name] = blobs
+
+
 def map_weights(target: Units, source: Units,
                 weights: Weights) -> tuple[Weights, dict[str, int]]:
     """The target graph's weights, unit by unit from the source's equal units, and how many
@@ -202,12 +228,8 @@ def map_weights(target: Units, source: Units,
                                   f"{match.layers[0].name!r} has one")
             out[fc.name] = [np.asarray(blobs[0], np.float32)] + (
                 [np.asarray(bias, np.float32)] if fc.param.bias_term else [])
-        else:  # per-channel parameters (a pre-activation BatchNorm on the residual stream)
-            channels = unit.shape[1] if len(unit.shape) > 1 else 0
-            for layer, other in zip(unit.layers, match.layers):
-                out[layer.name] = [np.asarray(b if np.ndim(b) == 0 or len(b) != channels else
-                                              units.reorder(b, s_out, t_out), np.float32)
-                                   for b in weights[other.name]]
+        else:
+            _copy_unit(unit, match, weights, out, (s_out, t_out), (s_in, t_in))
     for layer in target.graph.layers:
         for blob, shape in zip(out.get(layer.name, []), layer.blob_shapes):
             if tuple(blob.shape) != tuple(shape):

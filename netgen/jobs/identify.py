@@ -80,6 +80,13 @@ def build_command(spec: ArchSpec) -> list[str]:
     if spec.plain:
         args.append("--plain")
         kwargs["plain"] = True
+    for flag, attr in (("--deep-stem", "deep_stem"), ("--avg-down", "avg_down")):
+        if getattr(spec, attr):
+            args.append(flag)
+            kwargs[attr] = True
+    if spec.se_reduction:
+        args += ["--se", str(spec.se_reduction)]
+        kwargs["se"] = spec.se_reduction
     if spec.preact:
         args.append("--preact")
         kwargs["preact"] = True
@@ -94,7 +101,7 @@ def build_command(spec: ArchSpec) -> list[str]:
         kwargs["width_per_group"] = spec.width_per_group
     options = (("num_classes", "--classes"), ("input_size", "--input-size"),
                ("shortcut", "--shortcut"), ("stride_in", "--stride-in"),
-               ("stem_pool", "--stem-pool"), ("conv1_bias", None))
+               ("stem_pool", "--stem-pool"), ("se_width", "--se-width"), ("conv1_bias", None))
     for attr, flag in options:
         if getattr(make_spec(**kwargs), attr) == getattr(spec, attr):
             continue

@@ -741,7 +741,18 @@ class _Importer:
                 else sorted(v % len(shape) for v in axes))
         if any(shape[i] != 1 for i in axes):
             raise self.fail(node, f"squeezes an axis of size > 1 in {list(shape)}")
-        kept = [d for i, d in enumerate(shape) if i not in axes]
+        target = [d for i, d in enumerate(shape) if i not in axes]
+        if len(shape) > 2 and 0 not in axes and target == [shape[0], math.prod(shape[1:])]:
+            # (N, C, 1, 1) -> (N, C), tf2onnx's head after GlobalAveragePool: a flatten from
+            # axis 1, the InnerProduct's own where one follows (it keeps the batch axis free)
+            if self.feeds_fc(node.output[0]):
+                self.alias(node.output[0], x)
+                self.flattened.add(node.output[0])
+            else:
+                self.add(node, self.node_name(node), "Flatten", [x], ir.FlattenParam(axis=1),
+                         node.output[0])
+            return
+        kept = target
         if 0 not in axes:
             kept[0] = 0  # the batch axis stays where it is: Caffe's 0 copies it
         self._reshape_to(node, x, kept)
@@ -842,7 +853,8 @@ class _Importer:
         channels = shape[1] if rank > 1 else 0
         allowed = ("only zero channels before and after the input (mode constant, value 0, "
                    "no pad of N, H or W), a multiple of the input's channels in all, map "
-                   "onto Caffe (Power scale 0, Slice, Concat)")
+                   "onto Caffe (Power scale 0, Slice, Concat), and zeros on H and W, the same "
+                   "on both sides or before a convolution (a layer's padding)")
         if (len(pads) != 2 * rank or rank < 2 or mode != "constant" or value != 0.0
                 or any(p for i, p in enumerate(begin + end) if i % rank != 1)):
             raise self.fail(node, f"pads {pads} (mode {mode}, value {value}): {allowed}")
@@ -1009,5 +1021,17 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
 
 def read_onnx(path: str | os.PathLike) -> tuple[ir.Graph, Weights]:
     """The IR and weights of an ONNX file, for ops with a Caffe equivalent."""
+    graph, weights, _ = read_onnx_with_layout(path)
+    return graph, weights
+
+
+def read_onnx_with_layout(path: str | os.PathLike) -> tuple[ir.Graph, Weights, str]:
+    """read_onnx, and the layout of the file's input: "NHWC" where the file was channels-last
+    and the IR takes the same image channels-first, else "NCHW"."""
+    from netgen.onnx.normalize.layout import input_layout
+
     model = load_model(path)
-    return import_model(model, model.graph.name or Path(path).stem)
+    name = model.graph.name or Path(path).stem
+    model = normalize(model)
+    graph, weights = _Importer(model, name).run()
+    return graph, weights, input_layout(model)

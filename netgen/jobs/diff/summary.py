@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from netgen.arch.spec import STEM_POOLS
 from netgen.analysis.compare import attr_diff, same_shortcut
 from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths,
-                                      layout_text, stage_text)
+                                      layout_text, se_text, stage_text)
 
 if TYPE_CHECKING:
     from netgen.jobs.diff.result import DiffResult
@@ -197,6 +197,8 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                                      f"{where_a} in A and on the {where_b} in B{hint}"))
         elif kind == "width":
             findings.append(_width_finding(key, found, place))
+        elif kind == "se":
+            findings.append(_se_finding(found, place))
         elif kind == "wiring":
             findings.append(_finding("wiring", f"wiring of {place}: A {key[1]} | B {key[2]}"))
         elif kind == "shortcut":
@@ -228,13 +230,31 @@ WIRING_TEXT = {"post-activation": "post-activation (conv-BN-ReLU, a ReLU after t
 
 
 def _branch(block: Block, rewired: bool) -> list[Entry]:
-    """The residual branch; between the two wirings without the BN-ReLU that a
-    pre-activation block puts before its first convolution (the wiring finding names it)."""
-    body = block.body
+    """The residual branch without its SE unit (a finding of its own); between the two
+    wirings without the BN-ReLU that a pre-activation block puts before its first
+    convolution (the wiring finding names it)."""
+    body = [e for e in block.body if e.op.type != "SE"]
     if rewired:
         while body and body[0].op.type in ("BN", "ReLU"):
             body = body[1:]
     return body
+
+
+def _se_width(op) -> tuple[int, int] | None:
+    return None if op is None else (op.attrs["channels"], op.attrs["reduced"])
+
+
+def _se_finding(found: list, place: str) -> dict:
+    """Squeeze-and-excitation on one side only, or with other widths: one line, the widths
+    per stage and the rule that gives them (C // R, or timm's rounding to 8)."""
+    by_stage: dict[int, tuple] = {}
+    for _, _, (stage, wa, wb) in found:
+        by_stage.setdefault(stage, (wa, wb))
+    texts = []
+    for side in (0, 1):
+        widths = [by_stage[s][side] for s in sorted(by_stage)]
+        texts.append("none" if None in widths else se_text(widths))
+    return _finding("se", f"squeeze-and-excitation of {place}: A {texts[0]} | B {texts[1]}")
 
 
 def _same_but_bn(x: Shortcut, y: Shortcut) -> bool:
@@ -252,6 +272,10 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
     rewired = x.wiring != y.wiring
     if rewired:
         facts.append((("wiring", WIRING_TEXT[x.wiring], WIRING_TEXT[y.wiring]), None))
+    se_x, se_y = x.se, y.se
+    if (se_x is None) != (se_y is None) or (se_x is not None and se_x.attrs != se_y.attrs):
+        facts.append((("se", se_x is not None, se_y is not None),
+                      (x.stage, _se_width(se_x), _se_width(se_y))))
     body_x, body_y = _branch(x, rewired), _branch(y, rewired)
     types_x = [e.op.type for e in body_x]
     types_y = [e.op.type for e in body_y]
@@ -291,7 +315,8 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
                            for (_, wx), (_, wy) in zip(shape_x, shape_y))
             key = ("width", x.kind, tuple(g for g, _ in shape_x), tuple(g for g, _ in shape_y),
                    ratios)
-            facts.append((key, (x.stage, inner_widths(x), inner_widths(y))))
+            facts.append((key, (x.stage, inner_widths(x), inner_widths(y),
+                                [w for _, w in shape_x], [w for _, w in shape_y])))
     jx, jy = x.join_entry, y.join_entry
     if jx.op.type != jy.op.type:
         facts.append((("op", "join", jx.op.type, jy.op.type), None))
@@ -311,9 +336,17 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
 def _width_finding(key: tuple, found: list, place: str) -> dict:
     _, kind, groups_a, groups_b, _ = key
     by_stage: dict[int, tuple] = {}
-    for _, _, (stage, inner_a, inner_b) in found:
+    convs: dict[int, tuple] = {}
+    for _, _, (stage, inner_a, inner_b, widths_a, widths_b) in found:
         by_stage.setdefault(stage, (inner_a, inner_b))
+        convs.setdefault(stage, (widths_a, widths_b))
     stages = sorted(by_stage)
+    if all(by_stage[s][0] == by_stage[s][1] for s in stages):
+        # the 3x3 and the output agree: another convolution is wider (SENet-154's first 1x1)
+        lines = [f"stage {s}: A {', '.join(map(str, convs[s][0]))} | "
+                 f"B {', '.join(map(str, convs[s][1]))}" for s in stages[:MAX_LINES]]
+        return _finding("width", f"convolution widths of {place} (the 3x3 and the output "
+                        "agree)", lines)
 
     def cardinality(inner: tuple[int, int, int]) -> str:
         width, _, groups = inner

@@ -59,7 +59,7 @@ class Arc:
 
     first: int
     last: int
-    kind: str  # "identity", "projection", "zero-pad" or "other"
+    kind: str  # "identity", "projection", "pooled-projection", "zero-pad" or "other"
     text: str  # the diff job's description: "projection (1x1 conv, 128 channels, stride 2, BN)"
     layers: tuple[str, ...]  # the join and the shortcut's own layers
 
@@ -121,6 +121,8 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         return name, "pool"
     if op_type == "FC":
         return f"fc {attrs['out_features']}", "fc"
+    if op_type == "SE":
+        return f"SE, {attrs['channels']} -> {attrs['reduced']}", "op"
     if op_type == "Subsample":
         return f"subsample, /{_pair(attrs['stride'])}", "op"
     return op_type.lower(), "op"
@@ -358,7 +360,8 @@ def place(pic: Picture, x: float, blocks: bool, highlight: dict[str, str] | None
         y1 = row_of[a.last] + BOX_H + GAP / 2
         path = (f"M{_fmt(cx)} {_fmt(y0)} H{_fmt(right)} C{_fmt(right + ARC_BULGE)} {_fmt(y0)} "
                 f"{_fmt(right + ARC_BULGE)} {_fmt(y1)} {_fmt(right)} {_fmt(y1)} H{_fmt(cx + 7)}")
-        mark = (right + ARC_BULGE * 0.75 + 4, (y0 + y1) / 2 + 3) if a.kind == "zero-pad" else None
+        marked = a.kind in ("zero-pad", "pooled-projection")  # "0-pad", "avg" (ResNet-D)
+        mark = (right + ARC_BULGE * 0.75 + 4, (y0 + y1) / 2 + 3) if marked else None
         arcs.append(PlacedArc(path, a.kind, state_of(a.layers), a.text, mark))
     caption = (f"{pic.depth} layers",
                f"{pic.params:,} parameters",

@@ -18,6 +18,19 @@ The pass interface, for anyone adding a pass (e.g. a channels-last rewrite for K
 - helpers for editing a graph by names are in normalize.graph, tensor types and shapes
   (with the batch fixed to a value) in normalize.shapes.
 
+After the generic passes come the channels-last ones (Keras 3's exports, issue 18), in this
+order because each needs the previous one's result:
+
+- `to_channels_first` (layout.py) needs every constant folded and the no-op Casts between a
+  Transpose and its inverse gone (the pads and per-channel constants it permutes must be
+  initializers); it pushes the Transposes out and records a channels-last input in the
+  model's metadata (`netgen_input_layout=NHWC`);
+- `fuse_affine` (affine.py) needs channels-first constants ((1, C, 1, 1) is per-channel
+  only after the layout pass): conv bias Adds and Sub/Mul/Add BatchNorms;
+- `fold_pads` (pads.py) needs the Pads channels-first and, for a MaxPool, its ReLU next to
+  it (after the affine fusion no Add sits between); zero Pads become the layer's padding;
+- `prune_unused` still runs last (the constants the three replaced).
+
 `normalize` works on a copy: the caller's model is untouched.
 
 Why not an existing simplifier: onnxslim (pure Python) folds these graphs too (measured on
@@ -36,9 +49,12 @@ from typing import Callable
 import onnx
 
 from netgen.errors import NetgenError, first_line
+from netgen.onnx.normalize.affine import fuse_affine
 from netgen.onnx.normalize.constants import constants_to_initializers
 from netgen.onnx.normalize.fold import fold_constants
+from netgen.onnx.normalize.layout import to_channels_first
 from netgen.onnx.normalize.noops import drop_noops
+from netgen.onnx.normalize.pads import fold_pads
 from netgen.onnx.normalize.prune import prune_unused
 from netgen.onnx.normalize.slices import merge_slices
 
@@ -49,6 +65,9 @@ PASSES: tuple[Pass, ...] = (
     drop_noops,                 # Identity, Cast to the type the tensor already has
     fold_constants,             # constant and shape subgraphs -> initializers (batch -> 0)
     merge_slices,               # Slice of a Slice on other axes -> one Slice
+    to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
+    fuse_affine,                # Conv + Add -> conv bias; Sub/Mul/Add -> BatchNormalization
+    fold_pads,                  # zero Pad of H, W -> the Conv's / MaxPool's pads
     prune_unused,               # nodes and initializers nothing reads
 )
 

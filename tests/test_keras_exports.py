@@ -1,0 +1,187 @@
+"""Keras 3 exports (issue 18): channels-last ResNet50 / ResNet50V2 files as Keras writes them
+(tests/fixtures/keras/) -> Caffe files that run in OpenCV, and ONNX back, with the file's
+numbers on the same image channels-first; and the netgen names Keras's networks are."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+from keras_exports import SIZE, keras_resnet, load
+from onnx import helper
+from torchvision_exports import reference_forward, relative_error
+
+from netgen.caffe.reader import read_prototxt
+from netgen.onnx.normalize import normalize as normalized
+from netgen.onnx.normalize.layout import input_layout
+from netgen.onnx.reader import import_model
+
+cv2 = pytest.importorskip("cv2")
+
+TOLERANCE = 1e-4
+
+
+def with_logits(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with the Softmax's input as its only output: random weights saturate the
+    softmax (1.0 and 0.0), the logits before it are what a comparison can see."""
+    softmax = next(n for n in model.graph.node if n.op_type == "Softmax")
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info(softmax.input[0], onnx.TensorProto.FLOAT, None))
+    return model
+
+
+def nhwc_batch(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, SIZE, SIZE, 3)).astype(np.float32)
+
+
+def test_fixtures_have_the_shape_of_keras_torch_backend_exports():
+    model = load("ResNet50")
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert model.opset_import[0].version == 20
+    assert [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] \
+        == ["batch", SIZE, SIZE, 3]
+    assert ops["Conv"] == 53 and ops["Transpose"] >= 2 * 53 and ops["Cast"] > 250
+    assert ops["Sub"] == 53 and ops["Identity"] > 100 and ops["Pad"] == 2
+    assert ops["ReduceMean"] == 1 and ops["MatMul"] == 1 and ops["Softmax"] == 1
+    assert "BatchNormalization" not in ops
+    mean = next(n for n in model.graph.node if n.op_type == "ReduceMean")
+    assert helper.get_attribute_value(mean.attribute[0]) == 0  # keepdims=0
+    v2 = Counter(n.op_type for n in load("ResNet50V2").graph.node)
+    assert v2["Pad"] == 2 + 16 and v2["MaxPool"] == 4 and v2["Sub"] == 49
+
+
+@pytest.mark.parametrize("name,convs,norms", [("ResNet50", 53, 53), ("ResNet50V2", 54, 49)])
+def test_normalized_graph_is_channels_first_with_batchnorms(name, convs, norms):
+    model = load(name)
+    out = normalized(model)
+    ops = Counter(n.op_type for n in out.graph.node)
+    assert not {"Transpose", "Cast", "Pad", "Sub", "Identity", "Constant"} & set(ops)
+    assert ops["Conv"] == convs and ops["BatchNormalization"] == norms
+    assert input_layout(out) == "NHWC" and input_layout(model) == "NCHW"  # the caller's untouched
+    dims = [d.dim_param or d.dim_value for d in out.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, SIZE, SIZE]
+    x = nhwc_batch(2)
+    want = reference_forward(with_logits(load(name)), x)
+    got = reference_forward(with_logits(out), np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    assert relative_error(got, want) <= 1e-5
+
+
+def opencv_logits(prototxt, caffemodel, batch: np.ndarray, layer: str) -> np.ndarray:
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    out = []
+    for i in range(len(batch)):  # the deploy declares batch 1
+        net.setInput(batch[i:i + 1])
+        out.append(net.forward(layer).reshape(1, -1))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("name", ["ResNet50", "ResNet50V2", "ResNet50-tf", "ResNet50V2-tf"])
+def test_keras_export_converts_to_caffe_with_the_files_numbers(tmp_path, run_cli, name):
+    onnx.save(load(name), tmp_path / "keras.onnx")
+    out = tmp_path / "caffe"
+    result = run_cli("convert", tmp_path / "keras.onnx", "-o", out / "deploy.prototxt")
+    assert result.code == 0, result.err
+    assert "channels-last (NHWC)" in result.out and f"[1, 3, {SIZE}, {SIZE}]" in result.out
+    graph = read_prototxt(out / "deploy.prototxt")
+    fc = next(layer.name for layer in graph.layers if layer.type == "InnerProduct")
+    x = nhwc_batch(2, seed=1)
+    want = reference_forward(with_logits(load(name)), x)
+    nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    got = opencv_logits(out / "deploy.prototxt", out / "model.caffemodel", nchw, fc)
+    assert got.shape == want.shape == (2, 1000) and np.abs(want).max() > 1.0
+    assert relative_error(got, want) <= TOLERANCE
+    # and back: the Caffe files to ONNX, under ONNX Runtime
+    result = run_cli("convert", out / "deploy.prototxt", out / "model.caffemodel",
+                     "-o", tmp_path / "back.onnx")
+    assert result.code == 0, result.err
+    back = onnx.load(tmp_path / "back.onnx")
+    producer = {o: n for n in back.graph.node for o in n.output}
+    fc_out = next(o for o, n in producer.items() if n.op_type in ("Gemm", "MatMul", "Add")
+                  and n.name.startswith(fc))
+    del back.graph.output[:]
+    back.graph.output.append(helper.make_tensor_value_info(fc_out, onnx.TensorProto.FLOAT, None))
+    assert relative_error(reference_forward(back, nchw), want) <= TOLERANCE
+
+
+def test_resnet50_caffe_layers_are_msras_counts(tmp_path, run_cli):
+    onnx.save(load("ResNet50"), tmp_path / "keras.onnx")
+    assert run_cli("convert", tmp_path / "keras.onnx", "-o", tmp_path / "deploy.prototxt").code == 0
+    types = Counter(layer.type for layer in read_prototxt(tmp_path / "deploy.prototxt").layers)
+    assert types == {"Convolution": 53, "BatchNorm": 53, "Scale": 53, "ReLU": 49, "Pooling": 2,
+                     "Eltwise": 16, "InnerProduct": 1, "Softmax": 1}
+
+
+def test_keras_resnet50_is_netgens_resnet50_with_torchvisions_pool1(tmp_path, run_cli):
+    """Stride on the first 1x1 (v1), ZeroPadding2D(1) + valid 3x3/2 max pool after the ReLU
+    (torchvision's pool1), conv biases before BatchNorm (representation)."""
+    onnx.save(load("ResNet50"), tmp_path / "keras.onnx")
+    result = run_cli("diff", tmp_path / "keras.onnx", f"resnet50-B-torchpool-input{SIZE}")
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out
+    assert "conv bias directly before BatchNorm" in result.out
+    result = run_cli("diff", tmp_path / "keras.onnx", f"resnet50-B-input{SIZE}")
+    assert result.code == 1 and "pool1" in result.out
+    result = run_cli("diff", tmp_path / "keras.onnx", f"resnet50-B-stride3x3-torchpool-input{SIZE}")
+    assert result.code == 1
+
+
+def test_keras_resnet50v2_differs_from_preresnet50(tmp_path, run_cli):
+    """Keras's V2 downsamples in the last block of a stage (a 1x1 max-pool shortcut), has a
+    conv1 bias and no stem BN: not netgen's preresnet50 (fb.resnet.torch's)."""
+    onnx.save(load("ResNet50V2"), tmp_path / "keras.onnx")
+    result = run_cli("diff", tmp_path / "keras.onnx", f"preresnet50-input{SIZE}")
+    assert result.code == 1 and "verdict: DIFFERENT" in result.out
+
+
+def test_helper_built_keras_resnet_has_the_fixtures_nodes():
+    """keras_resnet (the bench's ResNet-152 without keras) writes the export's node pattern:
+    the same op counts as the real ResNet50 export but for the Identity nodes on shared
+    constants, and the same network after normalisation."""
+    real = Counter(n.op_type for n in load("ResNet50").graph.node)
+    built = keras_resnet(50, SIZE)
+    assert Counter(n.op_type for n in built.graph.node) == real - Counter({"Identity": real["Identity"]})
+    x = nhwc_batch(2, seed=2)
+    out = normalized(built)
+    assert Counter(n.op_type for n in out.graph.node) == Counter(
+        n.op_type for n in normalized(load("ResNet50")).graph.node)
+    got = reference_forward(with_logits(out), np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    assert relative_error(got, reference_forward(with_logits(keras_resnet(50, SIZE)), x)) <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth,layers", [(101, 449), (152, 670)])
+def test_helper_built_deeper_keras_resnets_have_msras_layer_counts(depth, layers):
+    graph, _ = import_model(keras_resnet(depth, 32, classes=10))
+    assert len(graph.layers) == layers
+
+
+def test_keras_resnet50_weights_onto_netgens_network(tmp_path, run_cli):
+    """convert --like: the file's weights (conv biases folded into the BatchNorm means) on
+    netgen's own resnet50-B-torchpool, with the file's numbers in OpenCV."""
+    onnx.save(load("ResNet50"), tmp_path / "keras.onnx")
+    name = f"resnet50-B-torchpool-input{SIZE}"
+    result = run_cli("convert", tmp_path / "keras.onnx", "--like", name, "-o", tmp_path / "like")
+    assert result.code == 0, result.err
+    x = nhwc_batch(1, seed=3)
+    want = reference_forward(with_logits(load("ResNet50")), x)
+    got = opencv_logits(tmp_path / "like" / "deploy.prototxt", tmp_path / "like" / "model.caffemodel",
+                        np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "fc1000")
+    assert relative_error(got, want) <= TOLERANCE
+
+
+def test_keras_conversion_is_byte_identical_across_runs(tmp_path, run_cli):
+    onnx.save(load("ResNet50V2"), tmp_path / "keras.onnx")
+    written = []
+    for run in ("a", "b"):
+        assert run_cli("convert", tmp_path / "keras.onnx", "-o", tmp_path / run / "deploy.prototxt").code == 0
+        written.append([(tmp_path / run / f).read_bytes() for f in ("deploy.prototxt", "model.caffemodel")])
+    assert written[0] == written[1]
+
+
+def test_identify_names_keras_resnet50_a_torchpool_resnet50(tmp_path, run_cli):
+    onnx.save(load("ResNet50"), tmp_path / "keras.onnx")
+    result = run_cli("identify", tmp_path / "keras.onnx")
+    first = result.out.splitlines()[0]
+    assert result.code == 0 and "resnet50-B-" in first and first.endswith(f"torchpool-input{SIZE}")
