@@ -133,6 +133,20 @@ def test_keras_resnet50v2_differs_from_preresnet50(tmp_path, run_cli):
     onnx.save(load("ResNet50V2"), tmp_path / "keras.onnx")
     result = run_cli("diff", tmp_path / "keras.onnx", f"preresnet50-input{SIZE}")
     assert result.code == 1 and "verdict: DIFFERENT" in result.out
+    # the same blocks per stage (the stage that subsamples in its last block is cut there),
+    # and what differs, one line each
+    assert "architecture: A 16 bottleneck blocks 3-4-6-3, depth 51 | B 16 bottleneck blocks " \
+           "3-4-6-3, depth 50" in result.out
+    findings = [line[4:] for line in result.out.splitlines() if line.startswith("  - ")]
+    findings = findings[:findings.index(next(f for f in findings if f.startswith("BatchNorm")))]
+    assert len(findings) == 6, findings
+    assert findings[0] == "second 1x1 convolution of all 16 blocks: shift A True | B False"
+    assert findings[2].startswith("conv strides of blocks") and \
+        findings[2].endswith(": A [1, 2, 1] | B [1, 1, 1]")
+    assert findings[3].endswith("A subsample | B identity")
+    assert "A subsample (1x1 max pool, stride 2) | B identity" in result.out
+    assert findings[4].startswith("conv strides of the first block of stages 3 to 5")
+    assert findings[5].startswith("stem: A 7x7 conv 64 /2, 1x1 conv 64 g64, 3x3 max pool /2")
 
 
 def test_helper_built_keras_resnet_has_the_fixtures_nodes():

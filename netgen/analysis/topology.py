@@ -29,7 +29,7 @@ FIRST_STAGE = 2  # the paper's conv2_x: conv1 (and pool1) are stage 1, the stem
 @dataclass
 class Shortcut:
     kind: str  # "identity", "projection", "pooled-projection" (ResNet-D), "zero-pad",
-    # "none" (plain) or "other"
+    # "subsample" (a 1x1 max pooling, Keras's V2), "none" (plain) or "other"
     ops: list[Op]
     attrs: dict
 
@@ -53,6 +53,8 @@ class Shortcut:
             return "zero-pad (" + ", ".join(parts or ["no change"]) + ")"
         if self.kind == "other":
             return "other (" + ", ".join(op.type for op in self.ops) + ")"
+        if self.kind == "subsample":
+            return f"subsample (1x1 max pool, stride {a['stride'][0]})"
         return self.kind
 
 
@@ -131,7 +133,7 @@ class Block:
         for op in self.convs:
             product *= op.attrs["stride"][0]
         shortcut = self.join_entry.shortcut
-        if product == 1 and shortcut is not None and shortcut.kind == "zero-pad":
+        if product == 1 and shortcut is not None and shortcut.kind in ("zero-pad", "subsample"):
             product = shortcut.attrs.get("stride", [1])[0]
         return product
 
@@ -172,6 +174,10 @@ def _classify_shortcut(branches: list[list[Op]], direct: bool) -> Shortcut:
         pool = {k: ops[0].attrs[k] for k in ("kernel", "stride") if k in ops[0].attrs}
         return Shortcut("pooled-projection", ops, {"pool": pool, "conv": dict(convs[0].attrs),
                                                    "bn": "BN" in types})
+    if types == ["Pool"] and ops[0].attrs.get("pool") == "MAX" and ops[0].attrs.get("kernel") \
+            == [1, 1] and ops[0].attrs.get("stride", [1, 1]) != [1, 1]:
+        # Keras's ResNet V2: the subsampling block's shortcut is a 1x1 max pooling
+        return Shortcut("subsample", ops, {"stride": ops[0].attrs["stride"]})
     if set(types) <= ZERO_PAD_TYPES:
         stride = next((op.attrs["stride"] for op in ops if op.type == "Subsample"), [1, 1])
         concat = next((op for op in ops if op.type == "Concat"), None)
@@ -264,9 +270,13 @@ POST_TYPES = frozenset({"ReLU", "PReLU", "BN"})
 
 
 def cut_blocks(entries: list[Entry], spans: list[tuple[int, int]]) -> list[Block]:
-    """Blocks from the joins' spans; a block that subsamples (or the first) opens a stage."""
+    """Blocks from the joins' spans. A block that widens the stream opens a stage, and so
+    does one that subsamples, unless the next block widens: Keras's ResNet V2 subsamples
+    in the last block of a stage (the paper's nets in the first, where they also widen)."""
     blocks: list[Block] = []
     stage, position = FIRST_STAGE - 1, 0
+    widths = [entries[join].op.shape[1] if len(entries[join].op.shape) > 1 else 0
+              for _, join in spans]
     for index, (start, join) in enumerate(spans):
         if index + 1 < len(spans):
             end = spans[index + 1][0]
@@ -275,7 +285,9 @@ def cut_blocks(entries: list[Entry], spans: list[tuple[int, int]]) -> list[Block
             while end < len(entries) and entries[end].op.type in POST_TYPES:
                 end += 1
         block = Block(index, stage, position, start, join, end, entries)
-        if index == 0 or block.stride > 1:
+        widens = index > 0 and widths[index] != widths[index - 1]
+        next_widens = index + 1 < len(spans) and widths[index + 1] != widths[index]
+        if index == 0 or widens or (block.stride > 1 and not next_widens):
             stage, position = stage + 1, 0
         block.stage, block.position = stage, position
         position += 1

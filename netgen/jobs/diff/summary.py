@@ -209,7 +209,7 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                                      f"B {key[2]}", lines))
         else:
             _, what, va, vb = key
-            findings.append(_finding(kind, f"{what} of {place}: A {va} | B {vb}"))
+            findings.append(_finding(kind, f"{what} of {place}: A {_show(va)} | B {_show(vb)}"))
     for finding in findings:
         if "_parts" in finding:
             finding["text"] += "; ".join(finding.pop("_parts"))
@@ -296,7 +296,8 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
                 conv_index += 1
             else:
                 for name, (va, vb) in attr_diff(ex.op.attrs, ey.op.attrs).items():
-                    facts.append((("op", f"{ex.op.type} {name}", va, vb), None))
+                    facts.append((("op", f"{ex.op.type} {name}", _freeze(va), _freeze(vb)),
+                                  None))
         cx, cy = x.convs, y.convs
         sx = [op.attrs["stride"] for op in cx]
         sy = [op.attrs["stride"] for op in cy]
@@ -306,8 +307,8 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
             if x.stride == y.stride and len(at_x) == len(at_y) == 1:
                 facts.append((("stride", _role(x, at_x[0]), _role(y, at_y[0]), x.kind), None))
             else:
-                facts.append((("op", "conv strides", [s[0] for s in sx], [s[0] for s in sy]),
-                              None))
+                facts.append((("op", "conv strides", tuple(s[0] for s in sx),
+                               tuple(s[0] for s in sy)), None))
         shape_x = [(op.attrs["group"], op.attrs["out_channels"]) for op in cx]
         shape_y = [(op.attrs["group"], op.attrs["out_channels"]) for op in cy]
         if shape_x != shape_y:
