@@ -121,6 +121,7 @@ def test_keras_resnet50_is_netgens_resnet50_with_torchvisions_pool1(tmp_path, ru
     result = run_cli("diff", tmp_path / "keras.onnx", f"resnet50-B-torchpool-input{SIZE}")
     assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out
     assert "conv bias directly before BatchNorm" in result.out
+    assert "input layout: A's file takes channels-last (NHWC) images" in result.out
     result = run_cli("diff", tmp_path / "keras.onnx", f"resnet50-B-input{SIZE}")
     assert result.code == 1 and "pool1" in result.out
     result = run_cli("diff", tmp_path / "keras.onnx", f"resnet50-B-stride3x3-torchpool-input{SIZE}")
@@ -178,6 +179,7 @@ def test_keras_resnet50_weights_onto_netgens_network(tmp_path, run_cli):
     name = f"resnet50-B-torchpool-input{SIZE}"
     result = run_cli("convert", tmp_path / "keras.onnx", "--like", name, "-o", tmp_path / "like")
     assert result.code == 0, result.err
+    assert "the file's input is channels-last (NHWC)" in result.out
     x = nhwc_batch(1, seed=3)
     want = reference_forward(with_logits(load("ResNet50")), x)
     got = opencv_logits(tmp_path / "like" / "deploy.prototxt", tmp_path / "like" / "model.caffemodel",

@@ -28,6 +28,9 @@ class Side:
     graph: ir.Graph
     weights_source: str
     weights_are_data: bool = False
+    # "NHWC" where the file was channels-last (Keras): the IR takes the same image
+    # channels-first, the transposition outside the network (representation)
+    input_layout: str = "NCHW"
     _weights: Weights | None = field(default=None, repr=False)
     _make_weights: Callable[[], Weights] | None = field(default=None, repr=False)
 

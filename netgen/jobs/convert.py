@@ -246,4 +246,5 @@ def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | 
     return ConvertReport(
         "like", source.text, [str(out / f) for f in files], label, len(graph.layers),
         f"input {inputs}", f"{origin}, on {label}'s {len(target.layers)} layers: {how}",
-        extra={"like": label, "target_layers": len(target.layers), "convolutions": ways})
+        extra={"like": label, "target_layers": len(target.layers), "convolutions": ways,
+               "input_layout": side.input_layout})

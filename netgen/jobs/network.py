@@ -128,10 +128,11 @@ def load_network(arg: str | os.PathLike, *, caffemodel: str | os.PathLike | None
         return Side(ref.text, "spec", graph, f"netgen's initialisation (seed {seed})",
                     _make_weights=lambda: initial_weights(graph, seed))
     if ref.kind == "onnx":
-        from netgen.onnx.reader import read_onnx
+        from netgen.onnx.reader import read_onnx_with_layout
 
-        graph, weights = read_onnx(ref.path)
-        return Side(ref.text, "onnx", graph, "its initializers", True, weights)
+        graph, weights, layout = read_onnx_with_layout(ref.path)
+        return Side(ref.text, "onnx", graph, "its initializers", True, input_layout=layout,
+                    _weights=weights)
     weights_path = caffemodel if caffemodel is not None else ref.caffemodel
     if weights_path is not None and not Path(weights_path).is_file():
         raise NetgenError(f"{os.fspath(weights_path)}: no such file")
@@ -143,4 +144,4 @@ def load_network(arg: str | os.PathLike, *, caffemodel: str | os.PathLike | None
     from netgen.caffe.reader import weights_for
 
     graph, weights = weights_for(reading.graph, weights_path)
-    return Side(ref.text, "prototxt", graph, os.fspath(weights_path), True, weights)
+    return Side(ref.text, "prototxt", graph, os.fspath(weights_path), True, _weights=weights)

@@ -123,7 +123,7 @@ def _folded_result(result: DiffResult) -> tuple[DiffResult, str]:
         graph, weights, count = fold(analysis)
         side = analysis.side
         sides.append(Side(side.label, side.kind, graph, side.weights_source,
-                          side.weights_are_data, weights))
+                          side.weights_are_data, side.input_layout, _weights=weights))
         if count:
             done.append(f"{key}'s {count} BatchNorm/Scale/Bias layers folded into the "
                         "convolutions before them")

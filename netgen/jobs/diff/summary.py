@@ -519,6 +519,12 @@ def representation_notes(result: "DiffResult") -> list[str]:
     if hows_a != hows_b:
         notes.append(f"global pooling: A {', '.join(hows_a) or 'none'} | "
                      f"B {', '.join(hows_b) or 'none'}")
+    layouts = (result.a.side.input_layout, result.b.side.input_layout)
+    if layouts[0] != layouts[1]:
+        side = "A" if layouts[0] == "NHWC" else "B"
+        notes.append(f"input layout: {side}'s file takes channels-last (NHWC) images; its "
+                     "network is read with the same image channels-first (the transposition "
+                     "outside the network)")
     batch_a = [blob.shape[0] for blob in result.a.side.graph.inputs]
     batch_b = [blob.shape[0] for blob in result.b.side.graph.inputs]
     if batch_a != batch_b and result.input_difference is None:
