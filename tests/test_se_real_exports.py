@@ -16,7 +16,7 @@ import real_exports
 from netgen.caffe import proto as caffe_proto
 from netgen.caffe.reader import read_prototxt
 from netgen.jobs.convert import convert
-from netgen.onnx.reader import SUPPORTED_OPS, import_model
+from netgen.onnx.reader import import_model
 from netgen.onnx.runtime import create_session
 
 TOLERANCE = 1e-4
@@ -27,12 +27,6 @@ MODELS = {  # model -> (SE units, ResNet-D pooled projections, deep stem)
     "timm_resnet50c": (0, 0, True), "kuangliu_senet18": (8, 0, False),
 }
 FILES = [r["file"] for r in real_exports.manifest() if r["model"] in MODELS]
-# The TorchScript export of the hand-written SENet-18 flattens with view(out.size(0), -1):
-# Shape/Gather nodes, which the reader folds once it has that head (another branch's work).
-SHAPE_HEAD = pytest.mark.skipif("Shape" not in SUPPORTED_OPS,
-                                reason="the Shape/Gather flatten head is not read yet")
-
-
 def rel_err(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want)))
 
@@ -43,9 +37,7 @@ def test_every_se_and_d_export_is_here():
     assert len(FILES) == 2 * len(MODELS)
 
 
-@pytest.mark.parametrize("file", [pytest.param(f, marks=SHAPE_HEAD)
-                                  if f == "kuangliu_senet18.torchscript.onnx" else f
-                                  for f in FILES])
+@pytest.mark.parametrize("file", FILES)
 def test_export_converts_exactly(tmp_path, file):
     record = real_exports.record(file)
     se_units, pooled, deep = MODELS[record["model"]]
