@@ -109,6 +109,7 @@ def test_sdist_holds_readme_proto_templates_and_tests(artifacts):
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.j2")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")}
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "fixtures" / "exports").iterdir()}
+    expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests" / "fixtures" / "mxnet").iterdir()}
     expected |= {p.relative_to(ROOT).as_posix()
                  for p in (ROOT / "tests" / "fixtures" / "senet").glob("*.prototxt")}
     assert sorted(expected - names) == []
