@@ -17,6 +17,7 @@ carries the weights itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -78,6 +79,14 @@ class Units:
     def _has_zeros(self, unit: Unit) -> bool:
         return unit.op.attrs.get("axis") == 1 and any(
             self.units[i].kind == "Zeros" for i in unit.inputs)
+
+    @cached_property
+    def blob_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every blob's shape (a Concat's pieces are told apart by their bottoms')."""
+        shapes = {b.name: tuple(b.shape) for b in self.graph.inputs}
+        shapes.update((top, tuple(shape)) for layer in self.graph.layers
+                      for top, shape in zip(layer.tops, layer.top_shapes))
+        return shapes
 
     @staticmethod
     def _key(op: Op) -> tuple:
@@ -252,10 +261,7 @@ def reorder(array: np.ndarray, source: np.ndarray | None, target: np.ndarray | N
 
 def _concat_order(units: Units, unit: Unit, orders: list) -> np.ndarray | None:
     offset, kept, zeros = 0, [], []
-    shapes = {b.name: b.shape for b in units.graph.inputs}
-    shapes.update((top, shape) for layer in units.graph.layers
-                  for top, shape in zip(layer.tops, layer.top_shapes))
-    widths = [shapes[bottom][1] for bottom in unit.layers[0].bottoms]
+    widths = [units.blob_shapes[bottom][1] for bottom in unit.layers[0].bottoms]
     for i, width in zip(unit.inputs, widths):
         positions = np.arange(offset, offset + width)
         if units.units[i].kind == "Zeros":

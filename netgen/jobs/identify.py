@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from netgen.analysis.identify import infer_spec
 from netgen.analysis.network import Side
-from netgen.analysis.topology import analyse
+from netgen.analysis.topology import Analysis, analyse
 from netgen.arch.spec import BASE_WIDTH, ArchSpec, make_spec
 from netgen.errors import NetgenError
 from netgen.jobs.diff import DiffResult, compare, load_side
@@ -116,14 +116,14 @@ def build_command(spec: ArchSpec) -> list[str]:
     return args
 
 
-def _fallback(side: Side) -> tuple[ArchSpec, DiffResult]:
+def _fallback(side: Side, analysis: Analysis) -> tuple[ArchSpec, DiffResult]:
     """No spec could be read off the file: the paper's or the family's network (with the
     file's classes and input size where those fit) with the fewest findings."""
     from netgen.jobs.paper import family_specs, paper_specs
 
     best = None
     for spec in paper_specs() + family_specs():
-        result = compare(side, load_side(spec.name))
+        result = compare(side, load_side(spec.name), left=analysis)
         score = (len(result.findings), len(result.layer_differences)
                  + len(result.structural_differences) + len(result.shortcut_differences))
         if best is None or score < best[0]:
@@ -136,11 +136,12 @@ def identify(arg: str, caffemodel: str | os.PathLike | None = None,
     """Name the architecture of a network: an ONNX file, a prototxt, a build folder (or a
     name, which names itself)."""
     side = load_network(arg, caffemodel=caffemodel, input_shape=input_shape)
-    guess = infer_spec(analyse(side, canonical=True))
+    analysis = analyse(side, canonical=True)
+    guess = infer_spec(analysis)
     if guess.spec is not None:
         spec = guess.spec
-        result = compare(side, load_side(spec.name))
+        result = compare(side, load_side(spec.name), left=analysis)
     else:
-        spec, result = _fallback(side)
+        spec, result = _fallback(side, analysis)
     return Identification(arg, spec.name, build_command(spec), result.equivalent,
                           result.notes, result.findings, guess.misfits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from netgen.analysis.compare import attr_diff, same_shortcut
 from netgen.analysis.network import Side
-from netgen.analysis.topology import Entry, analyse
+from netgen.analysis.topology import Analysis, Entry, analyse
 from netgen.jobs.diff.align import align, cut_scores, key
 from netgen.jobs.diff.result import DiffResult, Row
 from netgen.jobs.diff.summary import group_findings, representation_notes
@@ -13,10 +13,12 @@ from netgen.jobs.diff.summary import group_findings, representation_notes
 CONTEXT = 3  # ops shown before and after the first divergence
 
 
-def compare(a: Side, b: Side, strict: bool = False) -> DiffResult:
+def compare(a: Side, b: Side, strict: bool = False, left: Analysis | None = None) -> DiffResult:
     """Align the two sides by topology and list every difference (of the canonical forms
-    unless `strict`), then group them (summary.py)."""
-    left, right = analyse(a, not strict), analyse(b, not strict)
+    unless `strict`), then group them (summary.py). `left`: A's analysis where the caller
+    has made it already (identify reads the spec off it)."""
+    left = left or analyse(a, not strict)
+    right = analyse(b, not strict)
     ea, eb = left.entries, right.entries
     opcodes = []
     cuts_a, cuts_b = cut_scores(ea), cut_scores(eb)
