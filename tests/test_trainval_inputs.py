@@ -167,8 +167,12 @@ def test_summary_with_the_shape_counts_what_netgen_counts(run_cli, lmdb_file):
     assert (info["parameters"], info["multiply_adds"]) == (R20_INFO["parameters"],
                                                            R20_INFO["multiply_adds"])
     assert info["layer_types"]["Convolution"] == 21 and info["spec"] is None
+    # its names (conv1, conv2_1_a, ...) do not tell the stages: its topology does
+    assert [(s["stage"], s["blocks"], s["parameters"]) for s in info["stages"]] == \
+        [(s["stage"], s["blocks"], s["parameters"]) for s in R20_INFO["stages"]]
     text = run_cli("summary", lmdb_file, "--input-shape", "1,3,32,32").out
-    assert "its layer names do not tell the stages" in text
+    assert "do not tell the stages" not in text and text.splitlines()[3].split()[:4] == \
+        ["conv2_x", "32x32", "16", "3"]
     assert text.splitlines()[-1].split()[1:3] == ["272,474", "40,813,184"]
 
 

@@ -415,3 +415,49 @@ def se_text(widths: list[tuple[int, int]]) -> str:
     how = f"C // {reduction}" if rule == "floor" else \
         f"C / {reduction} rounded to a multiple of 8, timm's"
     return f"SE {shown} ({how})"
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def layer_stages(analysis: Analysis) -> tuple[dict[str, str], dict[str, int]]:
+    """(IR layer -> stage label, stage label -> blocks), the labels Table 1's: conv1 (the
+    stem), conv2_x ..., head. The topology tells them where a file's layer names do not
+    (an export's /layer1/..., a dynamo export's node_conv2d_3, Keras's names): a layer on
+    the main path or in a shortcut takes its block's stage; one off both (an SE unit's
+    ops, a BatchNorm folded into a Scale) that of the layer before it in the file."""
+    if not analysis.blocks:
+        return {}, {}
+    # a block is its branch, its join and the activation after the join (post-activation);
+    # a pre-activation BN-ReLU before the next fork belongs to the block that reads it
+    # (the paper's framework, and the builder's labels), the last one to the head
+    first = analysis.blocks[0]
+    label_of_entry = ["conv1"] * first.start
+    if first.wiring == "pre-activation":  # a stem conv straight into the first BN-ReLU
+        index = first.start
+        while index > 0 and analysis.entries[index - 1].op.type in ("BN", "ReLU", "PReLU"):
+            index -= 1
+        if index > 0 and analysis.entries[index - 1].op.type == "Conv":
+            label_of_entry[index:] = [f"conv{first.stage}_x"] * (first.start - index)
+    blocks: dict[str, int] = {}
+    for block, following in zip(analysis.blocks, analysis.blocks[1:] + [None]):
+        label = f"conv{block.stage}_x"
+        blocks[label] = blocks.get(label, 0) + 1
+        label_of_entry += [label] * (block.join + 1 - block.start)
+        stop = following.start if following else len(analysis.entries)
+        index = block.join + 1
+        while index < stop and analysis.entries[index].op.type in ("ReLU", "PReLU"):
+            label_of_entry.append(label)
+            index += 1
+        after = f"conv{following.stage}_x" if following else "head"
+        label_of_entry += [after] * (stop - index)
+    labels: dict[str, str] = {}
+    for entry, label in zip(analysis.entries, label_of_entry):
+        for op in [entry.op] + (entry.shortcut.ops if entry.shortcut else []):
+            for name in op.layers:
+                labels.setdefault(name, label)
+    stages, previous = {}, "conv1"
+    for layer in analysis.side.graph.layers:
+        previous = labels.get(layer.name, previous)
+        stages[layer.name] = previous
+    return stages, blocks

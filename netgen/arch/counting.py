@@ -69,8 +69,9 @@ class Counts:
     layer_types: dict[str, int]
 
 
-def count(graph: ir.Graph) -> Counts:
-    """Totals, per-stage figures (in order of first appearance) and layers by type."""
+def count(graph: ir.Graph, blocks: dict[str, int] | None = None) -> Counts:
+    """Totals, per-stage figures (in order of first appearance) and layers by type; the
+    blocks per stage as given (a file's, told by its topology), else told by the names."""
     stage_layers: dict[str, list[ir.Layer]] = {}  # dicts keep first-appearance order
     for layer in graph.layers:
         stage_layers.setdefault(layer.stage or "unassigned", []).append(layer)
@@ -78,7 +79,7 @@ def count(graph: ir.Graph) -> Counts:
         StageCount(
             stage=stage,
             output_size=tuple(layers[-1].top_shapes[0][1:]),
-            blocks=len(_block_ids(layers)),
+            blocks=blocks.get(stage, 0) if blocks is not None else len(_block_ids(layers)),
             params=sum(layer_params(l) for l in layers),
             macs=sum(layer_macs(l) for l in layers),
         )

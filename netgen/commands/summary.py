@@ -10,7 +10,7 @@ from netgen.arch.builder import build
 from netgen.arch.spec import BASE_WIDTH, STEM_POOL_TEXT, ArchSpec
 from netgen.commands.options import input_shape_option, network_or_options, spec_options
 from netgen.errors import NetgenError
-from netgen.jobs.build import summary as summarize
+from netgen.jobs.build import file_summary, summary as summarize
 
 
 def _size(output_size: list[int]) -> str:
@@ -38,13 +38,15 @@ def _blocks(spec: ArchSpec) -> str:
 
 def _file_header(arg: str, info: dict) -> str:
     """What a file says of itself: its name, weighted layers, input; whether the stages
-    could be told (only MSRA-style or PyTorch layer names tell them)."""
+    could be told (its residual blocks tell them, or in a plain net MSRA-style or
+    PyTorch layer names)."""
     types = info["layer_types"]
     weighted = types.get("Convolution", 0) + types.get("InnerProduct", 0)
     inputs = ", ".join("x".join(str(d) for d in shape[1:]) for shape in info["input"].values())
     stages = [row["stage"] for row in info["stages"]]
     note = "" if stages != ["unassigned"] else \
-        "; its layer names do not tell the stages (MSRA's res2a..., PyTorch's layer1...)"
+        ("; it has no residual blocks and its layer names do not tell the stages (MSRA's "
+         "res2a..., PyTorch's layer1...)")
     return (f"{arg} ({info['name']}): {weighted} weighted layers (convolutions and fully "
             f"connected), {info['layers']} layers, input {inputs}{note}")
 
@@ -65,8 +67,7 @@ def summary(network: str | None, as_json: bool, input_shape, **spec_args) -> int
     if spec is None:
         from netgen.jobs.network import load_network
 
-        graph = load_network(network, input_shape=input_shape).graph
-        info = summarize(None, graph)
+        info = file_summary(load_network(network, input_shape=input_shape).graph)
         if as_json:
             click.echo(json.dumps(info, indent=2))
             return 0

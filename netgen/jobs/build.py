@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from netgen.analysis.network import Side
+from netgen.analysis.topology import analyse, layer_stages
 from netgen.arch import ir
 from netgen.arch.builder import build
 from netgen.arch.counting import count
@@ -42,9 +44,10 @@ class BuildOptions:
     se_form: str = "stock"  # prototxt.SE_FORMS
 
 
-def summary(spec: ArchSpec | None, graph: ir.Graph) -> dict:
+def summary(spec: ArchSpec | None, graph: ir.Graph,
+            blocks: dict[str, int] | None = None) -> dict:
     """What summary.json holds: exact integers, per stage and in total."""
-    counts = count(graph)
+    counts = count(graph, blocks)
     return {
         "name": graph.name,
         "spec": spec.to_dict() if spec else None,
@@ -60,6 +63,19 @@ def summary(spec: ArchSpec | None, graph: ir.Graph) -> dict:
             for s in counts.stages
         ],
     }
+
+
+def file_summary(graph: ir.Graph) -> dict:
+    """summary() of a file's network, its stages and blocks told by its topology: an
+    export's or Keras's layer names do not say which stage a layer is in, and names that do
+    (MSRA's res3a, PyTorch's layer2) still do not count blocks. A network without residual
+    blocks (plain) keeps the stages its names tell."""
+    stages, blocks = layer_stages(analyse(Side(graph.name, "file", graph, "none")))
+    if not blocks:
+        return summary(None, graph)
+    graph = replace(graph, layers=[replace(layer, stage=stages[layer.name])
+                                   for layer in graph.layers])
+    return summary(None, graph, blocks)
 
 
 def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:

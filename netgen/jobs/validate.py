@@ -658,7 +658,7 @@ def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
     from netgen.caffe import prototxt
     from netgen.caffe.caffemodel import caffemodel_bytes
     from netgen.caffe.reader import DATA_TYPES, load_text, parse_text
-    from netgen.jobs.build import summary
+    from netgen.jobs.build import file_summary
     from netgen.jobs.network import read_prototxt, resolve
     from netgen.onnx.reader import read_onnx
 
@@ -696,7 +696,7 @@ def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
         files["deploy.prototxt"] = prototxt.render_deploy(graph).encode()
         files["model.caffemodel"] = caffemodel_bytes(graph, weights)
         made += ", deploy.prototxt and model.caffemodel rendered from its IR and initializers"
-    files["summary.json"] = (json.dumps(summary(None, graph), indent=2) + "\n").encode()
+    files["summary.json"] = (json.dumps(file_summary(graph), indent=2) + "\n").encode()
     with tempfile.TemporaryDirectory(prefix="netgen-file-") as tmp:
         folder = Path(tmp) / ref.path.stem
         folder.mkdir()
