@@ -121,3 +121,29 @@ def test_channel_orders_of_the_file():
     assert list(first) == list(range(8, 24)) + list(range(8)) + list(range(24, 32))
     inner = list(16 + first)
     assert list(second) == inner + list(range(16)) + list(range(48, 64))
+
+
+@pytest.mark.parametrize("file", RESNET20[:2])
+@pytest.mark.parametrize("file_first", [True, False])
+def test_diff_numeric_runs_the_other_side_through_the_permutation(tmp_path, run_cli, file,
+                                                                   file_first):
+    """diff --numeric carries A's weights to B as --like does: the file's own (real, refilled)
+    weights on netgen's layers, or netgen's seeded ones on the file's, either way within
+    ONNX Runtime's float error."""
+    pair = [_save(tmp_path, file), "cifar10-resnet20-A"]
+    result = run_cli("diff", *(pair if file_first else pair[::-1]), "--numeric", "--json")
+    assert result.code == 0, result.out
+    numeric = json.loads(result.out)["numeric"]
+    assert numeric["weights"] == ("B runs with A's weights as convert --like maps them, "
+                                  "channels permuted to option A's other zero placement")
+    assert numeric["within_tolerance"] and numeric["max_abs_diff"] < 1e-5
+
+
+def test_diff_numeric_without_the_permutation_is_far_off(tmp_path, run_cli, monkeypatch):
+    """Matched by the alignment alone, the same weights land on the wrong channels."""
+    monkeypatch.setattr(units, "channel_orders", lambda u: [None] * len(u.units))
+    result = run_cli("diff", _save(tmp_path, RESNET20[0]), "cifar10-resnet20-A", "--numeric",
+                     "--json")
+    numeric = json.loads(result.out)["numeric"]
+    assert result.code == 1 and numeric["max_abs_diff"] > 1e-2
+    assert numeric["weights"] == "B runs with A's weights, matched by alignment"

@@ -17,6 +17,7 @@ from netgen.arch import ir
 from netgen.arch.shapes import infer
 from netgen.arch.weights import Weights
 from netgen.errors import NetgenError
+from netgen.analysis import units
 from netgen.analysis.network import Side
 from netgen.analysis.ops import Op
 from netgen.analysis.topology import Analysis
@@ -55,6 +56,25 @@ def map_weights(result: DiffResult) -> tuple[Weights | None, str | None]:
         return None, (f"{len(missing)} layer(s) of B have no aligned layer of A with the same "
                       f"parameter shapes (first: {missing[0]!r})")
     return mapped, None
+
+
+def permuted_weights(result: DiffResult) -> Weights | None:
+    """A's weights on B as `convert --like` maps them, where one side holds its channels in
+    another order (option A's zero channels on both sides of the subsampled input, PyTorch's
+    F.pad, against netgen's after it): the alignment pairs the right layers, but only the
+    unit mapping moves each channel to where the other side computes it. None where the
+    orders agree or the units do not map."""
+    from netgen.jobs.convert_like import like
+
+    a, b = result.a.side, result.b.side
+    try:
+        target, source = units.compare_units(b.graph, a.graph)
+        orders = units.channel_orders(target) + units.channel_orders(source)
+        if all(units.is_identity(order) for order in orders):
+            return None
+        return like(a.graph, a.weights, b.graph, b.label)[0]
+    except NetgenError:
+        return None
 
 
 def fold(analysis: Analysis) -> tuple[ir.Graph, Weights, int]:
@@ -139,7 +159,11 @@ def run_numeric(result: DiffResult, weights: str = "a", batch: int = 2, seed: in
     from netgen.onnx.runtime import create_session, random_batch
 
     folding = None
-    if weights == "a":
+    if weights == "a" and (permuted := permuted_weights(result)) is not None:
+        b_weights = permuted
+        how = ("B runs with A's weights as convert --like maps them, channels permuted to "
+               "option A's other zero placement")
+    elif weights == "a":
         b_weights, why = map_weights(result)
         if b_weights is None and not result.strict:
             folded, folding = _folded_result(result)
