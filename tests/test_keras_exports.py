@@ -4,6 +4,7 @@ numbers on the same image channels-first; and the netgen names Keras's networks 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -136,8 +137,11 @@ def test_keras_resnet50v2_differs_from_preresnet50(tmp_path, run_cli):
     assert result.code == 1 and "verdict: DIFFERENT" in result.out
     # the same blocks per stage (the stage that subsamples in its last block is cut there),
     # and what differs, one line each
-    assert "architecture: A 16 bottleneck blocks 3-4-6-3, depth 51 | B 16 bottleneck blocks " \
-           "3-4-6-3, depth 50" in result.out
+    assert "architecture: 16 bottleneck blocks 3-4-6-3, depth 50 (both)" in result.out
+    # pool1's ZeroPadding2D (on the signed conv1 output, so not the pool's own padding) is a
+    # fixed depthwise 1x1 in Caffe: no parameters, not a layer of the depth; what is left is
+    # the count Keras's model.summary() gives as trainable params
+    assert "parameters: A 25,568,360  B 25,549,352" in result.out
     findings = [line[4:] for line in result.out.splitlines() if line.startswith("  - ")]
     findings = findings[:findings.index(next(f for f in findings if f.startswith("BatchNorm")))]
     assert len(findings) == 6, findings
@@ -147,7 +151,7 @@ def test_keras_resnet50v2_differs_from_preresnet50(tmp_path, run_cli):
     assert findings[3].endswith("A subsample | B identity")
     assert "A subsample (1x1 max pool, stride 2) | B identity" in result.out
     assert findings[4].startswith("conv strides of the first block of stages 3 to 5")
-    assert findings[5].startswith("stem: A 7x7 conv 64 /2, 1x1 conv 64 g64, 3x3 max pool /2")
+    assert findings[5].startswith("stem: A 7x7 conv 64 /2, zero pad 1, 3x3 max pool /2")
 
 
 def test_helper_built_keras_resnet_has_the_fixtures_nodes():
@@ -201,3 +205,15 @@ def test_identify_names_keras_resnet50_a_torchpool_resnet50(tmp_path, run_cli):
     result = run_cli("identify", tmp_path / "keras.onnx")
     first = result.out.splitlines()[0]
     assert result.code == 0 and "resnet50-B-" in first and first.endswith(f"torchpool-input{SIZE}")
+
+
+@pytest.mark.parametrize("name, trainable", [("ResNet50", 25_583_592),
+                                             ("ResNet50V2", 25_568_360)])
+def test_summary_counts_what_keras_calls_trainable(tmp_path, run_cli, name, trainable):
+    """model.summary()'s 'Trainable params' of keras.applications (BatchNorm's moving mean
+    and variance are its non-trainable ones, statistics here too); V2's zero padding before
+    pool1 is a fixed layer and counts nothing."""
+    onnx.save(load(name), tmp_path / "keras.onnx")
+    result = run_cli("summary", tmp_path / "keras.onnx", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["parameters"] == trainable

@@ -323,7 +323,10 @@ def _classify(layer: ir.Layer, in_shape: ir.Shape, canonical: bool) -> tuple[str
     t, p = layer.type, layer.param
     if t == "Convolution":
         if layer.fixed:
-            return "Subsample", {"stride": list(p.stride), "channels": p.num_output}, {}
+            attrs = {"stride": list(p.stride), "channels": p.num_output}
+            if p.pad != (0, 0):  # a zero padding in Caffe's layers (Keras's ZeroPadding2D)
+                attrs["pad"] = list(p.pad)
+            return "Subsample", attrs, {}
         return "Conv", _conv_attrs(layer, in_shape, canonical), {}
     if t == "BatchNorm":
         return "BN", {"channels": in_shape[1], "eps": p.eps, "affine": False, "shift": False}, {}

@@ -71,18 +71,20 @@ def assign_stages(layers: list[ir.Layer]) -> list[ir.Layer]:
 
 
 def is_subsample_pattern(layer: ir.Layer) -> bool:
-    """A depthwise 1x1 convolution without bias: the shape of option A's fixed subsample."""
+    """A depthwise 1x1 convolution without bias: the shape of option A's fixed subsample
+    (strided) and of a zero padding written in Caffe's layers (padded: Keras's
+    ZeroPadding2D where no layer after it can take the zeros)."""
     if layer.type != "Convolution":
         return False
     p: ir.ConvolutionParam = layer.param
     return (p.kernel == (1, 1) and not p.bias_term and p.dilation == (1, 1)
-            and p.pad == (0, 0) and p.group == p.num_output
+            and p.group == p.num_output
             and bool(layer.blob_shapes) and layer.blob_shapes[0] == (p.num_output, 1, 1, 1))
 
 
 def mark_fixed_by_weights(graph: ir.Graph, weights: Weights) -> ir.Graph:
-    """With real weights (a caffemodel's, an ONNX file's) the subsample is fixed exactly
-    when its weights are all 1."""
+    """With real weights (a caffemodel's, an ONNX file's) the subsample or zero padding is
+    fixed exactly when its weights are all 1."""
     layers = []
     for layer in graph.layers:
         if is_subsample_pattern(layer):

@@ -109,6 +109,10 @@ def _op_text(op) -> str:
         return f"{'x'.join(map(str, a['kernel']))} {a['pool'].lower()} pool /{a['stride'][0]}"
     if op.type == "FC":
         return f"fc {a['out_features']}"
+    if op.type == "Subsample":
+        parts = ([f"subsample /{a['stride'][0]}"] if a["stride"] != [1, 1] else []) + (
+            [f"zero pad {a['pad'][0]}"] if "pad" in a else [])
+        return ", ".join(parts) or "subsample /1"
     return op.type
 
 

@@ -123,8 +123,11 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         return f"fc {attrs['out_features']}", "fc"
     if op_type == "SE":
         return f"SE, {attrs['channels']} -> {attrs['reduced']}", "op"
+    if op_type == "Subsample" and attrs["stride"] == [1, 1] and "pad" in attrs:
+        return f"zero pad {_pair(attrs['pad'])}", "op"
     if op_type == "Subsample":
-        return f"subsample, /{_pair(attrs['stride'])}", "op"
+        text = f"subsample, /{_pair(attrs['stride'])}"
+        return text + (f", zero pad {_pair(attrs['pad'])}" if "pad" in attrs else ""), "op"
     return op_type.lower(), "op"
 
 
