@@ -23,7 +23,10 @@ from onnx import numpy_helper
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
 # keras.applications name (+ "-tf": the TensorFlow backend's tf2onnx export) -> fixture
 FILES = {"ResNet50": "resnet50_torch.onnx", "ResNet50V2": "resnet50v2_torch.onnx",
-         "ResNet50-tf": "resnet50_tf.onnx", "ResNet50V2-tf": "resnet50v2_tf.onnx"}
+         "ResNet50-tf": "resnet50_tf.onnx", "ResNet50V2-tf": "resnet50v2_tf.onnx",
+         # ResNet50(include_top=False) + Flatten() + Dense(10): logits, no softmax
+         "ResNet50-flatten": "resnet50flat_torch.onnx",
+         "ResNet50-flatten-tf": "resnet50flat_tf.onnx"}
 SIZE = 64
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from keras_exports import SIZE, keras_resnet, load
-from onnx import helper
+from onnx import helper, numpy_helper
 from torchvision_exports import reference_forward, relative_error
 
 from netgen.caffe.reader import read_prototxt
@@ -217,3 +217,96 @@ def test_summary_counts_what_keras_calls_trainable(tmp_path, run_cli, name, trai
     result = run_cli("summary", tmp_path / "keras.onnx", "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["parameters"] == trainable
+
+
+# --------------------------------------------------------------------------- Flatten + Dense
+
+
+@pytest.mark.parametrize("name", ["ResNet50-flatten", "ResNet50-flatten-tf"])
+def test_flatten_dense_head_converts_with_the_files_numbers(tmp_path, run_cli, name):
+    """Keras's transfer-learning head: Flatten() of the channels-last 2x2x2048 map, then
+    Dense(10). The file's features are in (h, w, c) order; Caffe's InnerProduct flattens
+    (c, h, w): the fc's weight columns must be reordered, or the logits are others."""
+    ops = Counter(n.op_type for n in load(name).graph.node)
+    # Flatten as the exporters write it: a Reshape to (Shape(x)[0], -1)
+    assert ops["Shape"] == 1 and ops["Reshape"] >= 1 and ops["MatMul"] == 1 and ops["Conv"] == 53
+    assert not {"ReduceMean", "GlobalAveragePool", "Softmax"} & set(ops)
+    onnx.save(load(name), tmp_path / "keras.onnx")
+    out = tmp_path / "caffe"
+    result = run_cli("convert", tmp_path / "keras.onnx", "-o", out / "deploy.prototxt")
+    assert result.code == 0, result.err
+    x = nhwc_batch(2, seed=3)
+    want = reference_forward(load(name), x)
+    nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    graph = read_prototxt(out / "deploy.prototxt")
+    fc = next(layer.name for layer in graph.layers if layer.type == "InnerProduct")
+    got = opencv_logits(out / "deploy.prototxt", out / "model.caffemodel", nchw, fc)
+    assert got.shape == want.shape == (2, 10) and np.abs(want).max() > 0.1
+    assert relative_error(got, want) <= TOLERANCE
+    result = run_cli("convert", out / "deploy.prototxt", out / "model.caffemodel",
+                     "-o", tmp_path / "back.onnx")
+    assert result.code == 0, result.err
+    assert relative_error(reference_forward(onnx.load(tmp_path / "back.onnx"), nchw),
+                          want) <= TOLERANCE
+
+
+def test_flatten_dense_weight_is_the_files_in_channels_first_order():
+    """The fc weight, element by element: netgen's column c*H*W + h*W + w is the file's row
+    (h*W + w)*C + c (computed here with explicit indices, not with the pass's transposes)."""
+    model = load("ResNet50-flatten")
+    matmul = next(n for n in model.graph.node if n.op_type == "MatMul")
+    file_weight = next(numpy_helper.to_array(t) for t in model.graph.initializer
+                       if t.name == matmul.input[1])
+    graph, weights = import_model(model)
+    fc = next(layer for layer in graph.layers if layer.type == "InnerProduct")
+    mine = weights[fc.name][0]
+    channels, height, width = 2048, SIZE // 32, SIZE // 32
+    assert mine.shape == (10, channels * height * width)
+    rng = np.random.default_rng(0)
+    for c, h, w in zip(rng.integers(0, channels, 50), rng.integers(0, height, 50),
+                       rng.integers(0, width, 50)):
+        column = (c * height + h) * width + w
+        row = (h * width + w) * channels + c
+        np.testing.assert_array_equal(mine[:, column], file_weight[row, :])
+
+
+def _channels_last_flatten(reader: str) -> onnx.ModelProto:
+    """NHWC input -> Transpose -> Conv -> Transpose back -> Reshape(N, -1) -> READER -> MatMul."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(np.array([0, -1], np.int64), "shape"),
+             numpy_helper.from_array(rng.standard_normal((4 * 8 * 8, 5)).astype(np.float32), "fc"),
+             numpy_helper.from_array(np.float32(2.0), "two")]
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["t", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Transpose", ["c"], ["back"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["back", "shape"], ["flat"])]
+    if reader == "Mul":
+        nodes += [helper.make_node("Mul", ["flat", "two"], ["scaled"], name="/scale"),
+                  helper.make_node("MatMul", ["scaled", "fc"], ["y"])]
+    else:
+        nodes += [helper.make_node("Relu", ["flat"], ["r"]),
+                  helper.make_node("MatMul", ["r", "fc"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "flat", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8, 8, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 5])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_elementwise_op_on_the_flat_features_carries_their_order():
+    model = _channels_last_flatten("Relu")
+    x = np.random.default_rng(1).standard_normal((1, 8, 8, 3)).astype(np.float32)
+    want = reference_forward(model, x)
+    got = reference_forward(normalized(model), np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    assert relative_error(got, want) <= 1e-6
+
+
+def test_other_readers_of_the_flat_features_are_refused(tmp_path, run_cli):
+    onnx.save(_channels_last_flatten("Mul"), tmp_path / "m.onnx")
+    result = run_cli("convert", tmp_path / "m.onnx", "-o", tmp_path / "out" / "deploy.prototxt")
+    assert result.code == 2 and result.out == ""
+    assert result.err.strip() == (
+        "error: node 'Transpose_back' (Transpose): a channels-last map flattened for a fully "
+        "connected layer reaches node '/scale' (Mul); only a MatMul or Gemm with a constant "
+        "weight can take its (H, W, C) feature order")
+    assert not (tmp_path / "out").exists()

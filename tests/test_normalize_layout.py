@@ -156,6 +156,11 @@ def test_inverse_pair_inside_a_channels_first_graph_cancels():
 
 @pytest.mark.parametrize("tail,message", [
     ([helper.make_node("Flatten", ["t3"], ["y"], name="flat")],
+     r"node 'back' \(Transpose\): a channels-last map flattened for a fully connected layer "
+     r"reaches graph output 'y'; only a MatMul or Gemm with a constant weight can take its "
+     r"\(H, W, C\) feature order"),
+    ([helper.make_node("Flatten", ["t3"], ["f"], name="flat", axis=2),
+      helper.make_node("Relu", ["f"], ["y"])],
      r"node 'back' \(Transpose\): its permutation \[0, 2, 3, 1\] cannot be moved out of the "
      r"network: node 'flat' \(Flatten\) has no channels-first equivalent"),
     ([helper.make_node("Relu", ["t3"], ["y"], name="last")],
@@ -181,7 +186,7 @@ def test_cli_refuses_in_one_line_and_writes_nothing(tmp_path, run_cli):
     onnx.save(model(nodes, inits, [2, 15, 15, 3], opset=18), tmp_path / "bad.onnx")
     result = run_cli("convert", tmp_path / "bad.onnx", "-o", tmp_path / "out" / "deploy.prototxt")
     assert result.code == 2 and result.err.count("\n") == 1
-    assert result.err.startswith("error: node 'back' (Transpose): its permutation")
+    assert result.err.startswith("error: node 'back' (Transpose): a channels-last map flattened")
     assert not (tmp_path / "out").exists()
 
 

@@ -11,6 +11,12 @@ permutation pending. A channels-last graph input becomes the same image channels
 (`netgen_input_layout=NHWC` in the model's metadata says so; the transposition then happens
 outside the network). A permutation that reaches an op that cannot absorb it, or a graph
 output, is refused with one line naming the Transpose it came from and the op.
+
+A channels-last map flattened for a Dense layer (Keras's `Flatten()` after a conv base, a
+Reshape to (N, -1) or a Flatten of axis 1) holds its features in (H, W, C) order, the
+rewritten map flattens to (C, H, W): the flat tensor keeps that reordering of features
+pending, and the MatMul or Gemm that reads it with a constant weight takes the weight's
+rows in the rewritten order; any other reader of it is refused.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import onnx
 from onnx import numpy_helper
 
 from netgen.errors import NetgenError
+from netgen.onnx.normalize import shapes
 from netgen.onnx.normalize.rewrite import array, attrs, node_name, replace_nodes, set_attr
 
 INPUT_LAYOUT_KEY = "netgen_input_layout"
@@ -57,6 +64,10 @@ class _Layout:
         self.permuted_consts: dict[tuple[str, Perm], str] = {}
         self.new_initializers: list[onnx.TensorProto] = []
         self.taken = {t.name for t in self.graph.initializer}
+        # rewritten flat tensor -> (order, origin): the file's feature j is the rewritten
+        # tensor's feature order[j] (a channels-last map flattened, see the docstring)
+        self.flat: dict[str, tuple[np.ndarray, str]] = {}
+        self.types: dict[str, shapes.TensorType] | None = None
 
     def fail(self, perm: Perm, origin: str, where: str) -> NetgenError:
         return NetgenError(f"{origin}: its permutation {list(perm)} cannot be moved out of the "
@@ -119,6 +130,8 @@ class _Layout:
         return found
 
     def run(self) -> None:
+        if any(node.op_type in ("Reshape", "Flatten") for node in self.graph.node):
+            self.types = shapes.infer(self.model, 1)  # the file's shapes, before the walk
         nhwc = self.channels_last_inputs()
         for value in self.graph.input:
             if value.name in nhwc:
@@ -134,6 +147,8 @@ class _Layout:
             if self.step(node):
                 nodes.append(node)
         for output in self.graph.output:
+            if output.name in self.flat:
+                raise self.flat_fail(output.name, f"graph output {output.name!r}")
             rewritten, perm, origin = self.state.get(output.name, (output.name, None, ""))
             if not _identity(perm):
                 raise self.fail(perm, origin, f"graph output {output.name!r}")
@@ -150,8 +165,11 @@ class _Layout:
     def step(self, node: onnx.NodeProto) -> bool:
         """Rewrite one node; False where it disappears (a Transpose composed away)."""
         op = node.op_type
+        if any(name in self.flat for name in node.input):
+            return self.read_flat(node)
         pending: list[tuple[Perm, str]] = []
         live = 0
+        file_inputs = list(node.input)
         for i, name in enumerate(node.input):
             if not name or name in self.const:
                 continue
@@ -193,10 +211,64 @@ class _Layout:
                     node.input[i] = moved
             self._carry(node, perm, origin)
             return True
+        if op in ("Reshape", "Flatten") and self.flatten(node, file_inputs[0], perm, origin):
+            return True
         handler = getattr(self, f"op_{op}", None)
         if handler is None or not handler(node, perm, origin):
             raise self.fail(perm, origin, f"node {node_name(node)!r} ({op})")
         return True
+
+    def flatten(self, node: onnx.NodeProto, file_input: str, perm: Perm, origin: str) -> bool:
+        """A Reshape or Flatten of a permuted map into (N, features): the rewritten map
+        flattens in its own order; which file feature each one is stays pending."""
+        before = self.types.get(file_input) if self.types else None
+        after = self.types.get(node.output[0]) if self.types else None
+        if (before is None or after is None or not before.known or not after.known
+                or len(before.dims) != len(perm) or len(after.dims) != 2
+                or perm[0] != 0 or after.dims[1] != int(np.prod(before.dims[1:]))):
+            return False
+        if node.op_type == "Flatten" and int(attrs(node).get("axis", 1)) != 1:
+            return False
+        rewritten = [before.dims[perm.index(k)] for k in range(len(perm))]
+        # the file's map is transpose(rewritten, perm): its (h, w, c) element is the
+        # rewritten (c, h, w) one, whose flat index the rewritten map holds there
+        index = np.arange(int(np.prod(rewritten[1:]))).reshape(rewritten[1:])
+        order = np.transpose(index, [p - 1 for p in perm[1:]]).reshape(-1)
+        self.flat[node.output[0]] = (order, origin)
+        self.state[node.output[0]] = (node.output[0], None, origin)
+        return True
+
+    def read_flat(self, node: onnx.NodeProto) -> bool:
+        """A reader of a flattened channels-last map: an element-wise op carries the
+        pending order, a MatMul or Gemm with a constant weight takes it into the weight."""
+        flat = next(name for name in node.input if name in self.flat)
+        order, origin = self.flat[flat]
+        op, a = node.op_type, attrs(node)
+        if op in UNARY:
+            self.flat[node.output[0]] = (order, origin)
+            return True
+        weight = node.input[1] if len(node.input) > 1 else ""
+        rows = 1 if op == "Gemm" and int(a.get("transB", 0)) else 0
+        if (op in ("MatMul", "Gemm") and node.input[0] == flat and weight in self.const
+                and not (op == "Gemm" and int(a.get("transA", 0)))):
+            value = array(self.const[weight])
+            if value is not None and value.ndim == 2 and value.shape[rows] == len(order):
+                moved = np.empty_like(value)
+                if rows:
+                    moved[:, order] = value
+                else:
+                    moved[order] = value
+                name = self._fresh(weight + "_nchw")
+                self.new_initializers.append(numpy_helper.from_array(moved, name))
+                node.input[1] = name
+                return True
+        raise self.flat_fail(flat, f"node {node_name(node)!r} ({op})")
+
+    def flat_fail(self, flat: str, where: str) -> NetgenError:
+        origin = self.flat[flat][1]
+        return NetgenError(f"{origin}: a channels-last map flattened for a fully connected "
+                           f"layer reaches {where}; only a MatMul or Gemm with a constant "
+                           "weight can take its (H, W, C) feature order")
 
     def _carry(self, node: onnx.NodeProto, perm: Perm, origin: str) -> None:
         for out in node.output:
