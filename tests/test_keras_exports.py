@@ -310,3 +310,38 @@ def test_other_readers_of_the_flat_features_are_refused(tmp_path, run_cli):
         "connected layer reaches node '/scale' (Mul); only a MatMul or Gemm with a constant "
         "weight can take its (H, W, C) feature order")
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- tf2onnx's BatchNorm
+
+
+def test_tf2onnx_batchnorm_is_one_scale_with_bias(tmp_path, run_cli):
+    """tf2onnx writes a BatchNormalization after a biased Conv2D as Mul + Add of (1, C, 1, 1)
+    constants: one Scale with bias_term in Caffe (OpenCV has no Bias layer), 53 of them."""
+    ops = Counter(n.op_type for n in load("ResNet50-tf").graph.node)
+    assert ops["Mul"] == 53 and ops["Add"] == 53 + 16 + 1 and "BatchNormalization" not in ops
+    onnx.save(load("ResNet50-tf"), tmp_path / "keras.onnx")
+    assert run_cli("convert", tmp_path / "keras.onnx", "-o", tmp_path / "deploy.prototxt").code == 0
+    layers = read_prototxt(tmp_path / "deploy.prototxt").layers
+    types = Counter(layer.type for layer in layers)
+    assert "Bias" not in types and types["Scale"] == 53 and types["Convolution"] == 53
+    assert all(layer.param.bias_term for layer in layers if layer.type == "Scale")
+
+
+def test_both_backends_export_the_same_network(tmp_path, run_cli):
+    """The same keras.applications model from the torch backend (Sub/Mul/Add BatchNorms) and
+    from TensorFlow's (tf2onnx: Mul + Add, pre-activation ones standing alone): diff finds
+    them EQUIVALENT; ResNet50's file still counts what Keras calls trainable (tf2onnx kept
+    each conv bias and each BatchNorm's two vectors)."""
+    for name in ("ResNet50", "ResNet50V2"):
+        onnx.save(load(name), tmp_path / "torch.onnx")
+        onnx.save(load(f"{name}-tf"), tmp_path / "tf.onnx")
+        result = run_cli("diff", tmp_path / "tf.onnx", tmp_path / "torch.onnx")
+        assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out
+    result = run_cli("diff", tmp_path / "tf.onnx", tmp_path / "torch.onnx", "--strict")
+    assert result.code == 1  # layer by layer, a Scale is not a BatchNorm
+    onnx.save(load("ResNet50-tf"), tmp_path / "tf.onnx")
+    info = json.loads(run_cli("summary", tmp_path / "tf.onnx", "--json").out)
+    assert info["parameters"] == 25_583_592
+    result = run_cli("diff", tmp_path / "tf.onnx", f"resnet50-B-torchpool-input{SIZE}")
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out

@@ -13,6 +13,8 @@ compare equal:
   shifted per channel (`shift`), whether by a folded bias or by BatchNorm;
 - a conv bias directly before BatchNorm is absorbed by it; a bias of zeros (read from a file)
   matches both no bias and a bias;
+- a BatchNorm elsewhere is a per-channel affine at inference: its epsilon is not compared,
+  and a per-channel Scale on its own (tf2onnx's Mul + Add) is one too;
 - a trailing Softmax, and Reshapes that only flatten, are dropped;
 - a global pooling, a pooling whose kernel covers the whole map and ONNX's ReduceMean are
   one thing. Any other pooling is compared by method, kernel, stride, output size and the
@@ -329,7 +331,13 @@ def _classify(layer: ir.Layer, in_shape: ir.Shape, canonical: bool) -> tuple[str
             return "Subsample", attrs, {}
         return "Conv", _conv_attrs(layer, in_shape, canonical), {}
     if t == "BatchNorm":
+        if canonical:  # at inference a per-channel affine like any other: eps is a number in it
+            return "BN", {"channels": in_shape[1], "affine": False, "shift": False}, {"eps": p.eps}
         return "BN", {"channels": in_shape[1], "eps": p.eps, "affine": False, "shift": False}, {}
+    if t == "Scale" and canonical and _per_channel(layer, in_shape):
+        # a per-channel Scale on its own is an inference BatchNorm: tf2onnx writes Keras's
+        # pre-activation BatchNormalization as Mul + Add, one Scale with bias here
+        return "BN", {"channels": in_shape[1], "affine": True, "shift": p.bias_term}, {}
     if t == "Pooling":
         attrs, extra = _pool_attrs(layer, in_shape, canonical)
         return "Pool", attrs, extra

@@ -451,23 +451,21 @@ class _Importer:
         x = self.bottom(node, tensor)
         value = self.const[const_name] * np.float32(sign)
         producer = self.layers[self.producer[x]] if x in self.producer else None
+        alone = self.uses.get(tensor) == 1 and tensor not in self.outputs
         # MatMul + Add: the bias of the InnerProduct, as exporters split a Linear layer.
         if (producer is not None and producer.type == "InnerProduct" and not producer.param.bias_term
-                and self.uses.get(tensor) == 1 and tensor not in self.outputs):
+                and alone):
             n = producer.param.num_output
             if value.size in (1, n) and (value.ndim <= 1 or value.reshape(-1).size == n):
-                index = self.producer[x]
-                # The InnerProduct takes over the Add's output (its own has no other reader),
-                # so the graph's output keeps its name.
-                top = node.output[0]
-                self.layers[index] = replace(producer, tops=(top,),
-                                             param=replace(producer.param, bias_term=True))
-                self.weights[producer.name].append(np.broadcast_to(value.reshape(-1), (n,)).astype(np.float32))
-                self.shape[top] = self.shape.pop(x)
-                self.producer[top] = self.producer.pop(x)
-                self.alias(node.output[0], top)
-                return
+                bias = np.broadcast_to(value.reshape(-1), (n,)).astype(np.float32)
+                return self._take_bias(node, x, producer, bias)
         vector = self._per_channel(node, value, x)
+        # Mul + Add of per-channel constants: one Scale with bias (a BatchNorm as tf2onnx
+        # writes it after a biased conv), not a Scale and a Bias layer, which OpenCV lacks.
+        if (vector is not None and producer is not None and producer.type == "Scale"
+                and not producer.param.bias_term and len(producer.bottoms) == 1 and alone
+                and self.weights[producer.name][0].shape == vector.shape):
+            return self._take_bias(node, x, producer, vector.astype(np.float32))
         if vector is None:
             if value.size == 1:
                 self._activation(node, "Power", ir.PowerParam(shift=f32(float(value.reshape(-1)[0]))))
@@ -476,6 +474,18 @@ class _Importer:
                             f"{list(self.shape[x])}: only per-channel or scalar constants map onto Caffe")
         self.add(node, self.node_name(node), "Bias", [x], ir.BiasParam(), node.output[0], [vector],
                  in_place=self.in_place_ok(tensor, node.output[0]))
+
+    def _take_bias(self, node, x: str, producer: ir.Layer, bias: np.ndarray) -> None:
+        """The Add's constant becomes `producer`'s bias; the producer takes over the Add's
+        output (its own has no other reader), so a graph output keeps its name."""
+        index = self.producer[x]
+        top = node.output[0]
+        self.layers[index] = replace(producer, tops=(top,),
+                                     param=replace(producer.param, bias_term=True))
+        self.weights[producer.name].append(bias)
+        self.shape[top] = self.shape.pop(x)
+        self.producer[top] = self.producer.pop(x)
+        self.alias(node.output[0], top)
 
     def op_Sigmoid(self, node):
         self._activation(node, "Sigmoid", ir.NoParam())
