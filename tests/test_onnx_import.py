@@ -104,6 +104,7 @@ def test_mixed_ops_map_and_compute_the_same():
         "w": rng.standard_normal((8, 3, 3, 3)).astype(f), "b": rng.standard_normal(8).astype(f),
         "slope": rng.random((8, 1, 1)).astype(f), "mul": rng.random((1, 8, 1, 1)).astype(f),
         "sub": rng.random((8, 1, 1)).astype(f), "two": np.array(2.0, f),
+        "shift": rng.random((1, 8, 1, 1)).astype(f),
         "dw": np.ones((8, 1, 1, 1), f),
         "pads": np.array([0, 0, 0, 0, 0, 8, 0, 0], np.int64),
         "starts": np.array([0, 0], np.int64), "ends": np.array([1 << 40, 1 << 40], np.int64),
@@ -116,10 +117,11 @@ def test_mixed_ops_map_and_compute_the_same():
                          pads=[1, 1, 1, 1]),
         helper.make_node("PRelu", ["c", "slope"], ["p"], name="prelu"),
         helper.make_node("Mul", ["p", "mul"], ["m"], name="mul"),
-        helper.make_node("Sub", ["m", "sub"], ["s"], name="sub"),
-        helper.make_node("Div", ["s", "two"], ["d"], name="half"),
+        helper.make_node("Add", ["m", "shift"], ["a"], name="shift"),
+        helper.make_node("Div", ["a", "two"], ["d"], name="half"),
         helper.make_node("LeakyRelu", ["d"], ["l"], name="leaky", alpha=0.2),
-        helper.make_node("Identity", ["l"], ["i"], name="identity"),
+        helper.make_node("Sub", ["l", "sub"], ["s"], name="sub"),
+        helper.make_node("Identity", ["s"], ["i"], name="identity"),
         helper.make_node("Dropout", ["i"], ["o"], name="drop"),
         helper.make_node("Slice", ["o", "starts", "ends", "axes", "steps"], ["sl"], name="sub2"),
         helper.make_node("Pad", ["sl", "pads"], ["pad"], name="widen", mode="constant"),
@@ -133,8 +135,9 @@ def test_mixed_ops_map_and_compute_the_same():
     model = _model(nodes, inits, ["N", 3, 16, 16])
     graph, weights = import_model(model)
     types = [(layer.name, layer.type) for layer in graph.layers]
+    # X * c + d is one Scale with bias (OpenCV has no Bias layer); X - c after a ReLU a Bias
     assert types == [("conv", "Convolution"), ("prelu", "PReLU"), ("mul", "Scale"),
-                     ("sub", "Bias"), ("half", "Power"), ("leaky", "ReLU"),
+                     ("half", "Power"), ("leaky", "ReLU"), ("sub", "Bias"),
                      ("sub2", "Convolution"), ("widen_zeros", "Power"), ("widen", "Concat"),
                      ("pool", "Pooling"), ("fc/MatMul", "InnerProduct"), ("softmax", "Softmax")]
     assert graph.layer("half").param == ir.PowerParam(scale=0.5)
@@ -147,6 +150,10 @@ def test_mixed_ops_map_and_compute_the_same():
     assert fc.bottoms == ("mp",) and fc.tops == ("fco",)
     assert np.array_equal(weights["fc/MatMul"][0], inits["mm"].T)
     assert np.array_equal(weights["sub"][0], -inits["sub"].reshape(8))
+    scale = graph.layer("mul")
+    assert scale.param.bias_term and scale.tops == ("a",)  # the PReLU before it in place
+    assert [w.tolist() for w in weights["mul"]] == [inits["mul"].reshape(8).tolist(),
+                                                   inits["shift"].reshape(8).tolist()]
     batch = random_batch((3, 3, 16, 16), 4)
     want = run(model, batch)[0]
     got = run(to_onnx(graph, weights), batch)
