@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -79,19 +80,29 @@ def opencv_logits(prototxt, caffemodel, batch: np.ndarray, layer: str) -> np.nda
     return np.concatenate(out)
 
 
-@pytest.mark.parametrize("name", ["ResNet50", "ResNet50V2", "ResNet50-tf", "ResNet50V2-tf"])
-def test_keras_export_converts_to_caffe_with_the_files_numbers(tmp_path, run_cli, name):
+def converted_to_caffe(tmp_path, run_cli, name: str, x: np.ndarray) -> tuple[np.ndarray, Path, str]:
+    """`netgen convert` of the fixture, then OpenCV on the same batch channels-first: the
+    logits (the fc's output), the Caffe folder and convert's report."""
     onnx.save(load(name), tmp_path / "keras.onnx")
     out = tmp_path / "caffe"
     result = run_cli("convert", tmp_path / "keras.onnx", "-o", out / "deploy.prototxt")
     assert result.code == 0, result.err
-    assert "channels-last (NHWC)" in result.out and f"[1, 3, {SIZE}, {SIZE}]" in result.out
     graph = read_prototxt(out / "deploy.prototxt")
     fc = next(layer.name for layer in graph.layers if layer.type == "InnerProduct")
+    nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return opencv_logits(out / "deploy.prototxt", out / "model.caffemodel", nchw, fc), out, \
+        result.out
+
+
+@pytest.mark.parametrize("name", ["ResNet50", "ResNet50V2", "ResNet50-tf", "ResNet50V2-tf"])
+def test_keras_export_converts_to_caffe_with_the_files_numbers(tmp_path, run_cli, name):
     x = nhwc_batch(2, seed=1)
+    got, out, report = converted_to_caffe(tmp_path, run_cli, name, x)
+    assert "channels-last (NHWC)" in report and f"[1, 3, {SIZE}, {SIZE}]" in report
+    fc = next(layer.name for layer in read_prototxt(out / "deploy.prototxt").layers
+              if layer.type == "InnerProduct")
     want = reference_forward(with_logits(load(name)), x)
     nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    got = opencv_logits(out / "deploy.prototxt", out / "model.caffemodel", nchw, fc)
     assert got.shape == want.shape == (2, 1000) and np.abs(want).max() > 1.0
     assert relative_error(got, want) <= TOLERANCE
     # and back: the Caffe files to ONNX, under ONNX Runtime
@@ -231,16 +242,10 @@ def test_flatten_dense_head_converts_with_the_files_numbers(tmp_path, run_cli, n
     # Flatten as the exporters write it: a Reshape to (Shape(x)[0], -1)
     assert ops["Shape"] == 1 and ops["Reshape"] >= 1 and ops["MatMul"] == 1 and ops["Conv"] == 53
     assert not {"ReduceMean", "GlobalAveragePool", "Softmax"} & set(ops)
-    onnx.save(load(name), tmp_path / "keras.onnx")
-    out = tmp_path / "caffe"
-    result = run_cli("convert", tmp_path / "keras.onnx", "-o", out / "deploy.prototxt")
-    assert result.code == 0, result.err
     x = nhwc_batch(2, seed=3)
+    got, out, _ = converted_to_caffe(tmp_path, run_cli, name, x)
     want = reference_forward(load(name), x)
     nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    graph = read_prototxt(out / "deploy.prototxt")
-    fc = next(layer.name for layer in graph.layers if layer.type == "InnerProduct")
-    got = opencv_logits(out / "deploy.prototxt", out / "model.caffemodel", nchw, fc)
     assert got.shape == want.shape == (2, 10) and np.abs(want).max() > 0.1
     assert relative_error(got, want) <= TOLERANCE
     result = run_cli("convert", out / "deploy.prototxt", out / "model.caffemodel",
