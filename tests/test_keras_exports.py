@@ -187,16 +187,18 @@ def test_helper_built_deeper_keras_resnets_have_msras_layer_counts(depth, layers
     assert len(graph.layers) == layers
 
 
-def test_keras_resnet50_weights_onto_netgens_network(tmp_path, run_cli):
-    """convert --like: the file's weights (conv biases folded into the BatchNorm means) on
-    netgen's own resnet50-B-torchpool, with the file's numbers in OpenCV."""
-    onnx.save(load("ResNet50"), tmp_path / "keras.onnx")
+@pytest.mark.parametrize("file", ["ResNet50", "ResNet50-tf"])
+def test_keras_resnet50_weights_onto_netgens_network(tmp_path, run_cli, file):
+    """convert --like: the file's weights (conv biases folded into the BatchNorm means; from
+    tf2onnx, conv bias and Scale unfolded into identity statistics and Scale) on netgen's
+    own resnet50-B-torchpool, with the file's numbers in OpenCV."""
+    onnx.save(load(file), tmp_path / "keras.onnx")
     name = f"resnet50-B-torchpool-input{SIZE}"
     result = run_cli("convert", tmp_path / "keras.onnx", "--like", name, "-o", tmp_path / "like")
     assert result.code == 0, result.err
     assert "the file's input is channels-last (NHWC)" in result.out
     x = nhwc_batch(1, seed=3)
-    want = reference_forward(with_logits(load("ResNet50")), x)
+    want = reference_forward(with_logits(load(file)), x)
     got = opencv_logits(tmp_path / "like" / "deploy.prototxt", tmp_path / "like" / "model.caffemodel",
                         np.ascontiguousarray(x.transpose(0, 3, 1, 2)), "fc1000")
     assert relative_error(got, want) <= TOLERANCE
