@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from caffe_roundtrip import relative_error, to_caffe_and_back
 from cifar_style import INT64_MAX, cifar_resnet
 from onnx import TensorProto, helper, numpy_helper
 
@@ -14,10 +15,6 @@ from netgen.caffe.reader import read_prototxt
 from netgen.onnx.runtime import create_session, random_batch
 
 cv2 = pytest.importorskip("cv2")
-
-
-def relative_error(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
 
 
 @pytest.mark.parametrize("style, widths, split, pieces", [
@@ -29,11 +26,8 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 ], ids=["torchscript", "dynamo", "torchscript-nofold", "torchscript-2C", "dynamo-before"])
 def test_cifar_export_converts_and_computes_the_same(tmp_path, run_cli, style, widths, split, pieces):
     model = cifar_resnet(style, widths=widths, pad_split=split, seed=3)
-    source = tmp_path / "source.onnx"
-    onnx.save(model, source)
-    target = tmp_path / "caffe" / "deploy.prototxt"
-    result = run_cli("convert", source, "-o", target)
-    assert result.code == 0, result.err
+    target, back = to_caffe_and_back(tmp_path, run_cli, model, "source.onnx",
+                                     random_batch((1, 3, 32, 32), 5))
     net = read_prototxt(target)
     slices = [l for l in net.layers if l.type == "Slice"]
     assert [(l.top_shapes[0][1], l.top_shapes[1][1]) for l in slices] == pieces
@@ -42,15 +36,6 @@ def test_cifar_export_converts_and_computes_the_same(tmp_path, run_cli, style, w
         assert len(zeros) == len(concat.bottoms) - 1  # the input and zero blocks or pieces only
     assert not any(l.type in ("Reshape", "Flatten") for l in net.layers)  # the fc flattens
 
-    x = random_batch((1, 3, 32, 32), 5)
-    want = create_session(model, device="cpu").run_list(x)[0]
-    caffe = cv2.dnn.readNetFromCaffe(str(target), str(target.parent / "model.caffemodel"))
-    caffe.setInput(x)
-    assert relative_error(caffe.forward(), want) <= 1e-4
-
-    back = tmp_path / "back.onnx"
-    result = run_cli("convert", target, target.parent / "model.caffemodel", "-o", back)
-    assert result.code == 0, result.err
     # TorchScript's symbolic batch stays symbolic throughout: a batch of 2 runs
     x2 = random_batch((1 if style == "dynamo" else 2, 3, 32, 32), 6)
     want2 = create_session(model, device="cpu").run_list(x2)[0]

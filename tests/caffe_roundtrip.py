@@ -1,0 +1,42 @@
+"""The check an import test makes of a source ONNX file: `netgen convert` it to Caffe, run
+the Caffe files in OpenCV (an importer that is not ours) and the ONNX that `convert` makes
+of those Caffe files in ONNX Runtime, both against ONNX Runtime on the source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from torchvision_exports import relative_error
+
+from netgen.onnx.runtime import create_session
+
+TOLERANCE = 1e-4
+
+
+def ort_output(model: onnx.ModelProto | Path, x: np.ndarray) -> np.ndarray:
+    return create_session(model, device="cpu").run_list(x)[0]
+
+
+def to_caffe_and_back(tmp_path: Path, run_cli, model: onnx.ModelProto, name: str,
+                      x: np.ndarray) -> tuple[Path, Path]:
+    """(deploy.prototxt, back.onnx) after asserting that both compute the source's output
+    on `x` within TOLERANCE."""
+    import cv2
+
+    source = tmp_path / name
+    onnx.save(model, source)
+    target = tmp_path / "caffe" / "deploy.prototxt"
+    result = run_cli("convert", source, "-o", target)
+    assert result.code == 0, result.err
+    want = ort_output(model, x)
+    caffe = cv2.dnn.readNetFromCaffe(str(target), str(target.parent / "model.caffemodel"))
+    caffe.setInput(x)
+    assert relative_error(caffe.forward(), want) <= TOLERANCE
+    back = tmp_path / "back.onnx"
+    result = run_cli("convert", target, target.parent / "model.caffemodel", "-o", back)
+    assert result.code == 0, result.err
+    assert relative_error(ort_output(back, x), want) <= TOLERANCE
+    return target, back
