@@ -148,6 +148,9 @@ LayerParam = Union[
 # Caffe layer type -> its parameter dataclass. Readers and emitters dispatch on this table.
 PARAM_TYPES: dict[str, type] = {
     "Convolution": ConvolutionParam,
+    # Caffe's Deconvolution (a transposed convolution) reads convolution_param too. netgen
+    # writes it only as a fixed broadcast (netgen.caffe.targets: MNN's SE form).
+    "Deconvolution": ConvolutionParam,
     "Pooling": PoolingParam,
     "BatchNorm": BatchNormParam,
     "Scale": ScaleParam,

@@ -83,6 +83,28 @@ def _convolution(layer, shapes):
     return [(n, p.num_output, oh, ow)], blobs
 
 
+def _deconvolution(layer, shapes):
+    """Caffe's DeconvolutionLayer::compute_output_shape: stride * (in - 1) + extent - 2 pad;
+    its weight is (input channels, num_output / group, kh, kw), a convolution's transposed."""
+    p: ir.ConvolutionParam = layer.param
+    n, c, h, w = _spatial(layer, shapes[0])
+    if p.num_output <= 0 or p.group <= 0:
+        raise _fail(layer, f"num_output and group must be positive, got {p.num_output}, {p.group}")
+    if c % p.group or p.num_output % p.group:
+        raise _fail(layer, f"group {p.group} must divide input channels {c} and "
+                    f"num_output {p.num_output}")
+    for what, pair, low in (("kernel", p.kernel, 1), ("stride", p.stride, 1),
+                            ("pad", p.pad, 0), ("dilation", p.dilation, 1)):
+        if min(pair) < low:
+            raise _fail(layer, f"{what} must be >= {low}, got {list(pair)}")
+    oh, ow = (s * (size - 1) + d * (k - 1) + 1 - 2 * pad for size, k, s, pad, d in
+              zip((h, w), p.kernel, p.stride, p.pad, p.dilation))
+    blobs = [(c, p.num_output // p.group, p.kernel[0], p.kernel[1])]
+    if p.bias_term:
+        blobs.append((p.num_output,))
+    return [(n, p.num_output, oh, ow)], blobs
+
+
 def _pooling(layer, shapes):
     p: ir.PoolingParam = layer.param
     n, c, h, w = _spatial(layer, shapes[0])
@@ -283,6 +305,7 @@ def _split(layer, shapes):
 
 RULES: dict[str, Callable] = {
     "Convolution": _convolution,
+    "Deconvolution": _deconvolution,
     "Pooling": _pooling,
     "BatchNorm": _batch_norm,
     "Scale": _scale,

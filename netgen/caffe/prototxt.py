@@ -20,7 +20,7 @@ from netgen.caffe import proto as caffe_proto
 from netgen.errors import NetgenError
 
 FAMILIES = {
-    "Convolution": "conv",
+    "Convolution": "conv", "Deconvolution": "conv",
     "BatchNorm": "norm", "Scale": "norm", "Bias": "norm",
     "Pooling": "pool",
     "InnerProduct": "fc",
