@@ -36,6 +36,12 @@ def layer_macs(layer: ir.Layer) -> int:
         out = layer.top_shapes[0]
         weight = layer.blob_shapes[0]  # (out_c, in_c / group, kh, kw)
         return math.prod(out[1:]) * math.prod(weight[1:])
+    if layer.type == "Deconvolution":  # each input pixel times its group's whole kernel
+        p = layer.param
+        out = layer.top_shapes[0]
+        pixels = math.prod((size + 2 * pad - d * (k - 1) - 1) // s + 1 for size, k, s, pad, d
+                           in zip(out[2:], p.kernel, p.stride, p.pad, p.dilation))
+        return pixels * math.prod(layer.blob_shapes[0])
     if layer.type == "InnerProduct":
         out = layer.top_shapes[0]
         weight = layer.blob_shapes[0]

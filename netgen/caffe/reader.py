@@ -58,6 +58,9 @@ class Reading:
     input_source: str  # how the input was declared, for the user
     dropped: tuple[str, ...]  # layers left out: other phase, data, loss, accuracy
     frozen: frozenset[str]  # layers whose every `param` has lr_mult 0
+    # layers folded away whose caffemodel blobs must be all ones (the Deconvolution of an SE
+    # gate's broadcast, netgen's mnn form): weights_for checks them
+    constants: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- text
@@ -245,7 +248,7 @@ def _one_bottom(layer: Any, what: str) -> None:
 def _param(layer: Any) -> ir.LayerParam:
     """The IR parameters of one (non-data, non-loss) layer."""
     t = layer.type
-    if t == "Convolution":
+    if t in ("Convolution", "Deconvolution"):
         return _convolution(layer)
     if t == "Pooling":
         return _pooling(layer)
@@ -552,6 +555,102 @@ def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str
             and uses.get(flat.tops[0]) == 1 and uses.get(scale.tops[0]) == 1)
 
 
+def _fold_se_broadcasts(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
+    """netgen's mnn form of an SE product and sum (caffe.targets: a Deconvolution of ones
+    broadcasting the N x C x 1 x 1 gate to x's shape, Eltwise PROD with x, Eltwise SUM with
+    the shortcut, each read only by the next) as the IR's one Axpy. Returns the graph and
+    the names of the Deconvolutions folded away, whose weights must be ones."""
+    layers = list(graph.layers)
+    uses: dict[str, int] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            uses[bottom] = uses.get(bottom, 0) + 1
+    out: list[ir.Layer] = []
+    folded: list[str] = []
+    i = 0
+    while i < len(layers):
+        wide, product, total = (layers[i:i + 3] + [None, None])[:3]
+        if (wide.type == "Deconvolution" and product is not None and total is not None
+                and _is_broadcast_form(wide, product, total, uses)):
+            x = next(b for b in product.bottoms if b != wide.tops[0])
+            shortcut = next(b for b in total.bottoms if b != product.tops[0])
+            out.append(ir.Layer(total.name, "Axpy", (wide.bottoms[0], x, shortcut), total.tops,
+                                ir.NoParam(), stage=total.stage))
+            folded.append(wide.name)
+            i += 3
+            continue
+        out.append(wide)
+        i += 1
+    if not folded:
+        return graph, ()
+    return infer(graph.name, graph.inputs, out), tuple(folded)
+
+
+def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
+                       uses: dict[str, int]) -> bool:
+    p: ir.ConvolutionParam = wide.param
+    gate_shape = wide.bottoms and wide.top_shapes and wide.top_shapes[0]
+    if not gate_shape or len(gate_shape) != 4:
+        return False
+    n, c, h, w = gate_shape
+    return (p.group == c == p.num_output and not p.bias_term and p.kernel == (h, w)
+            and p.stride == (1, 1) and p.pad == (0, 0) and p.dilation == (1, 1)
+            and product.type == "Eltwise" and product.param.operation == "PROD"
+            and not product.param.coeff and len(product.bottoms) == 2
+            and wide.tops[0] in product.bottoms and product.bottoms[0] != product.bottoms[1]
+            and product.tops[0] not in product.bottoms
+            and total.type == "Eltwise" and total.param.operation == "SUM"
+            and all(v == 1 for v in total.param.coeff) and len(total.bottoms) == 2
+            and product.tops[0] in total.bottoms and total.bottoms[0] != total.bottoms[1]
+            and uses.get(wide.tops[0]) == 1 and uses.get(product.tops[0]) == 1)
+
+
+def _fold_2d_affine(graph: ir.Graph) -> ir.Graph:
+    """netgen's mnn form of a BatchNorm + Scale on a 2-D blob (caffe.targets: Reshape to
+    N x C x 1 x 1, the layers in place there, Flatten back) as the layers on the 2-D blob:
+    the first reads the Reshape's bottom, and the last writes the Flatten's top."""
+    layers = list(graph.layers)
+    out: list[ir.Layer] = []
+    folded = False
+    i = 0
+    while i < len(layers):
+        square = layers[i]
+        j = i + 1
+        while (j < len(layers) and layers[j].type in ("BatchNorm", "Scale")
+               and len(layers[j].bottoms) == 1
+               and layers[j].bottoms == layers[j].tops == square.tops):
+            j += 1
+        flat = layers[j] if j < len(layers) else None
+        source = graph_shape(graph, square.bottoms[0]) if square.type == "Reshape" else ()
+        if (j > i + 1 and flat is not None and flat.type == "Flatten"
+                and flat.param == ir.FlattenParam() and flat.bottoms == square.tops
+                and len(source) == 2 and square.param.shape == (0, -1, 1, 1)
+                and square.param.axis == 0 and square.param.num_axes == -1):
+            run = layers[i + 1:j]
+            final = flat.tops[0]
+            out.append(replace(run[0], bottoms=square.bottoms, tops=(final,)))
+            out += [replace(layer, bottoms=(final,), tops=(final,)) for layer in run[1:]]
+            folded = True
+            i = j + 1
+            continue
+        out.append(square)
+        i += 1
+    return infer(graph.name, graph.inputs, out) if folded else graph
+
+
+def graph_shape(graph: ir.Graph, blob: str) -> tuple[int, ...]:
+    """The shape `blob` has when it is last written in `graph` (inputs included)."""
+    shape: tuple[int, ...] = ()
+    for item in graph.inputs:
+        if item.name == blob:
+            shape = item.shape
+    for layer in graph.layers:
+        for top, top_shape in zip(layer.tops, layer.top_shapes):
+            if top == blob:
+                shape = top_shape
+    return shape
+
+
 def _v1_format(first: Any, source: str) -> NetgenError:
     """The error for a prototxt in the V1 `layers` format, naming its first layer."""
     kind = caffe_proto.V1LayerParameter.LayerType.Name(first.type) if first.type in \
@@ -642,13 +741,14 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     name = net.name or Path(source).stem
     graph = _fold_se_products(_canonical_rounding(infer(name, inputs, assign_stages(layers)),
                                                   crops))
+    graph, constants = _fold_se_broadcasts(_fold_2d_affine(graph))
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]
     input_text = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
     return Reading(graph=graph.with_layers(fixed), source=source,
                    input_source=f"input {input_text} from {input_source}",
-                   dropped=tuple(dropped), frozen=frozenset(frozen))
+                   dropped=tuple(dropped), frozen=frozenset(frozen), constants=constants)
 
 
 def read_prototxt(path_or_text: str | os.PathLike, phase: str = "TEST") -> ir.Graph:
@@ -728,14 +828,23 @@ def map_blobs(graph: ir.Graph, blobs: dict[str, list[np.ndarray]],
 def read_caffe(prototxt_path: str | os.PathLike, caffemodel_path: str | os.PathLike | None = None,
                seed: int = 0, phase: str = "TEST") -> tuple[ir.Graph, Weights]:
     """The IR and weights of a prototxt and its caffemodel (or netgen's init without one)."""
-    graph = read_prototxt(prototxt_path, phase)
-    return weights_for(graph, caffemodel_path, seed)
+    reading = read_net(prototxt_path, phase)
+    return weights_for(reading.graph, caffemodel_path, seed, reading.constants)
 
 
 def weights_for(graph: ir.Graph, caffemodel_path: str | os.PathLike | None = None,
-                seed: int = 0) -> tuple[ir.Graph, Weights]:
-    """Weights of an already read graph: from the caffemodel, or netgen's deterministic init."""
+                seed: int = 0, constants: tuple[str, ...] = ()) -> tuple[ir.Graph, Weights]:
+    """Weights of an already read graph: from the caffemodel, or netgen's deterministic init.
+    `constants` (Reading.constants) are layers the reader folded away as constants of a
+    form; their blobs in the caffemodel must be all ones, or the form was not that."""
     if caffemodel_path is None:
         return graph, initial_weights(graph, seed)
-    weights = map_blobs(graph, caffemodel_blobs(caffemodel_path), os.fspath(caffemodel_path))
+    blobs = caffemodel_blobs(caffemodel_path)
+    for name in constants:
+        if name in blobs and not all(np.all(blob == 1) for blob in blobs[name]):
+            raise NetgenError(
+                f"layer {name!r} (Deconvolution): read as the broadcast of an SE gate "
+                f"(netgen's mnn form), but its weights in {os.fspath(caffemodel_path)} are "
+                "not all ones")
+    weights = map_blobs(graph, blobs, os.fspath(caffemodel_path))
     return mark_fixed_by_weights(graph, weights), weights

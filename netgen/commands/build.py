@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from netgen.caffe import prototxt
+from netgen.caffe.targets import TARGET_HELP, TARGETS
 from netgen.commands.options import network_or_options, parse_float_list, spec_options
 from netgen.errors import NetgenError
 from netgen.jobs.build import write_build
@@ -38,10 +39,12 @@ from netgen.jobs.build import write_build
               help="How the prototxt writes an SE unit's product and sum: stock = Flatten, "
                    "two-bottom Scale (axis 0), Eltwise SUM (BVLC Caffe, OpenCV); axpy = the "
                    "Axpy layer of SENet's Caffe fork.")
+@click.option("--target", "caffe_target", type=click.Choice(TARGETS), default="bvlc",
+              show_default=True, help=TARGET_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def build(network, out, force, weights, seed, data_kind, train_source, val_source, batch_size,
-          mean_file, mean_value, opset, external_data, input_layer, se_form, as_json,
-          **spec_args) -> int:
+          mean_file, mean_value, opset, external_data, input_layer, se_form, caffe_target,
+          as_json, **spec_args) -> int:
     """Write deploy, train_val, solver, summary.json and model.onnx for one network: NAME
     (resnet50-B, cifar10-resnet110-A, resnext50-32x4d, ...: what `netgen list` prints) or the
     spec options (--depth 50 --shortcut B), which write the same files byte for byte."""
@@ -56,7 +59,7 @@ def build(network, out, force, weights, seed, data_kind, train_source, val_sourc
     target = Path(out) if out else Path("generated") / spec.name
     files = write_build(spec, target, force=force, weights=weights, seed=seed, opset=opset,
                         external_data=external_data, legacy_input=not input_layer, data=data,
-                        se_form=se_form)
+                        se_form=se_form, target=caffe_target)
     if as_json:
         click.echo(files["summary.json"].decode(), nl=False)
     else:

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from netgen.caffe.targets import TARGET_HELP, TARGETS
 from netgen.commands.options import input_shape_option
 from netgen.errors import NetgenError
 from netgen.jobs.convert import convert as run_convert
@@ -49,16 +50,21 @@ from netgen.jobs.convert import convert_like
                    "it). OUTPUT is a folder that gets NETWORK's deploy.prototxt, "
                    "model.caffemodel and model.onnx. Exit 2 naming the first difference if "
                    "INPUT is not NETWORK's architecture.")
+@click.option("--target", "caffe_target", type=click.Choice(TARGETS), default=None,
+              help=TARGET_HELP + " Applies where Caffe files are written: an ONNX input, --like, "
+                   "or a prototxt input converted to Caffe again (OUTPUT a .prototxt). "
+                   "[default: bvlc]")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def convert(input_path, caffemodel, output, opset, force, seed, phase, input_shape,
             caffemodel_out, input_layer, external_data, floor_pooling, se_form, like_name,
-            as_json) -> int:
+            caffe_target, as_json) -> int:
     """Convert a Caffe net to ONNX or an ONNX graph to Caffe, by the kind of INPUT.
 
     A prototxt (deploy or train_val), with its CAFFEMODEL or netgen's deterministic
     initialisation, becomes an ONNX model (a build folder: its deploy.prototxt and
     model.caffemodel); an ONNX model whose ops all have a Caffe
-    equivalent becomes a deploy prototxt and a caffemodel beside it.
+    equivalent becomes a deploy prototxt and a caffemodel beside it. With --target and an
+    OUTPUT.prototxt, a prototxt input becomes Caffe files in that runtime's forms.
     """
     if seed < 0:
         raise NetgenError(f"--seed must be >= 0, got {seed}")
@@ -72,14 +78,15 @@ def convert(input_path, caffemodel, output, opset, force, seed, phase, input_sha
                               "deploy.prototxt, model.caffemodel, model.onnx in OUTPUT)")
         report = convert_like(input_path, caffemodel, like_name, output, force=force,
                               opset=opset, external_data=external_data,
-                              legacy_input=not input_layer, input_shape=input_shape)
+                              legacy_input=not input_layer, input_shape=input_shape,
+                              caffe_target=caffe_target or "bvlc")
         _print(report, as_json)
         return 0
     report = run_convert(input_path, caffemodel, output, opset=opset, force=force, seed=seed,
                          phase=phase.upper(), input_shape=input_shape,
                          caffemodel_out=caffemodel_out, legacy_input=not input_layer,
                          external_data=external_data, floor_pool=floor_pooling,
-                         se_form=se_form)
+                         se_form=se_form, caffe_target=caffe_target)
     _print(report, as_json)
     return 0
 

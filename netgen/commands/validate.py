@@ -26,10 +26,18 @@ from netgen.onnx.runtime import DEVICES, providers_for
               help="Batch size of the forward checks (3, 5, 6).")
 @click.option("--all", "all_builds", is_flag=True,
               help="NETWORK is a folder of builds (e.g. generated): validate every one under it.")
+@click.option("--target", "targets", multiple=True, type=click.Choice(["mnn", "openvino"]),
+              help="Also check in a runtime people deploy to (repeatable): mnn = MNN's Caffe "
+                   "converter and CPU runtime on the Caffe files (a name or an ONNX file is "
+                   "then made with build/convert --target mnn); openvino = OpenVINO's CPU "
+                   "device on model.onnx. Each within 1e-4 of ONNX Runtime; skipped, with the "
+                   "extra to install, where the runtime is missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report.")
-def validate(path, device, batch, all_builds, as_json, input_shape, **spec_args) -> int:
+def validate(path, device, batch, all_builds, targets, as_json, input_shape,
+             **spec_args) -> int:
     """Check a network: prototxt parse, ONNX checker and shapes, ORT forward, parameter
-    and multiply-add counts against the paper, Caffe->ONNX round trip, OpenCV's importer.
+    and multiply-add counts against the paper, Caffe->ONNX round trip, OpenCV's importer;
+    with --target, MNN and OpenVINO too.
 
     NETWORK is a build folder; a name (resnet50-B, ...: built with seed-0 weights in a
     temporary folder, as the spec options are); or a single prototxt or ONNX file, checked
@@ -56,7 +64,7 @@ def validate(path, device, batch, all_builds, as_json, input_shape, **spec_args)
         with click.progressbar(builds, label="validating", file=sys.stderr,
                                item_show_func=lambda p: p.name if p else "") as bar:
             for folder in bar:
-                reports.append(logic.validate_folder(folder, device, batch))
+                reports.append(logic.validate_folder(folder, device, batch, targets=targets))
         ok = all(r.ok for r in reports)
         if as_json:
             click.echo(json.dumps({"ok": ok, "builds": [r.to_dict() for r in reports]}, indent=2))
@@ -72,11 +80,11 @@ def validate(path, device, batch, all_builds, as_json, input_shape, **spec_args)
         if input_shape is not None:
             raise NetgenError("--input-shape is for a prototxt whose data layer does not tell "
                               "the input size; a name's size is --input-size (or -inputN)")
-        report = logic.validate_spec(spec, device, batch)
+        report = logic.validate_spec(spec, device, batch, targets)
     elif Path(path).is_dir():
-        report = logic.validate_folder(path, device, batch)
+        report = logic.validate_folder(path, device, batch, targets=targets)
     else:
-        report = logic.validate_file(path, device, batch, input_shape)
+        report = logic.validate_file(path, device, batch, input_shape, targets)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

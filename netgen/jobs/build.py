@@ -20,7 +20,7 @@ from netgen.arch.builder import build
 from netgen.arch.counting import count
 from netgen.arch.spec import ArchSpec
 from netgen.arch.weights import Weights, initial_weights
-from netgen.caffe import caffemodel, prototxt
+from netgen.caffe import caffemodel, prototxt, targets
 from netgen.errors import NetgenError
 from netgen.jobs.draw import graph_svg
 from netgen.storage import commit
@@ -42,6 +42,7 @@ class BuildOptions:
     legacy_input: bool = True
     data: prototxt.DataOptions | None = None
     se_form: str = "stock"  # prototxt.SE_FORMS
+    target: str = "bvlc"  # caffe.targets.TARGETS: the runtime the Caffe files are for
 
 
 def summary(spec: ArchSpec | None, graph: ir.Graph,
@@ -78,14 +79,29 @@ def file_summary(graph: ir.Graph) -> dict:
     return summary(None, graph, blocks)
 
 
+def check_forms(se_form: str, target: str) -> None:
+    """--se-form and --target together: SENet's Axpy is a layer of its Caffe fork, which
+    no deployment runtime's converter knows."""
+    prototxt.check_se_form(se_form)
+    targets.check_target(target)
+    if se_form != "stock" and target != "bvlc":
+        raise NetgenError(f"--se-form {se_form} writes SENet's own Caffe layer, which "
+                          f"--target {target} cannot run; give one or the other")
+
+
 def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:
-    """File name -> contents, all made before anything touches the disk."""
+    """File name -> contents, all made before anything touches the disk. The Caffe files
+    are in the forms of options.target (caffe.targets); model.onnx, summary.json and
+    net.svg are of the network itself."""
+    check_forms(options.se_form, options.target)
     graph = build(spec)
+    caffe_graph, _ = targets.realize(graph, None, options.target)
     data = options.data or prototxt.data_options(spec)
     files: dict[str, bytes] = {
-        "deploy.prototxt": prototxt.render_deploy(graph, options.legacy_input,
+        "deploy.prototxt": prototxt.render_deploy(caffe_graph, options.legacy_input,
                                                   se_form=options.se_form).encode(),
-        "train_val.prototxt": prototxt.render_train_val(graph, data, options.se_form).encode(),
+        "train_val.prototxt": prototxt.render_train_val(caffe_graph, data,
+                                                        options.se_form).encode(),
     }
     for name, solver in prototxt.solver_options(spec, data.batch_size["TRAIN"], options.seed):
         files[name] = prototxt.render_solver(solver, name).encode()
@@ -97,7 +113,8 @@ def render_files(spec: ArchSpec, options: BuildOptions) -> dict[str, bytes]:
     if options.weights or options.onnx:
         weights = initial_weights(graph, options.seed)
     if options.weights:
-        files["model.caffemodel"] = caffemodel.caffemodel_bytes(graph, weights)
+        files["model.caffemodel"] = caffemodel.caffemodel_bytes(
+            *targets.realize(graph, weights, options.target))
     if options.onnx:
         from netgen.onnx import export as onnx_export
         from netgen.onnx import files as onnx_files  # only ONNX builds pay for importing onnx

@@ -42,6 +42,9 @@ class ConvertReport:
         if self.dropped:
             shown = ", ".join(self.dropped[:8]) + (" ..." if len(self.dropped) > 8 else "")
             out.append(f"left out for this phase: {shown}")
+        if self.extra.get("target") not in (None, "bvlc"):
+            out.append(f"Caffe files in the {self.extra['target']} forms (netgen validate "
+                       f"--target {self.extra['target']} checks them there)")
         out.append("wrote " + ", ".join(self.written))
         return out
 
@@ -101,7 +104,7 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
                           "output .onnx")
     _check_target(target, force)
     reading = read_prototxt(prototxt, phase, input_shape)
-    graph, weights = weights_for(reading.graph, caffemodel, seed)
+    graph, weights = weights_for(reading.graph, caffemodel, seed, reading.constants)
     model = to_onnx(graph, weights, opset)
     make_folder(target)
     save_onnx(model, target, external_data)
@@ -114,24 +117,30 @@ def caffe_to_onnx(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | N
                          {"opset": opset, "nodes": len(model.graph.node)})
 
 
-def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force: bool = False,
-                  caffemodel_out: str | os.PathLike | None = None,
-                  legacy_input: bool = True, floor_pool: str = "crop",
-                  se_form: str = "stock") -> ConvertReport:
-    from netgen.caffe.caffemodel import caffemodel_bytes
-    from netgen.caffe.prototxt import render_deploy
-    from netgen.onnx.reader import read_onnx_with_layout
-
+def _caffe_outputs(output: str | os.PathLike, caffemodel_out: str | os.PathLike | None,
+                   force: bool, source_kind: str) -> tuple[Path, Path]:
+    """deploy.prototxt and caffemodel paths of a conversion to Caffe, checked."""
     target = Path(output)
     if target.suffix.lower() in (".onnx", ".caffemodel"):
-        raise NetgenError(f"{target}: converting an ONNX model gives a deploy prototxt (and a "
-                          ".caffemodel beside it); name the output .prototxt")
+        raise NetgenError(f"{target}: converting {source_kind} to Caffe gives a deploy prototxt "
+                          "(and a .caffemodel beside it); name the output .prototxt")
     weights_path = Path(caffemodel_out) if caffemodel_out else default_caffemodel_path(target)
     if weights_path.resolve() == target.resolve():
         raise NetgenError(f"{target}: the prototxt and the caffemodel need different names")
     _check_target(target, force)
     _check_target(weights_path, force)
-    graph, weights, layout = read_onnx_with_layout(onnx_path)
+    return target, weights_path
+
+
+def _write_caffe(graph, weights, target: Path, weights_path: Path, legacy_input: bool,
+                 floor_pool: str, se_form: str, caffe_target: str) -> None:
+    """The deploy and caffemodel of `graph` in `caffe_target`'s forms, rendered in memory,
+    then written (the caffemodel first: a deploy never stands beside missing weights)."""
+    from netgen.caffe.caffemodel import caffemodel_bytes
+    from netgen.caffe.prototxt import render_deploy
+    from netgen.caffe.targets import realize
+
+    graph, weights = realize(graph, weights, caffe_target)
     text = render_deploy(graph, legacy_input=legacy_input, floor_pool=floor_pool,
                          se_form=se_form)
     payload = caffemodel_bytes(graph, weights)
@@ -139,10 +148,44 @@ def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force
     make_folder(target)
     write_atomic(weights_path, payload)
     write_atomic(target, text)
+
+
+def caffe_to_caffe(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
+                   output: str | os.PathLike, caffe_target: str, force: bool = False,
+                   seed: int = 0, phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
+                   caffemodel_out: str | os.PathLike | None = None,
+                   legacy_input: bool = True) -> ConvertReport:
+    """A Caffe net and its weights rewritten in the forms of another runtime (--target):
+    a stock SE-ResNet's files made into files MNN converts, say."""
+    from netgen.caffe.reader import weights_for
+    from netgen.jobs.network import read_prototxt
+
+    target, weights_path = _caffe_outputs(output, caffemodel_out, force, "a prototxt")
+    reading = read_prototxt(prototxt, phase, input_shape)
+    graph, weights = weights_for(reading.graph, caffemodel, seed, reading.constants)
+    _write_caffe(graph, weights, target, weights_path, legacy_input, "crop", "stock",
+                 caffe_target)
+    source = f"{caffemodel}" if caffemodel else f"netgen's deterministic initialisation (seed {seed})"
+    return ConvertReport("caffe->caffe", reading.source, [str(target), str(weights_path)],
+                         graph.name, len(graph.layers), reading.input_source, source,
+                         reading.dropped, {"target": caffe_target})
+
+
+def onnx_to_caffe(onnx_path: str | os.PathLike, output: str | os.PathLike, force: bool = False,
+                  caffemodel_out: str | os.PathLike | None = None,
+                  legacy_input: bool = True, floor_pool: str = "crop",
+                  se_form: str = "stock", caffe_target: str = "bvlc") -> ConvertReport:
+    from netgen.onnx.reader import read_onnx_with_layout
+
+    target, weights_path = _caffe_outputs(output, caffemodel_out, force, "an ONNX model")
+    graph, weights, layout = read_onnx_with_layout(onnx_path)
+    _write_caffe(graph, weights, target, weights_path, legacy_input, floor_pool, se_form,
+                 caffe_target)
     inputs = ", ".join(f"{b.name!r} {list(b.shape)}" for b in graph.inputs)
     return ConvertReport("onnx->caffe", str(onnx_path), [str(target), str(weights_path)],
                          graph.name, len(graph.layers), f"input {inputs} from the graph's inputs",
-                         "the ONNX initializers", extra={"input_layout": layout})
+                         "the ONNX initializers",
+                         extra={"input_layout": layout, "target": caffe_target})
 
 
 def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
@@ -150,13 +193,16 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
             phase: str = "TEST", input_shape: tuple[int, ...] | None = None,
             caffemodel_out: str | os.PathLike | None = None, legacy_input: bool = True,
             external_data: bool | None = None, floor_pool: str = "crop",
-            se_form: str = "stock") -> ConvertReport:
+            se_form: str = "stock", caffe_target: str | None = None) -> ConvertReport:
     """Convert by the input's kind: a prototxt (+ caffemodel) to ONNX, or ONNX to Caffe; a
-    build folder is its deploy.prototxt with its model.caffemodel (if it has one)."""
-    from netgen.caffe.prototxt import check_floor_pool_form, check_se_form
+    build folder is its deploy.prototxt with its model.caffemodel (if it has one). With a
+    caffe_target (caffe.targets.TARGETS) a prototxt input may go to Caffe again, in that
+    target's forms (OUTPUT a .prototxt)."""
+    from netgen.caffe.prototxt import check_floor_pool_form
+    from netgen.jobs.build import check_forms
 
     check_floor_pool_form(floor_pool)
-    check_se_form(se_form)
+    check_forms(se_form, caffe_target or "bvlc")
     source = Path(input_path)
     if source.is_dir():  # a build folder: its deploy.prototxt and model.caffemodel
         from netgen.jobs.network import resolve
@@ -172,14 +218,22 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
         if input_shape is not None:
             raise NetgenError("--input-shape applies to prototxt inputs only")
         return onnx_to_caffe(source, output, force, caffemodel_out, legacy_input, floor_pool,
-                             se_form)
+                             se_form, caffe_target or "bvlc")
+    if caffemodel is not None and not Path(caffemodel).is_file():
+        raise NetgenError(f"{caffemodel}: no such file")
+    if Path(output).suffix.lower() == ".prototxt" and caffe_target is not None:
+        if se_form != "stock":
+            raise NetgenError("--se-form applies to ONNX inputs only")
+        return caffe_to_caffe(source, caffemodel, output, caffe_target, force, seed, phase,
+                              input_shape, caffemodel_out, legacy_input)
+    if caffe_target is not None:
+        raise NetgenError("--target is how Caffe files are written: it applies to an ONNX input, "
+                          "or to a prototxt input converted to Caffe again (OUTPUT a .prototxt)")
     if caffemodel_out is not None:
         raise NetgenError("--caffemodel-out applies to ONNX inputs only")
     if se_form != "stock":
         raise NetgenError("--se-form applies to ONNX inputs only (how their SE units are "
                           "written in Caffe); a prototxt input is read as it is")
-    if caffemodel is not None and not Path(caffemodel).is_file():
-        raise NetgenError(f"{caffemodel}: no such file")
     return caffe_to_onnx(source, caffemodel, output, opset, force, seed, phase, input_shape,
                          external_data)
 
@@ -187,22 +241,26 @@ def convert(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None,
 def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | None, name: str,
                  output: str | os.PathLike, force: bool = False, opset: int = 17,
                  external_data: bool | None = None, legacy_input: bool = True,
-                 input_shape: tuple[int, ...] | None = None) -> ConvertReport:
+                 input_shape: tuple[int, ...] | None = None,
+                 caffe_target: str = "bvlc") -> ConvertReport:
     """The file's weights on the network `name` stands for, into folder OUTPUT: its
     deploy.prototxt (for a netgen name byte for byte as `build`, or `build --input-layer`
     without legacy_input; for a build folder, prototxt or ONNX file rendered by netgen from
     that file's IR), model.caffemodel and model.onnx with those weights. INPUT is a file with
     weights (an ONNX file, a prototxt and its caffemodel) or a build folder with its
     model.caffemodel; `input_shape` goes to a train_val (either) whose data layer does not
-    tell its size."""
+    tell its size. The Caffe files are in caffe_target's forms (caffe.targets), as `build
+    --target` writes them."""
     from netgen.caffe import caffemodel as caffemodel_io
     from netgen.caffe import prototxt
+    from netgen.caffe.targets import check_target, realize
     from netgen.jobs.convert_like import check_folder, like, write_folder
     from netgen.jobs.network import load_network, resolve
     from netgen.onnx import export as onnx_export
     from netgen.onnx import files as onnx_files
 
     onnx_export.check_opset(opset)
+    check_target(caffe_target)
     source = resolve(input_path)
     if source.kind == "name":
         raise NetgenError(f"{input_path}: no such file; --like maps the weights of a file (an "
@@ -231,9 +289,10 @@ def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | 
     graph, weights = side.graph, side.weights
     origin = "the ONNX initializers" if source.kind == "onnx" else side.weights_source
     mapped, ways = like(graph, weights, target, label)
-    files = {"deploy.prototxt": prototxt.render_deploy(target, legacy_input).encode()}
-    caffemodel_io.check_size(target)
-    files["model.caffemodel"] = caffemodel_io.caffemodel_bytes(target, mapped)
+    caffe_graph, caffe_weights = realize(target, mapped, caffe_target)
+    files = {"deploy.prototxt": prototxt.render_deploy(caffe_graph, legacy_input).encode()}
+    caffemodel_io.check_size(caffe_graph)
+    files["model.caffemodel"] = caffemodel_io.caffemodel_bytes(caffe_graph, caffe_weights)
     model = onnx_export.to_onnx(target, mapped, opset=opset)
     files.update(onnx_files.model_files(model, "model.onnx", external_data))
     write_folder(out, files, force)
@@ -247,4 +306,4 @@ def convert_like(input_path: str | os.PathLike, caffemodel: str | os.PathLike | 
         "like", source.text, [str(out / f) for f in files], label, len(graph.layers),
         f"input {inputs}", f"{origin}, on {label}'s {len(target.layers)} layers: {how}",
         extra={"like": label, "target_layers": len(target.layers), "convolutions": ways,
-               "input_layout": side.input_layout})
+               "input_layout": side.input_layout, "target": caffe_target})

@@ -143,5 +143,5 @@ def load_network(arg: str | os.PathLike, *, caffemodel: str | os.PathLike | None
                     _make_weights=lambda: initial_weights(graph, seed))
     from netgen.caffe.reader import weights_for
 
-    graph, weights = weights_for(reading.graph, weights_path)
+    graph, weights = weights_for(reading.graph, weights_path, constants=reading.constants)
     return Side(ref.text, "prototxt", graph, os.fspath(weights_path), True, _weights=weights)

@@ -10,6 +10,12 @@
 6. opencv    cv2.dnn's own Caffe importer on the same files agrees with ORT (<= 1e-4 of the
              largest output)
 
+and, where asked (--target), in the runtimes people deploy to (netgen.runtimes):
+
+7. mnn       MNN's Caffe converter on deploy.prototxt + model.caffemodel, then MNN's CPU
+             runtime, agrees with ORT (<= 1e-4 of the largest output)
+8. openvino  model.onnx compiled for OpenVINO's CPU device (float32) agrees with ORT (<= 1e-4)
+
 A folder without weights (generated/ commits none) gets deterministic ones, seeded like the
 build (the solver's random_seed, else 0), written to a temporary folder: the Caffe side and
 any missing model.onnx are made from them, so checks 3, 5 and 6 still run.
@@ -40,10 +46,14 @@ if TYPE_CHECKING:
     from netgen.onnx.export import TensorPlan
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
-CHECK_NAMES = {1: "prototxt", 2: "onnx", 3: "forward", 4: "counts", 5: "formats", 6: "opencv"}
+CHECK_NAMES = {1: "prototxt", 2: "onnx", 3: "forward", 4: "counts", 5: "formats", 6: "opencv",
+               7: "mnn", 8: "openvino"}
+# validate --target: the runtime -> its check's number
+RUNTIME_CHECKS = {"mnn": 7, "openvino": 8}
 PROB_SUM_TOLERANCE = 1e-5
 FORMATS_TOLERANCE = 1e-5
 OPENCV_TOLERANCE = 1e-4
+RUNTIME_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -270,7 +280,13 @@ class _Validation:
                 raise
             weights = initial_weights(self.graph, self.seed)
             self.caffemodel = self.work / "model.caffemodel"
-            self.caffemodel.write_bytes(caffemodel_bytes(self.graph, weights))
+            graph, blobs = self.graph, weights
+            if self.reading is not None and self.reading.constants:
+                # The file writes SE in the mnn form: its Deconvolutions need their ones.
+                from netgen.caffe.targets import realize
+
+                graph, blobs = realize(self.graph, weights, "mnn")
+            self.caffemodel.write_bytes(caffemodel_bytes(graph, blobs))
             self.notes.append(f"no model.caffemodel: weights generated with seed {self.seed} "
                               f"(the solver's random_seed) in a temporary folder")
         if self.model_path is None:
@@ -513,21 +529,30 @@ class _Validation:
             raise CheckFailed("no caffemodel")
         if self.reading is None:
             raise CheckFailed(self.graph_error)
-        graph, weights = weights_for(self.reading.graph, self.caffemodel)
+        graph, weights = weights_for(self.reading.graph, self.caffemodel,
+                                     constants=self.reading.constants)
         session = create_session(to_onnx(graph, weights), self.device)
         again = session.run(self.inputs)
         if sorted(again) != sorted(self.ir_names.get(name, name) for name in self.outputs):
             raise CheckFailed(f"outputs differ: re-emitted {list(again)}, model.onnx "
                               f"{list(self.outputs)}")
+        foreign = self.outputs_map[0]
+        # netgen's own model.onnx is the same graph: equal to float rounding, absolutely. A
+        # file's own graph (validate FILE) is another graph of the same function (BatchNorm
+        # fused or not, ops in another order): its rounding grows with its outputs, so it
+        # is held to the figure of check 6, relative to the largest output.
         diffs = {name: _max_abs(again[self.ir_names[name]], value)
+                 / ((float(np.max(np.abs(value))) or 1.0) if foreign else 1.0)
                  for name, value in self.outputs.items()}
         worst = max(diffs.values())
         source = "model.caffemodel" if self.caffemodel.parent == self.folder else \
             "generated caffemodel"
-        figure = (f"deploy.prototxt + {source} -> IR -> ONNX vs model.onnx: max abs diff "
+        what = "max abs diff / max |output|" if foreign else "max abs diff"
+        tolerance = OPENCV_TOLERANCE if foreign else FORMATS_TOLERANCE
+        figure = (f"deploy.prototxt + {source} -> IR -> ONNX vs model.onnx: {what} "
                   f"{worst:.1e} (" + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()) + ")")
-        if not worst <= FORMATS_TOLERANCE:
-            raise CheckFailed(f"{figure} > {FORMATS_TOLERANCE:g}")
+        if not worst <= tolerance:
+            raise CheckFailed(f"{figure} > {tolerance:g}")
         return figure
 
     # -- 6 ---------------------------------------------------------------------------
@@ -575,6 +600,79 @@ class _Validation:
         return figure
 
 
+    # -- 7, 8 ------------------------------------------------------------------------
+    def _compare(self, runtime: str, got: dict[str, np.ndarray],
+                 names: dict[str, str]) -> str:
+        """`got` (by the runtime's names) against check 3's ORT outputs (by ONNX names)."""
+        parts, worst = [], 0.0
+        for onnx_name, theirs in names.items():
+            ref = self.outputs[onnx_name]
+            value = np.asarray(got[theirs])
+            if value.size != ref.size:
+                raise CheckFailed(f"{runtime} gives {onnx_name} of shape {list(value.shape)}, "
+                                  f"ORT {list(ref.shape)}")
+            rel = _max_abs(value.reshape(ref.shape), ref) / (float(np.max(np.abs(ref))) or 1.0)
+            worst = max(worst, rel)
+            parts.append(f"{onnx_name} {rel:.1e}")
+        figure = (f"{runtime} vs ORT: max abs diff / max |output| {worst:.1e} ("
+                  + ", ".join(parts) + ")")
+        if not worst <= RUNTIME_TOLERANCE:
+            raise CheckFailed(f"{figure} > {RUNTIME_TOLERANCE:g}")
+        return figure
+
+    def check_mnn(self) -> str:
+        from netgen.runtimes import RuntimeFailed, RuntimeMissing
+        from netgen.runtimes import mnn
+
+        try:
+            version = mnn.version()
+        except RuntimeMissing as exc:
+            raise Skipped(str(exc))
+        if self.outputs is None:
+            raise Skipped("needs check 3's ORT outputs")
+        if self.caffemodel is None:
+            raise Skipped(self.no_caffemodel or "no caffemodel")
+        self.need_graph()
+        self.oversized("deploy.prototxt", "model.caffemodel")
+        if _uses_axpy(self.deploy):
+            raise CheckFailed("deploy.prototxt uses SENet's Axpy layer, which MNN's Caffe "
+                              "converter lacks; build or convert with --target mnn")
+        tops = {name: self.producers[self.ir_names[name]].tops[0]
+                if self.ir_names.get(name) in self.producers else name for name in self.outputs}
+        input_name = self.need_graph().inputs[0].name
+        try:
+            got = mnn.run_caffe(self.deploy, self.caffemodel, {input_name: self.inputs},
+                                sorted(set(tops.values())), self.work / "mnn")
+        except RuntimeFailed as exc:
+            hint = ("" if self.reading is not None and self.reading.constants else
+                    "; netgen build/convert --target mnn writes the forms MNN converts")
+            raise CheckFailed(f"{exc}{hint}")
+        return self._compare(f"MNN {version}", got, tops)
+
+    def check_openvino(self) -> str:
+        from netgen.runtimes import RuntimeFailed, RuntimeMissing
+        from netgen.runtimes import openvino
+
+        try:
+            version = openvino.version()
+        except RuntimeMissing as exc:
+            raise Skipped(str(exc))
+        if self.outputs is None:
+            raise Skipped("needs check 3's ORT outputs")
+        model = self.need_model()
+        self.oversized("model.onnx")
+        import onnx
+
+        proto = onnx.load(str(model), load_external_data=False)
+        input_name = proto.graph.input[0].name
+        try:
+            got = openvino.run_onnx(model, {input_name: self.inputs}, list(self.outputs))
+        except RuntimeFailed as exc:
+            raise CheckFailed(str(exc))
+        return self._compare(f"OpenVINO {version} (CPU, f32)", got,
+                             {name: name for name in self.outputs})
+
+
 def _uses_axpy(deploy: Path) -> bool:
     """Whether the file writes an SE unit as SENet's Axpy (build/convert --se-form axpy)."""
     from netgen.caffe import proto as caffe_proto
@@ -598,10 +696,21 @@ def _run_check(number: int, body: Callable[[], str]) -> Check:
     return check
 
 
+def check_targets(targets: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    unknown = [t for t in targets if t not in RUNTIME_CHECKS]
+    if unknown:
+        raise NetgenError(f"unknown target {unknown[0]!r}; allowed: "
+                          + ", ".join(RUNTIME_CHECKS))
+    return tuple(sorted(set(targets), key=list(RUNTIME_CHECKS).index))
+
+
 def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1,
-                    no_spec: str = "no spec in summary.json") -> Report:
-    """Run the six checks on one build folder; `no_spec` says why the paper's figures do
-    not apply where summary.json records no network."""
+                    no_spec: str = "no spec in summary.json",
+                    targets: tuple[str, ...] = ()) -> Report:
+    """Run the six checks on one build folder, and one more per runtime in `targets`
+    (RUNTIME_CHECKS); `no_spec` says why the paper's figures do not apply where
+    summary.json records no network."""
+    targets = check_targets(targets)
     from netgen.onnx.runtime import providers_for
 
     folder = Path(folder)
@@ -619,26 +728,41 @@ def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1,
         report = Report(str(folder), name, notes=state.notes)
         for number, body in ((1, state.check_prototxt), (2, state.check_onnx),
                              (3, state.check_forward), (4, state.check_counts),
-                             (5, state.check_formats), (6, state.check_opencv)):
+                             (5, state.check_formats), (6, state.check_opencv),
+                             (7, state.check_mnn), (8, state.check_openvino)):
+            if number > 6 and CHECK_NAMES[number] not in targets:
+                continue
             report.checks.append(_run_check(number, body))
     report.seconds = time.perf_counter() - start
     return report
 
 
-def validate_spec(spec: ArchSpec, device: str = "auto", batch: int = 1) -> Report:
-    """Build `spec` (with seed-0 weights) into a temporary folder and validate it."""
+def caffe_target(targets: tuple[str, ...]) -> str:
+    """The Caffe forms (netgen.caffe.targets) of files netgen makes for the checks: MNN's
+    where MNN is a target (they run in BVLC Caffe and OpenCV too), else stock BVLC's."""
+    return "mnn" if "mnn" in targets else "bvlc"
+
+
+def validate_spec(spec: ArchSpec, device: str = "auto", batch: int = 1,
+                  targets: tuple[str, ...] = ()) -> Report:
+    """Build `spec` (with seed-0 weights) into a temporary folder and validate it; with MNN
+    among the targets it is built as `build --target mnn` builds it."""
     from netgen.jobs.build import write_build
 
+    targets = check_targets(targets)
     with tempfile.TemporaryDirectory(prefix="netgen-build-") as tmp:
         out = Path(tmp) / spec.name
-        write_build(spec, out, force=True, weights=True, seed=0)
-        report = validate_folder(out, device, batch)
+        write_build(spec, out, force=True, weights=True, seed=0, target=caffe_target(targets))
+        report = validate_folder(out, device, batch, targets=targets)
     report.folder = f"(built in a temporary folder) {spec.name}"
+    if caffe_target(targets) == "mnn":
+        report.notes.insert(0, "built with --target mnn (the Caffe forms MNN computes right)")
     return report
 
 
 def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
-                  input_shape: tuple[int, ...] | None = None) -> Report:
+                  input_shape: tuple[int, ...] | None = None,
+                  targets: tuple[str, ...] = ()) -> Report:
     """The six checks on a single prototxt or ONNX file, made into a build in a temporary
     folder from the file's IR:
 
@@ -651,8 +775,12 @@ def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
       IR and its initializers, so checks 5 and 6 run netgen's Caffe files against the file;
     - summary.json holds the counts of the file's IR, so check 4 compares them with the ONNX
       graph's; a file names no netgen network, so the paper's figures do not apply (give the
-      name, or a build folder, for those).
+      name, or a build folder, for those);
+    - with MNN among the targets, the Caffe files netgen renders are in the mnn forms, as
+      `convert --target mnn` writes them; a prototxt given as deploy is checked as it is.
     """
+    from netgen.caffe.targets import realize
+
     import onnx
 
     from netgen.caffe import prototxt
@@ -660,8 +788,10 @@ def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
     from netgen.caffe.reader import DATA_TYPES, load_text, parse_text
     from netgen.jobs.build import file_summary
     from netgen.jobs.network import read_prototxt, resolve
-    from netgen.onnx.reader import read_onnx
+    from netgen.onnx.reader import read_onnx_with_layout
 
+    targets = check_targets(targets)
+    form = caffe_target(targets)
     ref = resolve(path)
     if ref.kind not in ("prototxt", "onnx"):
         raise NetgenError(f"{path}: not a prototxt or ONNX file")
@@ -677,25 +807,33 @@ def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
             files["deploy.prototxt"] = text.encode()
             made = "the file as deploy.prototxt"
         else:
-            files["deploy.prototxt"] = prototxt.render_deploy(graph).encode()
+            shown = realize(graph, None, form)[0]
+            files["deploy.prototxt"] = prototxt.render_deploy(shown).encode()
             files["train_val.prototxt"] = text.encode()
             made = "deploy.prototxt rendered from its IR, the file as train_val.prototxt"
         made += ", weights generated (seed 0)"
     else:
-        graph, weights = read_onnx(ref.path)
+        graph, weights, layout = read_onnx_with_layout(ref.path)
         model = onnx.load(str(ref.path), load_external_data=False)
-        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        external = any(t.data_location == onnx.TensorProto.EXTERNAL
+                       for t in model.graph.initializer)
+        if external or layout != "NCHW":
             from netgen.onnx.export import to_onnx
             from netgen.onnx.files import model_files
 
             files.update(model_files(to_onnx(graph, weights)))
-            made = "model.onnx emitted again from its IR (the file keeps its tensors apart)"
+            made = ("model.onnx emitted again from its IR (the file keeps its tensors apart)"
+                    if external else "model.onnx emitted again from its IR, channels-first (the "
+                    f"file is {layout}: the Caffe files take the image channels-first)")
         else:
             files["model.onnx"] = ref.path.read_bytes()
             made = "the file as model.onnx"
-        files["deploy.prototxt"] = prototxt.render_deploy(graph).encode()
-        files["model.caffemodel"] = caffemodel_bytes(graph, weights)
+        caffe_graph, caffe_weights = realize(graph, weights, form)
+        files["deploy.prototxt"] = prototxt.render_deploy(caffe_graph).encode()
+        files["model.caffemodel"] = caffemodel_bytes(caffe_graph, caffe_weights)
         made += ", deploy.prototxt and model.caffemodel rendered from its IR and initializers"
+    if form != "bvlc" and "deploy.prototxt rendered" in made or ref.kind == "onnx" and form != "bvlc":
+        made += f" in the {form} forms"
     files["summary.json"] = (json.dumps(file_summary(graph), indent=2) + "\n").encode()
     with tempfile.TemporaryDirectory(prefix="netgen-file-") as tmp:
         folder = Path(tmp) / ref.path.stem
@@ -703,7 +841,7 @@ def validate_file(path: str | Path, device: str = "auto", batch: int = 1,
         for name, payload in files.items():
             (folder / name).write_bytes(payload)
         report = validate_folder(folder, device, batch,
-                                 no_spec="a file, not one of netgen's names")
+                                 no_spec="a file, not one of netgen's names", targets=targets)
     report.folder = str(path)
     report.notes.insert(0, f"checked as a build in a temporary folder: {made}")
     return report
@@ -722,7 +860,8 @@ def find_builds(root: str | Path) -> list[Path]:
 
 def summary_table(reports: list[Report]) -> list[str]:
     width = max([len("network")] + [len(r.network) for r in reports])
-    head = f"{'network':<{width}}  " + " ".join(str(n) for n in CHECK_NAMES) + "  result    time"
+    numbers = sorted({c.number for r in reports for c in r.checks}) or list(CHECK_NAMES)[:6]
+    head = f"{'network':<{width}}  " + " ".join(str(n) for n in numbers) + "  result    time"
     lines = [head, "-" * len(head)]
     for r in reports:
         marks = " ".join(c.status[0] for c in r.checks)
@@ -731,5 +870,5 @@ def summary_table(reports: list[Report]) -> list[str]:
     passed = sum(r.ok for r in reports)
     lines.append(f"{len(reports)} builds: {passed} passed, {len(reports) - passed} failed "
                  f"(P pass, F fail, S skip; checks: "
-                 + ", ".join(f"{n} {name}" for n, name in CHECK_NAMES.items()) + ")")
+                 + ", ".join(f"{n} {CHECK_NAMES[n]}" for n in numbers) + ")")
     return lines

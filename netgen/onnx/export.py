@@ -251,6 +251,21 @@ class _Emitter:
                   strides=list(p.stride), pads=[p.pad[0], p.pad[1], p.pad[0], p.pad[1]],
                   dilations=list(p.dilation), group=p.group)
 
+    def op_deconvolution(self, layer, x, y):
+        """Caffe's Deconvolution is ONNX's ConvTranspose: the same (in, out / group, kh, kw)
+        weight layout and output size stride * (in - 1) + extent - 2 pad."""
+        p: ir.ConvolutionParam = layer.param
+        blobs = self.blobs(layer)
+        if layer.fixed:
+            inputs = [x[0]] + [self.const(layer, f"blob{k}", b) for k, b in enumerate(blobs)]
+        else:
+            inputs = [x[0], self.init(f"{layer.name}.weight", blobs[0])]
+            if p.bias_term:
+                inputs.append(self.init(f"{layer.name}.bias", blobs[1]))
+        self.node("ConvTranspose", inputs, y, layer.name, kernel_shape=list(p.kernel),
+                  strides=list(p.stride), pads=[p.pad[0], p.pad[1], p.pad[0], p.pad[1]],
+                  dilations=list(p.dilation), group=p.group)
+
     def op_pooling(self, layer, x, y):
         p: ir.PoolingParam = layer.param
         op = "MaxPool" if p.pool == "MAX" else "AveragePool"
