@@ -154,6 +154,13 @@ def test_build_target_mnn_writes_the_forms_and_keeps_the_network(tmp_path, run_c
     assert result.code == 0 and "EQUIVALENT" in result.out
     result = run_cli("identify", mnn / "deploy.prototxt", "--json")
     assert result.code == 0 and json.loads(result.out)["name"] == "seresnet18"
+    # draw shows the SE units, not the broadcast that spells them
+    drawn = {}
+    for key, network in (("mnn", mnn), ("name", "seresnet18")):
+        assert run_cli("draw", network, "-o", tmp_path / f"{key}.svg").code == 0
+        drawn[key] = (tmp_path / f"{key}.svg").read_text()
+    assert drawn["mnn"].count("SE, ") == drawn["name"].count("SE, ") == 8
+    assert "Deconvolution" not in drawn["mnn"] and "deconv" not in drawn["mnn"].lower()
     # the files compute what model.onnx computes (OpenCV on the Caffe side)
     cv2 = pytest.importorskip("cv2")
     net = cv2.dnn.readNetFromCaffe(str(mnn / "deploy.prototxt"), str(mnn / "model.caffemodel"))
