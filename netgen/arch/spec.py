@@ -672,7 +672,8 @@ NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "c
                  "resnext50-32x4d", "wide-resnet50-2", "resnet18-B-torchpool",
                  "resnext50-32x4d-msrapool", "cifar10-resnet18-imagenetstages", "seresnet50",
                  "seresnext50-32x4d-msrapool", "resnet50d", "resnet26d", "resnet50c",
-                 "seresnet18-sefloor")
+                 "seresnet18-sefloor", "cifar10-resnext29-8x64d",
+                 "cifar10-preresnet18-imagenetstages-nofinalbn")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
@@ -684,7 +685,7 @@ FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "seresnet101-stride1x1-msrapool", "seresnet152-stride1x1-msrapool",
                 "seresnext50-32x4d-msrapool", "seresnext101-32x4d-msrapool",
                 "resnet18d", "resnet26d", "resnet34d", "resnet50d", "resnet101d", "resnet152d",
-                "resnet50c")
+                "resnet50c") + RESNEXT_CIFAR_NAMES
 _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
     r"(?P<kind>preseresnext|preseresnet|preresnext|preresnet|seresnext|seresnet|resnext|resnet"

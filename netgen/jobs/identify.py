@@ -90,6 +90,9 @@ def build_command(spec: ArchSpec) -> list[str]:
     if spec.preact:
         args.append("--preact")
         kwargs["preact"] = True
+    if spec.stem_bn:
+        args.append("--stem-bn")
+        kwargs["stem_bn"] = True
     if spec.groups != 1:
         args += ["--groups", str(spec.groups)]
         kwargs["groups"] = spec.groups
@@ -101,13 +104,16 @@ def build_command(spec: ArchSpec) -> list[str]:
         kwargs["width_per_group"] = spec.width_per_group
     options = (("num_classes", "--classes"), ("input_size", "--input-size"),
                ("shortcut", "--shortcut"), ("stride_in", "--stride-in"),
-               ("stem_pool", "--stem-pool"), ("se_width", "--se-width"), ("conv1_bias", None))
+               ("stem_pool", "--stem-pool"), ("se_width", "--se-width"),
+               ("stem_kernel", "--stem-kernel"), ("conv1_bias", None), ("final_bn", None))
     for attr, flag in options:
         if getattr(make_spec(**kwargs), attr) == getattr(spec, attr):
             continue
         value = getattr(spec, attr)
         kwargs[attr] = value
-        if flag is None:
+        if attr == "final_bn":
+            args.append("--final-bn" if value else "--no-final-bn")
+        elif flag is None:
             args.append("--conv1-bias" if value else "--no-conv1-bias")
         else:
             args += [flag, str(value)]
