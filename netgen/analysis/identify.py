@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 from netgen.analysis.topology import Analysis, Block, inner_widths, se_rule
 from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_WIDTHS,
-                              STEM_POOLS, ArchSpec, inner_width, make_spec)
+                              RESNEXT_CIFAR_WIDTHS, STEM_KERNELS, STEM_POOLS, ArchSpec,
+                              inner_width, make_spec)
 from netgen.errors import NetgenError
 
 
@@ -30,6 +31,7 @@ class Guess:
 
     spec: ArchSpec | None
     misfits: list[str] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)  # what was read, before make_spec judged it
 
 
 def stem_ops(analysis: Analysis) -> list:
@@ -78,8 +80,12 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
                     out["stem_pool"] = name
             if "stem_pool" not in out:
                 misfits.append(f"stem: pool1 pads {pool['pad']} rounding {pool['round_mode']}")
-    elif conv["kernel"] == [3, 3] and conv["stride"] == [1, 1] and not pools:
+    elif conv["kernel"][0] in STEM_KERNELS and conv["kernel"][0] == conv["kernel"][1] \
+            and conv["stride"] == [1, 1] and not pools:
         out["dataset"] = "cifar10"
+        out["stem_kernel"] = conv["kernel"][0]
+        # a ReLU after conv1: a pre-activation net's own stem BN-ReLU (the CIFAR code's SENet18)
+        out["stem_bn"] = any(op.type == "ReLU" for op in stem)
     else:
         misfits.append(f"stem: a {conv['kernel'][0]}x{conv['kernel'][1]} convolution of stride "
                        f"{conv['stride'][0]}" + (" and a pooling" if pools else ""))
@@ -140,6 +146,8 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     if out.get("dataset") == "cifar10" and len(widths) == len(IMAGENET_WIDTHS):
         out["imagenet_stages"] = True  # the literature's CIFAR ResNet-18: Table 1's stages
         expected = IMAGENET_WIDTHS
+    elif out.get("dataset") == "cifar10" and groups - {1}:
+        expected = RESNEXT_CIFAR_WIDTHS  # the ResNeXt paper's CIFAR nets
     if tuple(widths) != expected:
         misfits.append(f"widths: {', '.join(map(str, widths))} (netgen's "
                        f"{out.get('dataset', 'imagenet')} nets: {', '.join(map(str, expected))})")
@@ -223,12 +231,17 @@ def infer_spec(analysis: Analysis) -> Guess:
         _blocks(analysis, out, misfits)
     else:
         _plain(analysis, out, misfits)
+    if out.get("preact"):
+        # BN-ReLU between the last sum and the pooling (the CIFAR code's PreActResNet: none)
+        out["final_bn"] = any(e.op.type == "ReLU" for e in analysis.head)
+    if not out.get("preact") or out.get("dataset") != "cifar10":
+        out.pop("stem_bn", None)  # only a CIFAR-10 pre-activation stem may have its own
     fcs = [e.op for e in analysis.entries if e.op.type == "FC"]
     if fcs:
         out["num_classes"] = fcs[-1].attrs["out_features"]
     else:
         misfits.append("head: no fully connected layer")
-    return Guess(_make(out, misfits), misfits)
+    return Guess(_make(out, misfits), misfits, out)
 
 
 def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
@@ -245,7 +258,8 @@ def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
             # drop the least structural field first; what remains is the closest spec
             for key in ("stride_in", "width_per_group", "groups", "shortcut", "imagenet_stages",
                         "stages", "block", "se_width", "se", "avg_down", "deep_stem",
-                        "input_size", "num_classes", "preact", "plain"):
+                        "stem_kernel", "stem_bn", "final_bn", "input_size", "num_classes",
+                        "preact", "plain"):
                 if key in fields:
                     misfits.append(f"{key}: {exc}")
                     del fields[key]
