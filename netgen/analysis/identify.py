@@ -233,7 +233,8 @@ def infer_spec(analysis: Analysis) -> Guess:
         _plain(analysis, out, misfits)
     if out.get("preact"):
         # BN-ReLU between the last sum and the pooling (the CIFAR code's PreActResNet: none)
-        out["final_bn"] = any(e.op.type == "ReLU" for e in analysis.head)
+        after = analysis.entries[analysis.blocks[-1].join + 1:] if analysis.blocks else []
+        out["final_bn"] = any(e.op.type == "ReLU" for e in after)
     if not out.get("preact") or out.get("dataset") != "cifar10":
         out.pop("stem_bn", None)  # only a CIFAR-10 pre-activation stem may have its own
     fcs = [e.op for e in analysis.entries if e.op.type == "FC"]
