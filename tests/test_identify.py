@@ -92,21 +92,39 @@ def test_real_exports_of_the_pytorch_cifar_code(tmp_path, depth, exporter):
     assert found.name == f"cifar10-resnet{depth}-imagenetstages", found.findings
 
 
+# The PyTorch CIFAR code's own files (models/preact_resnet.py, senet.py, resnext.py): the
+# name, and the build command that makes it, with torch's parameter count (manifest.json).
+CIFAR_CODE = {
+    "kuangliu_preactresnet18": ("cifar10-preresnet18-imagenetstages-nofinalbn",
+                                "--dataset cifar10 --imagenet-stages --depth 18 --preact "
+                                "--no-final-bn", 11_171_146),
+    "kuangliu_senet18": ("cifar10-preseresnet18-imagenetstages-stembn-nofinalbn",
+                         "--dataset cifar10 --imagenet-stages --depth 18 --se 16 --preact "
+                         "--stem-bn --no-final-bn", 11_260_354),
+    "kuangliu_resnext29_2x64d": ("cifar10-resnext29-2x64d-stem1x1",
+                                 "--dataset cifar10 --depth 29 --groups 2 --stem-kernel 1",
+                                 9_128_778),
+}
+
+
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
-def test_preactresnet18_without_final_bn_is_named_closest_with_one_difference(tmp_path, run_cli,
-                                                                               exporter):
-    file = f"kuangliu_preactresnet18.{exporter}.onnx"
+@pytest.mark.parametrize("model", sorted(CIFAR_CODE))
+def test_the_cifar_codes_preact_se_and_resnext_files_are_named(tmp_path, run_cli, model,
+                                                                exporter):
+    name, options, parameters = CIFAR_CODE[model]
+    file = f"{model}.{exporter}.onnx"
+    assert real_exports.record(file)["parameters"] == parameters
     onnx.save(real_exports.load(file), tmp_path / file)
     result = run_cli("identify", tmp_path / file, "--json")
-    assert result.code == 1, result.err
+    assert result.code == 0, result.out + result.err
     data = json.loads(result.out)
-    assert data["name"] is None and data["closest"] == "cifar10-preresnet18-imagenetstages"
-    assert len(data["findings"]) == 1
-    assert data["findings"][0]["text"].endswith("res5b: A nothing | B BN ReLU")
-    text = run_cli("identify", tmp_path / file)
-    assert text.code == 1
-    assert "no netgen network; the closest is cifar10-preresnet18-imagenetstages (1 difference)" \
-        in text.out
+    assert data["name"] == name and data["findings"] == [] and data["misfits"] == []
+    assert " ".join(data["build"]) == "netgen build " + options
+    summary = run_cli("summary", *options.split(), "--json")
+    info = json.loads(summary.out)
+    assert info["name"] == name and info["parameters"] == parameters
+    diff = run_cli("diff", tmp_path / file, name)
+    assert diff.code == 0 and "verdict: EQUIVALENT" in diff.out
 
 
 @pytest.mark.parametrize("name", ["resnet50-B-stride3x3-noconv1bias-torchpool-input64",

@@ -84,14 +84,24 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
             and conv["stride"] == [1, 1] and not pools:
         out["dataset"] = "cifar10"
         out["stem_kernel"] = conv["kernel"][0]
-        # a ReLU after conv1: a pre-activation net's own stem BN-ReLU (the CIFAR code's SENet18)
-        out["stem_bn"] = any(op.type == "ReLU" for op in stem)
+        out["stem_bn"] = _stem_bn(analysis, stem)
     else:
         misfits.append(f"stem: a {conv['kernel'][0]}x{conv['kernel'][1]} convolution of stride "
                        f"{conv['stride'][0]}" + (" and a pooling" if pools else ""))
     if len(convs) > 1:
         misfits.append(f"stem: {len(convs)} convolutions")
     return out
+
+
+def _stem_bn(analysis: Analysis, stem: list) -> bool:
+    """Whether a pre-activation conv1 has a BN-ReLU of its own (the CIFAR code's SENet18).
+    The first block's BN-ReLU shows in the stem where its projection reads the pre-activated
+    input (the fork comes after it), in the block's branch where its shortcut is the
+    identity; a ReLU more than that is the stem's."""
+    relus = sum(1 for op in stem if op.type == "ReLU")
+    body = analysis.blocks[0].body if analysis.blocks else []
+    own_entry = bool(body) and body[0].op.type in ("BN", "ReLU")
+    return relus >= 2 or (relus == 1 and own_entry)
 
 
 def _changes(block: Block) -> bool:
