@@ -18,9 +18,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from netgen.analysis.topology import Analysis, Block, inner_widths, se_rule
-from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_WIDTHS,
-                              RESNEXT_CIFAR_WIDTHS, STEM_KERNELS, STEM_POOLS, ArchSpec,
-                              inner_width, make_spec, spec_from_name)
+from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_LAYOUTS,
+                              IMAGENET_WIDTHS, PREACT_IMAGENET_LAYOUTS, RESNEXT_CIFAR_WIDTHS,
+                              STEM_KERNELS, STEM_POOLS, ArchSpec, inner_width, make_spec,
+                              spec_from_name)
 from netgen.errors import NetgenError
 
 
@@ -315,12 +316,10 @@ def _near_depths(layouts: dict[int, tuple[str, tuple[int, ...]]], block: str | N
     return [depth for _, depth in sorted(fit)[:2]]
 
 
-def _layouts(fields: dict, analysis: Analysis) -> list[dict]:
+def _layouts(fields: dict) -> list[dict]:
     """Layouts a spec may take for the blocks the file has: as read where they are one of
     netgen's, else the nearest a dataset allows (the dataset read off the stem, or guessed
     from the input size: up to 64 pixels CIFAR-10 first)."""
-    from netgen.arch.spec import IMAGENET_LAYOUTS, PREACT_IMAGENET_LAYOUTS
-
     stages = tuple(fields.get("stages") or ())
     blocks = sum(stages)
     block = fields.get("block")
@@ -348,7 +347,7 @@ def _layouts(fields: dict, analysis: Analysis) -> list[dict]:
     return out or [{}]
 
 
-def spec_space(guess: Guess, analysis: Analysis) -> list[ArchSpec]:
+def spec_space(guess: Guess) -> list[ArchSpec]:
     """The specs the file suggests, nearest first: the one read off it, then the variants of
     what it did not settle: the layout (the dataset from the stem or the input size, the
     blocks per stage), the block kind, pre-activation, the shortcut option and where a
@@ -371,7 +370,7 @@ def spec_space(guess: Guess, analysis: Analysis) -> list[ArchSpec]:
     names = {s.name for s in specs}
     base = {k: v for k, v in fields.items() if k not in ("stages", "dataset", "depth",
                                                          "imagenet_stages")}
-    for layout in _layouts(fields, analysis):
+    for layout in _layouts(fields):
         for variant in variants:
             trial = dict(base, **layout, **variant)
             if trial.get("block") is None:
@@ -414,6 +413,7 @@ def outline_distance(a: Analysis, b: Analysis) -> int:
 
 
 def _signature(analysis: Analysis) -> tuple:
+    """Blocks, stages, the one block kind (or None), all pre-activation, any SE."""
     blocks = analysis.blocks
     kinds = {b.kind for b in blocks}
     return (len(blocks), len(analysis.layout), kinds.pop() if len(kinds) == 1 else None,

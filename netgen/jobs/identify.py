@@ -190,7 +190,7 @@ def identify(arg: str, caffemodel: str | os.PathLike | None = None,
         spec = guess.spec
         result = compare(side, load_side(spec.name), left=analysis)
     if result is None or not result.equivalent:
-        candidates = spec_space(guess, analysis)
+        candidates = spec_space(guess)
         candidates += nearest_listed(analysis, listed_specs())
         spec, result = closest(side, analysis, candidates)
     return Identification(arg, spec.name, build_command(spec), result.equivalent,
