@@ -82,7 +82,8 @@ def test_draw_shows_the_se_unit_and_the_pooled_shortcut(tmp_path, run_cli):
     ("kuangliu_senet18.dynamo.onnx", "cifar10-preseresnet18-imagenetstages-stembn-nofinalbn", 32),
     ("timm_resnet26d.dynamo.onnx", "resnet26d", 224),
     # the PyTorch CIFAR code's PreActResNet18 (no final BN-ReLU) and ResNeXt29 (1x1 conv1)
-    ("kuangliu_preactresnet18.torchscript.onnx", "cifar10-preresnet18-imagenetstages-nofinalbn", 32),
+    ("kuangliu_preactresnet18.torchscript.onnx",
+     "cifar10-preresnet18-imagenetstages-nofinalbn", 32),
     ("kuangliu_resnext29_2x64d.dynamo.onnx", "cifar10-resnext29-2x64d-stem1x1", 32)])
 def test_convert_like_carries_se_and_pooled_projections(tmp_path, run_cli, file, name, size):
     source = tmp_path / file
