@@ -21,7 +21,7 @@ import real_exports
 TIMM = {"timm_seresnet18": "seresnet18", "timm_seresnet50": "seresnet50",
         "timm_seresnext50_32x4d": "seresnext50-32x4d", "timm_resnet18d": "resnet18d",
         "timm_resnet26d": "resnet26d", "timm_resnet50d": "resnet50d", "timm_resnet50c": "resnet50c",
-        "kuangliu_senet18": "cifar10-seresnet18-imagenetstages"}
+        "kuangliu_senet18": "cifar10-preseresnet18-imagenetstages-stembn-nofinalbn"}
 
 
 @pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
@@ -79,8 +79,12 @@ def test_draw_shows_the_se_unit_and_the_pooled_shortcut(tmp_path, run_cli):
 
 @pytest.mark.parametrize("file, name, size", [
     ("timm_seresnet18.torchscript.onnx", "seresnet18", 224),
-    ("kuangliu_senet18.dynamo.onnx", "cifar10-seresnet18-imagenetstages", 32),
-    ("timm_resnet26d.dynamo.onnx", "resnet26d", 224)])
+    ("kuangliu_senet18.dynamo.onnx", "cifar10-preseresnet18-imagenetstages-stembn-nofinalbn", 32),
+    ("timm_resnet26d.dynamo.onnx", "resnet26d", 224),
+    # the PyTorch CIFAR code's PreActResNet18 (no final BN-ReLU) and ResNeXt29 (1x1 conv1)
+    ("kuangliu_preactresnet18.torchscript.onnx",
+     "cifar10-preresnet18-imagenetstages-nofinalbn", 32),
+    ("kuangliu_resnext29_2x64d.dynamo.onnx", "cifar10-resnext29-2x64d-stem1x1", 32)])
 def test_convert_like_carries_se_and_pooled_projections(tmp_path, run_cli, file, name, size):
     source = tmp_path / file
     onnx.save(real_exports.load(file), source)

@@ -186,7 +186,8 @@ def test_resnet_d_projection_and_c_stem():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(se=16, plain=True), "--plain"),
-    (dict(se=16, preact=True), "--preact"),
+    (dict(deep_stem=True, preact=True), "--preact"),
+    (dict(avg_down=True, preact=True), "--preact"),
     (dict(se=0), "positive"),
     (dict(se_width="timm"), "give --se R"),
     (dict(se=16, se_width="round"), "allowed: floor"),
@@ -218,7 +219,7 @@ def test_cli_options(run_cli):
     assert "28,107,256" in result.out
     result = run_cli("summary", "--depth", "18", "--se", "16", "--se-width", "floor")
     assert result.out.startswith("seresnet18-sefloor:")
-    result = run_cli("build", "--depth", "18", "--se", "16", "--preact", "-o", "/nonexistent/x")
+    result = run_cli("build", "--depth", "18", "--deep-stem", "--preact", "-o", "/nonexistent/x")
     assert result.code == 2 and "--preact" in result.err
     text = run_cli("list").out
     for name in ("seresnet152-stride1x1-msrapool", "resnet26d", "resnet50c"):

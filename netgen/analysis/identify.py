@@ -15,11 +15,13 @@ closest name can still be built and its differences named.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netgen.analysis.topology import Analysis, Block, inner_widths, se_rule
-from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_WIDTHS,
-                              STEM_POOLS, ArchSpec, inner_width, make_spec)
+from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_LAYOUTS,
+                              IMAGENET_WIDTHS, PREACT_IMAGENET_LAYOUTS, RESNEXT_CIFAR_WIDTHS,
+                              STEM_KERNELS, STEM_POOLS, ArchSpec, inner_width, make_spec,
+                              spec_from_name)
 from netgen.errors import NetgenError
 
 
@@ -30,6 +32,7 @@ class Guess:
 
     spec: ArchSpec | None
     misfits: list[str] = field(default_factory=list)
+    fields: dict = field(default_factory=dict)  # what was read, before make_spec judged it
 
 
 def stem_ops(analysis: Analysis) -> list:
@@ -78,14 +81,28 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
                     out["stem_pool"] = name
             if "stem_pool" not in out:
                 misfits.append(f"stem: pool1 pads {pool['pad']} rounding {pool['round_mode']}")
-    elif conv["kernel"] == [3, 3] and conv["stride"] == [1, 1] and not pools:
+    elif conv["kernel"][0] in STEM_KERNELS and conv["kernel"][0] == conv["kernel"][1] \
+            and conv["stride"] == [1, 1] and not pools:
         out["dataset"] = "cifar10"
+        out["stem_kernel"] = conv["kernel"][0]
+        out["stem_bn"] = _stem_bn(analysis, stem)
     else:
         misfits.append(f"stem: a {conv['kernel'][0]}x{conv['kernel'][1]} convolution of stride "
                        f"{conv['stride'][0]}" + (" and a pooling" if pools else ""))
     if len(convs) > 1:
         misfits.append(f"stem: {len(convs)} convolutions")
     return out
+
+
+def _stem_bn(analysis: Analysis, stem: list) -> bool:
+    """Whether a pre-activation conv1 has a BN-ReLU of its own (the CIFAR code's SENet18).
+    The first block's BN-ReLU shows in the stem where its projection reads the pre-activated
+    input (the fork comes after it), in the block's branch where its shortcut is the
+    identity; a ReLU more than that is the stem's."""
+    relus = sum(1 for op in stem if op.type == "ReLU")
+    body = analysis.blocks[0].body if analysis.blocks else []
+    own_entry = bool(body) and body[0].op.type in ("BN", "ReLU")
+    return relus >= 2 or (relus == 1 and own_entry)
 
 
 def _changes(block: Block) -> bool:
@@ -140,6 +157,8 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     if out.get("dataset") == "cifar10" and len(widths) == len(IMAGENET_WIDTHS):
         out["imagenet_stages"] = True  # the literature's CIFAR ResNet-18: Table 1's stages
         expected = IMAGENET_WIDTHS
+    elif out.get("dataset") == "cifar10" and groups - {1}:
+        expected = RESNEXT_CIFAR_WIDTHS  # the ResNeXt paper's CIFAR nets
     if tuple(widths) != expected:
         misfits.append(f"widths: {', '.join(map(str, widths))} (netgen's "
                        f"{out.get('dataset', 'imagenet')} nets: {', '.join(map(str, expected))})")
@@ -223,12 +242,18 @@ def infer_spec(analysis: Analysis) -> Guess:
         _blocks(analysis, out, misfits)
     else:
         _plain(analysis, out, misfits)
+    if out.get("preact"):
+        # BN-ReLU between the last sum and the pooling (the CIFAR code's PreActResNet: none)
+        after = analysis.entries[analysis.blocks[-1].join + 1:] if analysis.blocks else []
+        out["final_bn"] = any(e.op.type == "ReLU" for e in after)
+    if not out.get("preact") or out.get("dataset") != "cifar10":
+        out.pop("stem_bn", None)  # only a CIFAR-10 pre-activation stem may have its own
     fcs = [e.op for e in analysis.entries if e.op.type == "FC"]
     if fcs:
         out["num_classes"] = fcs[-1].attrs["out_features"]
     else:
         misfits.append("head: no fully connected layer")
-    return Guess(_make(out, misfits), misfits)
+    return Guess(_make(out, misfits), misfits, out)
 
 
 def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
@@ -245,7 +270,8 @@ def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
             # drop the least structural field first; what remains is the closest spec
             for key in ("stride_in", "width_per_group", "groups", "shortcut", "imagenet_stages",
                         "stages", "block", "se_width", "se", "avg_down", "deep_stem",
-                        "input_size", "num_classes", "preact", "plain"):
+                        "stem_kernel", "stem_bn", "final_bn", "input_size", "num_classes",
+                        "preact", "plain"):
                 if key in fields:
                     misfits.append(f"{key}: {exc}")
                     del fields[key]
@@ -253,3 +279,173 @@ def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
             else:
                 return None
     return None
+
+
+# --------------------------------------------------------------------------- the closest name
+# The most candidates one search builds: each is built and compared with the file.
+MAX_CANDIDATES = 24
+# Listed networks (netgen list) compared besides the spec space: the nearest by signature.
+NEAREST_LISTED = 4
+
+
+def canonical_parameters(analysis: Analysis) -> int:
+    """Learned values of the architecture, whatever the file folded: convolution and fc
+    weights, SE units, and BatchNorms that stand alone (pre-activation); a convolution's
+    per-channel shift and an fc bias are representation (BatchNorm folded or not) and left
+    out, so two files of one network count the same."""
+    total = 0
+    for op in analysis.ops:
+        a = op.attrs
+        if op.type == "Conv":
+            kh, kw = a["kernel"]
+            total += a["out_channels"] * a["in_channels"] // max(1, a["group"]) * kh * kw
+        elif op.type == "FC":
+            total += a["in_features"] * a["out_features"]
+        elif op.type == "SE":
+            total += 2 * a["channels"] * a["reduced"] + a["channels"] + a["reduced"]
+        elif op.type == "BN":
+            total += 2 * a["channels"]
+    return total
+
+
+def _near_depths(layouts: dict[int, tuple[str, tuple[int, ...]]], block: str | None,
+                 blocks: int) -> list[int]:
+    """The table depths of `block` (any where unknown) nearest to `blocks` blocks in all."""
+    fit = [(abs(sum(stages) - blocks), depth) for depth, (kind, stages) in layouts.items()
+           if block is None or kind == block]
+    return [depth for _, depth in sorted(fit)[:2]]
+
+
+def _layouts(fields: dict) -> list[dict]:
+    """Layouts a spec may take for the blocks the file has: as read where they are one of
+    netgen's, else the nearest a dataset allows (the dataset read off the stem, or guessed
+    from the input size: up to 64 pixels CIFAR-10 first)."""
+    stages = tuple(fields.get("stages") or ())
+    blocks = sum(stages)
+    block = fields.get("block")
+    if "dataset" in fields:
+        datasets = [fields["dataset"]]
+    else:
+        small = fields.get("input_size", 224) <= 64
+        datasets = ["cifar10", "imagenet"] if small else ["imagenet", "cifar10"]
+    table = PREACT_IMAGENET_LAYOUTS if fields.get("preact") else IMAGENET_LAYOUTS
+    out: list[dict] = []
+    for dataset in datasets:
+        if dataset == "imagenet" or (len(stages) == 4 and dataset == "cifar10"):
+            extra = {} if dataset == "imagenet" else {"imagenet_stages": True}
+            if len(stages) == 4:
+                out.append({"dataset": dataset, "stages": stages, **extra})
+            for depth in _near_depths(table, block, blocks):
+                out.append({"dataset": dataset, "depth": depth, "block": table[depth][0],
+                            **extra})
+        if dataset == "cifar10":
+            if len(stages) == 3 and len(set(stages)) == 1:
+                out.append({"dataset": dataset, "stages": stages})
+            elif stages:
+                n = max(1, round(blocks / 3))
+                out.append({"dataset": dataset, "stages": (n, n, n)})
+    return out or [{}]
+
+
+def spec_space(guess: Guess) -> list[ArchSpec]:
+    """The specs the file suggests, nearest first: the one read off it, then the variants of
+    what it did not settle: the layout (the dataset from the stem or the input size, the
+    blocks per stage), the block kind, pre-activation, the shortcut option and where a
+    bottleneck's stride sits, each only where the file leaves it open. make_spec judges
+    each; a field it refuses falls back to its default (as for the read spec)."""
+    fields = {k: v for k, v in guess.fields.items() if k != "plain" or v}
+    open_fields: dict[str, list] = {}
+    if fields.get("block") is None and not fields.get("plain"):
+        open_fields["block"] = ["basic", "bottleneck"]
+    if "preact" not in fields and not fields.get("plain"):
+        open_fields["preact"] = [False, True]
+    if "shortcut" not in fields and not fields.get("plain"):
+        open_fields["shortcut"] = ["B", "A", "C"]
+    if fields.get("block", "bottleneck") == "bottleneck" and "stride_in" not in fields:
+        open_fields["stride_in"] = [None, "1x1", "3x3"]
+    variants = [{}]
+    for key, values in open_fields.items():
+        variants = [dict(v, **{key: value}) for v in variants for value in values]
+    specs: list[ArchSpec] = [guess.spec] if guess.spec is not None else []
+    names = {s.name for s in specs}
+    base = {k: v for k, v in fields.items() if k not in ("stages", "dataset", "depth",
+                                                         "imagenet_stages")}
+    for layout in _layouts(fields):
+        for variant in variants:
+            trial = dict(base, **layout, **variant)
+            if trial.get("block") is None:
+                trial.pop("block", None)
+            if trial.get("dataset") != "imagenet":
+                trial.pop("conv1_bias", None)
+                trial.pop("stem_pool", None)
+            if "depth" in trial:
+                trial.pop("stages", None)
+            spec = _make(trial, [])
+            if spec is not None and spec.name not in names:
+                names.add(spec.name)
+                specs.append(spec)
+            if len(specs) >= MAX_CANDIDATES:
+                return specs
+    return specs
+
+
+def outline(analysis: Analysis) -> dict:
+    """What a person names a residual network by before its depth: whether its stem
+    downsamples (ImageNet's 7x7/2 and pooling, ResNet-C's) or keeps the input's size
+    (CIFAR's 3x3, and a 112-pixel face net's), the blocks' kind and wiring, SE, grouped 3x3s.
+    Read the same way off the file and off each candidate's build, so that any network
+    netgen can name, of whatever field, is judged alike."""
+    stem = stem_ops(analysis)
+    strides = [op.attrs["stride"][0] for op in stem if op.type in ("Conv", "Pool")
+               and not op.attrs.get("global")]
+    blocks = analysis.blocks
+    return {"stem": "downsamples" if any(s > 1 for s in strides) else "keeps the size",
+            "block": sorted({b.kind for b in blocks}),
+            "wiring": sorted({b.wiring for b in blocks}),
+            "se": any(b.se is not None for b in blocks),
+            "grouped": any(op.attrs.get("group", 1) > 1 for b in blocks for op in b.convs)}
+
+
+def outline_distance(a: Analysis, b: Analysis) -> int:
+    """How many of the outline's features differ between two networks."""
+    x, y = outline(a), outline(b)
+    return sum(x[key] != y[key] for key in x)
+
+
+def _signature(analysis: Analysis) -> tuple:
+    """Blocks, stages, the one block kind (or None), all pre-activation, any SE."""
+    blocks = analysis.blocks
+    kinds = {b.kind for b in blocks}
+    return (len(blocks), len(analysis.layout), kinds.pop() if len(kinds) == 1 else None,
+            bool(blocks) and all(b.wiring == "pre-activation" for b in blocks),
+            any(b.se is not None for b in blocks))
+
+
+def nearest_listed(analysis: Analysis, specs: list[ArchSpec],
+                   count: int = NEAREST_LISTED) -> list[ArchSpec]:
+    """The `count` listed networks whose outline (blocks, stages, block kind, wiring, SE)
+    is nearest the file's, with the file's classes and input size where they take them:
+    a network that no field of the spec space reaches (another block or stem) still
+    competes by what differs."""
+    blocks, stages, kind, preact, se = _signature(analysis)
+    graph = analysis.side.graph
+    shape = graph.inputs[0].shape if graph.inputs else ()
+    fcs = [e.op for e in analysis.entries if e.op.type == "FC"]
+
+    def distance(spec: ArchSpec) -> tuple:
+        return (abs(sum(spec.stages) - blocks) + 4 * abs(len(spec.stages) - stages)
+                + 2 * (kind is not None and spec.block != kind) + (spec.preact != preact)
+                + (bool(spec.se_reduction) != se),)
+
+    out = []
+    for spec in sorted(specs, key=distance)[:count]:
+        fields = {}
+        if len(shape) == 4 and shape[2] == shape[3]:
+            fields["input_size"] = shape[2]
+        if fcs:
+            fields["num_classes"] = fcs[-1].attrs["out_features"]
+        try:  # the name of the adapted spec, read back, validates it
+            out.append(spec_from_name(replace(spec, **fields).name))
+        except NetgenError:
+            out.append(spec)
+    return out

@@ -433,7 +433,10 @@ def layer_stages(analysis: Analysis) -> tuple[dict[str, str], dict[str, int]]:
     # (the paper's framework, and the builder's labels), the last one to the head
     first = analysis.blocks[0]
     label_of_entry = ["conv1"] * first.start
-    if first.wiring == "pre-activation":  # a stem conv straight into the first BN-ReLU
+    own_entry = bool(first.body) and first.body[0].op.type in ("BN", "ReLU", "PReLU")
+    # a stem conv straight into the first BN-ReLU, unless the block has its own after the
+    # stem's (the CIFAR code's SENet18: conv1, BN-ReLU, then the block's BN-ReLU)
+    if first.wiring == "pre-activation" and not own_entry:
         index = first.start
         while index > 0 and analysis.entries[index - 1].op.type in ("BN", "ReLU", "PReLU"):
             index -= 1

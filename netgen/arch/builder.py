@@ -206,6 +206,8 @@ def pre_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
     (1x1 conv, no BN: the next BN normalises the sum) takes the block's pre-activated input,
     as the authors' code (resnet-1k-layers) and the paper ("these projection shortcuts are
     also with pre-activation"); identity shortcuts, option A's included, take the raw input.
+    With SE (the PyTorch CIFAR code's SENet18) the gate scales the branch before the sum,
+    one Axpy as in the post-activation unit, and nothing follows it either.
     """
     c_out = units[-1].channels
     y = x
@@ -219,6 +221,10 @@ def pre_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
             else:
                 shortcut = _identity(net, x, block, c_in, c_out, stride)
         y = net.conv(y, conv, unit.channels, unit.kernel, unit.stride, unit.group)
+    if spec.se_reduction:
+        reduced = se_width_of(c_out, spec.se_reduction, spec.se_width or "floor")
+        gate = se_gate(net, y, block, c_out, reduced)
+        return net.add(f"res{block}", "Axpy", [gate, y, shortcut], ir.NoParam())
     return net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
 
 
@@ -271,8 +277,11 @@ def build(spec: ArchSpec) -> ir.Graph:
     pre-activation nets conv1 alone (the authors' resnet-1k-layers): its first block's
     BN-ReLU follows. A CIFAR-10 net with ImageNet stages has the same stem with 64 channels
     (spec.widths[0]) and Table 1's stages after it, as the PyTorch CIFAR code's ResNet18.
-    Pre-activation nets end with BN-ReLU before the average pool (that code's PreActResNet
-    has none). The head pools the whole last map (4x4 at 32: its F.avg_pool2d(out, 4)).
+    Pre-activation nets end with BN-ReLU before the average pool unless spec.final_bn is
+    False (that code's PreActResNet and SENet have none); spec.stem_bn gives a CIFAR-10
+    pre-activation conv1 its own BN-ReLU before the first block's (that code's SENet18), and
+    spec.stem_kernel 1 makes conv1 a 1x1 (its ResNeXt29). The head pools the whole last map
+    (4x4 at 32: its F.avg_pool2d(out, 4)).
     """
     kind = BLOCK_KINDS[spec.block_kind]
     net = _Net(stage="conv1")
@@ -290,8 +299,8 @@ def build(spec: ArchSpec) -> ir.Graph:
         c_in = 64
     else:
         c_in = spec.widths[0]
-        x = net.conv("data", "conv1", c_in, 3, bias=spec.conv1_bias)
-        if not spec.preact:
+        x = net.conv("data", "conv1", c_in, spec.stem_kernel, bias=spec.conv1_bias)
+        if not spec.preact or spec.stem_bn:
             x = net.bn_relu(x, "bn_conv1", "scale_conv1", "conv1_relu")
     stem_activated = spec.dataset == "imagenet" or not spec.preact
     first_stage = 2
@@ -306,7 +315,7 @@ def build(spec: ArchSpec) -> ir.Graph:
             size = conv_out(size, 3, stride, 1)
             c_in = c_out
     net.stage = "head"
-    if spec.preact:
+    if spec.preact and spec.final_bn:
         x = net.bn_relu(x, "bn_final", "scale_final", "final_relu")
     last = first_stage + len(spec.stages) - 1
     x = net.add(f"pool{last}", "Pooling", [x], ir.PoolingParam("AVE", (size, size), (1, 1)))

@@ -34,7 +34,19 @@ make_divisible does (so seresnet18's 64-channel blocks reduce to 8, not 4); `dee
 ResNet-C's stem (three 3x3 convolutions, 32, 32, 64, as timm's *c / *d); `avg_down` is
 ResNet-D's downsampling projection (2x2 average pooling, stride 2, then the 1x1 stride 1).
 Their defaults follow timm: the stride on the 3x3, torchvision's pool1, no conv1 bias, and
-timm's layout table with ResNet-26 (2, 2, 2, 2 bottleneck blocks).
+timm's layout table with ResNet-26 (2, 2, 2, 2 bottleneck blocks). SE also goes on
+pre-activation blocks (the PyTorch CIFAR code's SENet18 is its PreActBlock with SE: the gate
+on the branch before the sum, nothing after it).
+
+Three more fields, appended after those, are the stems and heads of the CIFAR code people
+train: `final_bn` False drops a pre-activation net's BN-ReLU after its last block (that
+code's PreActResNet and SENet have none: -nofinalbn); `stem_bn` gives a CIFAR-10
+pre-activation net's conv1 its own BN-ReLU, before the first block's (its SENet18:
+-stembn); `stem_kernel` 1 makes a CIFAR-10 conv1 a 1x1 convolution (its ResNeXt29: -stem1x1).
+A grouped CIFAR-10 net is the ResNeXt paper's (Xie et al., CVPR 2017, Section 5.3):
+ResNeXt-29 has 3 stages of 3 bottleneck blocks of 64, 128 and 256 planes (outputs 256, 512,
+1024), depth 9n+2, a 3x3 conv 64 stem: cifar10-resnext29-8x64d and -16x64d are its Table 7
+nets (34.4M and 68.1M parameters).
 """
 
 from __future__ import annotations
@@ -54,6 +66,10 @@ IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
 }
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)
+# The ResNeXt paper's CIFAR nets (its Torch code's resnext.lua): planes 64, 128, 256, x4 out.
+RESNEXT_CIFAR_WIDTHS = (64, 128, 256)
+# conv1 of a CIFAR-10 net: 3x3 (the paper's), or 1x1 (the PyTorch CIFAR code's ResNeXt29).
+STEM_KERNELS = (3, 1)
 CIFAR_PAPER_DEPTHS = (20, 32, 44, 56, 110, 1202)
 BOTTLENECK_EXPANSION = 4
 
@@ -109,7 +125,13 @@ IMAGENET_STAGES_DEPTH = 18
 IMAGENET_STAGES_WHAT = "CIFAR-10 --imagenet-stages"
 IMAGENET_STAGES_NAMES = tuple(f"cifar10-resnet{d}-{IMAGENET_STAGES_TOKEN}"
                               for d in IMAGENET_LAYOUTS) + (
-    f"cifar10-preresnet18-{IMAGENET_STAGES_TOKEN}",)
+    f"cifar10-preresnet18-{IMAGENET_STAGES_TOKEN}",
+    # the PyTorch CIFAR code's PreActResNet18 and SENet18 (PreActBlock with SE)
+    f"cifar10-preresnet18-{IMAGENET_STAGES_TOKEN}-nofinalbn",
+    f"cifar10-preseresnet18-{IMAGENET_STAGES_TOKEN}-stembn-nofinalbn")
+# The ResNeXt paper's CIFAR-10 nets (Table 7), and the PyTorch CIFAR code's ResNeXt29_2x64d.
+RESNEXT_CIFAR_NAMES = ("cifar10-resnext29-8x64d", "cifar10-resnext29-16x64d",
+                       "cifar10-resnext29-2x64d-stem1x1")
 
 
 @dataclass(frozen=True)
@@ -135,6 +157,9 @@ class ArchSpec:
     se_width: str | None = None  # a SE_WIDTHS key where se_reduction, else None
     deep_stem: bool = False  # ResNet-C
     avg_down: bool = False  # ResNet-D's pooled projection
+    final_bn: bool = True  # a pre-activation net's BN-ReLU after the last block
+    stem_bn: bool = False  # a CIFAR-10 pre-activation net's BN-ReLU after conv1
+    stem_kernel: int = 3  # a CIFAR-10 net's conv1: 3x3 or 1x1
 
     @property
     def timm(self) -> bool:
@@ -221,6 +246,12 @@ class ArchSpec:
             base += f"-r{self.se_reduction}"
         if self.se_reduction and self.se_width != DEFAULT_SE_WIDTH[self.dataset]:
             base += f"-se{self.se_width}"
+        if self.stem_kernel != 3:
+            base += f"-stem{self.stem_kernel}x{self.stem_kernel}"
+        if self.stem_bn:
+            base += "-stembn"
+        if not self.final_bn:
+            base += "-nofinalbn"
         if self.num_classes != DEFAULT_CLASSES[self.dataset]:
             base += f"-classes{self.num_classes}"
         if self.input_size != DEFAULT_INPUT[self.dataset]:
@@ -233,7 +264,7 @@ class ArchSpec:
         pre-activation nets that paper's (9n+2 bottleneck CIFAR nets, ResNet-200); with
         ImageNet stages Table 1's (or ResNet-200's)."""
         if self.dataset == "cifar10" and not self.imagenet_stages:
-            return self.block == default_cifar_block(self.depth, self.preact)
+            return self.block == default_cifar_block(self.depth, self.preact, self.groups)
         layouts = imagenet_layouts(self.preact, self.timm)
         return layouts.get(self.depth) == (self.block, self.stages)
 
@@ -268,6 +299,9 @@ class ArchSpec:
             del data["deep_stem"]
         if not self.avg_down:
             del data["avg_down"]
+        for key, default in (("final_bn", True), ("stem_bn", False), ("stem_kernel", 3)):
+            if data[key] == default:
+                del data[key]
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
@@ -334,7 +368,11 @@ def default_stem_pool(dataset: str, family: bool) -> str | None:
     return "torchvision" if family else "msra"
 
 
-def default_cifar_block(depth: int, preact: bool) -> str:
+def default_cifar_block(depth: int, preact: bool, groups: int = 1) -> str:
+    """basic, but bottleneck for a CIFAR-10 ResNeXt (the ResNeXt paper's ResNeXt-29) and the
+    pre-activation paper's 9n+2 nets from 164 up."""
+    if groups != 1:
+        return "bottleneck"
     if preact and depth >= PREACT_CIFAR_BOTTLENECK_FROM and (depth - 2) % 9 == 0:
         return "bottleneck"
     return "basic"
@@ -367,6 +405,9 @@ def make_spec(
     se_width: str | None = None,
     deep_stem: bool = False,
     avg_down: bool = False,
+    final_bn: bool | None = None,
+    stem_bn: bool = False,
+    stem_kernel: int | None = None,
 ) -> ArchSpec:
     """Validate user choices and fill the paper's defaults; every error names what is allowed.
 
@@ -374,9 +415,15 @@ def make_spec(
     width_per_group 64K; stem_pool None is default_stem_pool; imagenet_stages gives a
     CIFAR-10 net Table 1's four stages (depth 18 unless told); se R adds SE units of
     reduction R, se_width None is DEFAULT_SE_WIDTH (written as the default wherever both
-    rules give the same widths, so that one network has one name).
+    rules give the same widths, so that one network has one name). final_bn None is True
+    (False: no BN-ReLU after a pre-activation net's last block), stem_bn gives a CIFAR-10
+    pre-activation conv1 its BN-ReLU, stem_kernel None is 3 (a CIFAR-10 conv1 of 1x1: 1).
+    A grouped CIFAR-10 net is the ResNeXt paper's: planes 64, 128, 256, bottleneck blocks.
     """
     _check_timm_options(dataset, plain, preact, shortcut, se, se_width, deep_stem, avg_down)
+    final_bn = True if final_bn is None else final_bn
+    stem_kernel = 3 if stem_kernel is None else stem_kernel
+    _check_cifar_code_options(dataset, preact, final_bn, stem_bn, stem_kernel)
     timm = bool(se) or deep_stem or avg_down
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
@@ -434,8 +481,8 @@ def make_spec(
                                                 IMAGENET_STAGES_WHAT)
         widths, conv1_bias = IMAGENET_WIDTHS, False
     elif dataset == "cifar10":
-        block, stages, depth = _cifar_layout(depth, stages, block, preact)
-        widths, conv1_bias = CIFAR_WIDTHS, False
+        block, stages, depth = _cifar_layout(depth, stages, block, preact, groups)
+        widths, conv1_bias = (CIFAR_WIDTHS if groups == 1 else RESNEXT_CIFAR_WIDTHS), False
     else:
         block, stages, depth = _imagenet_layout(depth, stages, block, preact, timm=timm)
         widths = IMAGENET_WIDTHS
@@ -463,7 +510,8 @@ def make_spec(
         stem_pool = default_stem_pool(dataset, family)
     spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
                     stride_in, conv1_bias, preact, groups, width_per_group, stem_pool,
-                    imagenet_stages, se or 0, None, deep_stem, avg_down)
+                    imagenet_stages, se or 0, None, deep_stem, avg_down, final_bn, stem_bn,
+                    stem_kernel)
     if se:
         spec = _with_se_width(spec, se_width or DEFAULT_SE_WIDTH[dataset])
     _check_size(spec)
@@ -484,15 +532,33 @@ def _check_timm_options(dataset: str, plain: bool, preact: bool, shortcut: str |
         raise NetgenError("--se puts an SE unit before each residual addition; a --plain net "
                           "has none: drop one of them")
     tricks = deep_stem or avg_down
-    if (se or tricks) and preact:
-        raise NetgenError("--se, --deep-stem and --avg-down build post-activation nets (SENet's "
-                          "and timm's); drop --preact or them")
+    if tricks and preact:
+        raise NetgenError("--deep-stem and --avg-down build post-activation nets (timm's); "
+                          "drop --preact or them")
     if deep_stem and dataset != "imagenet":
         raise NetgenError("--deep-stem replaces the ImageNet 7x7 stem; CIFAR-10 nets have a "
                           "single 3x3 conv1: drop --deep-stem")
     if avg_down and (plain or (shortcut or "").upper() == "A"):
         raise NetgenError("--avg-down puts average pooling before a downsampling projection; "
                           "option A and plain nets have no projection: use -s B or C")
+
+
+def _check_cifar_code_options(dataset: str, preact: bool, final_bn: bool, stem_bn: bool,
+                              stem_kernel: int) -> None:
+    """--no-final-bn, --stem-bn and --stem-kernel: the stems and heads of the CIFAR code."""
+    if not final_bn and not preact:
+        raise NetgenError("--no-final-bn drops a pre-activation net's BN-ReLU after its last "
+                          "block; a post-activation net has none: add --preact")
+    if stem_bn and not (preact and dataset == "cifar10"):
+        raise NetgenError("--stem-bn gives a CIFAR-10 pre-activation net's conv1 a BN-ReLU of "
+                          "its own (other nets' stems have one already): use it with "
+                          "--dataset cifar10 --preact")
+    if stem_kernel not in STEM_KERNELS:
+        raise NetgenError(f"--stem-kernel {stem_kernel}: allowed 3 (the paper's 3x3 conv1) "
+                          "or 1 (a 1x1 conv1, the PyTorch CIFAR code's ResNeXt29)")
+    if stem_kernel != 3 and dataset != "cifar10":
+        raise NetgenError("--stem-kernel sets a CIFAR-10 net's conv1; ImageNet nets have the "
+                          "7x7 (or --deep-stem): add --dataset cifar10")
 
 
 def _with_se_width(spec: ArchSpec, rule: str) -> ArchSpec:
@@ -510,16 +576,18 @@ def _with_se_width(spec: ArchSpec, rule: str) -> ArchSpec:
     return replace(spec, se_width=rule)
 
 
-def _cifar_layout(depth, stages, block, preact) -> tuple[str, tuple[int, ...], int]:
-    """Section 4.2's 3 stages of n blocks: depth 6n+2 (basic) or 9n+2 (bottleneck)."""
+def _cifar_layout(depth, stages, block, preact, groups: int = 1
+                  ) -> tuple[str, tuple[int, ...], int]:
+    """Section 4.2's 3 stages of n blocks: depth 6n+2 (basic) or 9n+2 (bottleneck; a
+    grouped net's default, ResNeXt-29 is n = 3)."""
     if stages is not None:
         if len(stages) != 3 or len(set(stages)) != 1:
             raise NetgenError("CIFAR-10 nets have 3 stages of n blocks each; use --depth 6n+2 "
                               "(basic) or 9n+2 (bottleneck)")
         block = block or "basic"
         return _custom_layout(depth, block, stages)
-    depth = 20 if depth is None else depth
-    block = block or default_cifar_block(depth, preact)
+    depth = (29 if groups != 1 else 20) if depth is None else depth
+    block = block or default_cifar_block(depth, preact, groups)
     per_block = 3 if block == "bottleneck" else 2
     if depth < 2 + 3 * per_block or (depth - 2) % (3 * per_block):
         if block == "bottleneck":
@@ -604,7 +672,8 @@ NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "c
                  "resnext50-32x4d", "wide-resnet50-2", "resnet18-B-torchpool",
                  "resnext50-32x4d-msrapool", "cifar10-resnet18-imagenetstages", "seresnet50",
                  "seresnext50-32x4d-msrapool", "resnet50d", "resnet26d", "resnet50c",
-                 "seresnet18-sefloor")
+                 "seresnet18-sefloor", "cifar10-resnext29-8x64d",
+                 "cifar10-preresnet18-imagenetstages-nofinalbn")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
@@ -616,17 +685,20 @@ FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "seresnet101-stride1x1-msrapool", "seresnet152-stride1x1-msrapool",
                 "seresnext50-32x4d-msrapool", "seresnext101-32x4d-msrapool",
                 "resnet18d", "resnet26d", "resnet34d", "resnet50d", "resnet101d", "resnet152d",
-                "resnet50c")
+                "resnet50c") + RESNEXT_CIFAR_NAMES
 _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
-    r"(?P<kind>preresnext|preresnet|seresnext|seresnet|resnext|resnet|plain)(?P<depth>\d+)"
+    r"(?P<kind>preseresnext|preseresnet|preresnext|preresnet|seresnext|seresnet|resnext|resnet"
+    r"|plain)(?P<depth>\d+)"
     r"(?P<variant>[cd])?"
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
     r"(?:-(?P<istages>imagenetstages))?"
     r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
     r"(?:-(?P<pool>torchpool|msrapool))?(?P<avgdown>-avgdown)?(?:-r(?P<se_r>\d+))?"
-    r"(?:-se(?P<se_width>floor|timm))?(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
+    r"(?:-se(?P<se_width>floor|timm))?(?:-stem(?P<stem_kernel>\d+)x(?P=stem_kernel))?"
+    r"(?P<stembn>-stembn)?(?P<nofinalbn>-nofinalbn)?"
+    r"(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
 
 
 _STEM_POOL_OF_SUFFIX = {suffix: pool for pool, suffix in STEM_POOL_SUFFIX.items()}
@@ -648,7 +720,8 @@ def spec_from_name(name: str) -> ArchSpec:
     if plain and g["shortcut"]:
         raise NetgenError(f"{name!r}: plain nets have no shortcut option; write "
                           f"{name[:match.start('shortcut') - 1]}")
-    if (g["se_r"] or g["se_width"]) and not g["kind"].startswith("se"):
+    se_kind = g["kind"].startswith(("se", "prese"))
+    if (g["se_r"] or g["se_width"]) and not se_kind:
         raise NetgenError(f"{name!r}: -rR and -seWIDTH describe SE units; an SE net's name "
                           f"starts with se (seresnet50-r8)")
     if g["variant"] == "d" and g["avgdown"]:
@@ -671,9 +744,11 @@ def spec_from_name(name: str) -> ArchSpec:
                          stem_pool=_STEM_POOL_OF_SUFFIX.get(g["pool"]),
                          imagenet_stages=bool(g["istages"]),
                          se=(int(g["se_r"]) if g["se_r"] else SE_DEFAULT_REDUCTION)
-                         if g["kind"].startswith("se") else None,
+                         if se_kind else None,
                          se_width=g["se_width"], deep_stem=g["variant"] is not None,
-                         avg_down=g["variant"] == "d" or bool(g["avgdown"]))
+                         avg_down=g["variant"] == "d" or bool(g["avgdown"]),
+                         final_bn=not g["nofinalbn"], stem_bn=bool(g["stembn"]),
+                         stem_kernel=int(g["stem_kernel"]) if g["stem_kernel"] else None)
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
     # The paper's residual nets may leave out their shortcut letter (resnet50 is resnet50-B);

@@ -15,10 +15,12 @@ SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
             ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets, "
                        "SE-ResNet/ResNeXt (timm's, and SENet's Caffe layout: -stride1x1-msrapool"
                        ", -msrapool), ResNet-C/D (timm's *c, *d) (ImageNet ones with "
-                       "torchvision's pool1: pad 1, rounding down, unless -msrapool)",
+                       "torchvision's pool1: pad 1, rounding down, unless -msrapool), CIFAR-10 "
+                       "ResNeXt-29 (the ResNeXt paper's; -stem1x1: the PyTorch CIFAR code's)",
              family_specs),
             ("imagenet-stages", "CIFAR-10 with ImageNet stages: conv1 3x3, no pool1, Table 1's "
-                                "stages (the PyTorch CIFAR code's ResNet18..152)",
+                                "stages (the PyTorch CIFAR code's ResNet18..152, PreActResNet18: "
+                                "-nofinalbn, SENet18: preseresnet18-...-stembn-nofinalbn)",
              imagenet_stages_specs))
 
 

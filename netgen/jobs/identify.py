@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from netgen.analysis.identify import infer_spec
+from netgen.analysis.identify import (canonical_parameters, infer_spec, nearest_listed,
+                                      outline_distance, spec_space)
 from netgen.analysis.network import Side
 from netgen.analysis.topology import Analysis, analyse
 from netgen.arch.spec import BASE_WIDTH, ArchSpec, make_spec
@@ -90,6 +91,9 @@ def build_command(spec: ArchSpec) -> list[str]:
     if spec.preact:
         args.append("--preact")
         kwargs["preact"] = True
+    if spec.stem_bn:
+        args.append("--stem-bn")
+        kwargs["stem_bn"] = True
     if spec.groups != 1:
         args += ["--groups", str(spec.groups)]
         kwargs["groups"] = spec.groups
@@ -101,13 +105,16 @@ def build_command(spec: ArchSpec) -> list[str]:
         kwargs["width_per_group"] = spec.width_per_group
     options = (("num_classes", "--classes"), ("input_size", "--input-size"),
                ("shortcut", "--shortcut"), ("stride_in", "--stride-in"),
-               ("stem_pool", "--stem-pool"), ("se_width", "--se-width"), ("conv1_bias", None))
+               ("stem_pool", "--stem-pool"), ("se_width", "--se-width"),
+               ("stem_kernel", "--stem-kernel"), ("conv1_bias", None), ("final_bn", None))
     for attr, flag in options:
         if getattr(make_spec(**kwargs), attr) == getattr(spec, attr):
             continue
         value = getattr(spec, attr)
         kwargs[attr] = value
-        if flag is None:
+        if attr == "final_bn":
+            args.append("--final-bn" if value else "--no-final-bn")
+        elif flag is None:
             args.append("--conv1-bias" if value else "--no-conv1-bias")
         else:
             args += [flag, str(value)]
@@ -116,19 +123,59 @@ def build_command(spec: ArchSpec) -> list[str]:
     return args
 
 
-def _fallback(side: Side, analysis: Analysis) -> tuple[ArchSpec, DiffResult]:
-    """No spec could be read off the file: the paper's or the family's network (with the
-    file's classes and input size where those fit) with the fewest findings."""
-    from netgen.jobs.paper import family_specs, paper_specs
+@dataclass(frozen=True, order=True)
+class Score:
+    """How far a candidate is from the file, compared in this order: the features of its
+    outline that differ (outline_distance: a stem that downsamples or not, the block kind,
+    the wiring, SE, grouped convolutions: what a person names a network by), the aligned ops
+    that differ (an op on one side only, one whose attributes or shortcut differ, the input),
+    the difference in learned parameters as the architecture has them
+    (canonical_parameters), and last the ops that differ only in a per-channel shift (a
+    bias, the least of differences)."""
 
+    outline: int
+    ops: int
+    parameters: int
+    shifts: int
+
+    @staticmethod
+    def of(result: DiffResult) -> "Score":
+        ops = shifts = 0
+        for row in result.rows:
+            if row.tag != "equal" or row.shortcut_difference:
+                ops += 1
+            elif row.differences:
+                if set(row.differences) <= {"shift"}:
+                    shifts += 1
+                else:
+                    ops += 1
+        ops += result.input_difference is not None
+        return Score(outline_distance(result.a, result.b), ops,
+                     abs(canonical_parameters(result.a) - canonical_parameters(result.b)), shifts)
+
+
+def closest(side: Side, analysis: Analysis, candidates: list[ArchSpec]
+            ) -> tuple[ArchSpec, DiffResult]:
+    """The candidate with the least structural difference from the file (Score; the earlier
+    candidate on a tie, the spec read off the file first). An EQUIVALENT one ends the search."""
     best = None
-    for spec in paper_specs() + family_specs():
+    for spec in candidates:
         result = compare(side, load_side(spec.name), left=analysis)
-        score = (len(result.findings), len(result.layer_differences)
-                 + len(result.structural_differences) + len(result.shortcut_differences))
+        if result.equivalent:
+            return spec, result
+        score = Score.of(result)
         if best is None or score < best[0]:
             best = (score, spec, result)
+    if best is None:
+        raise NetgenError(f"{side.label}: no netgen network to compare it with")
     return best[1], best[2]
+
+
+def listed_specs() -> list[ArchSpec]:
+    """What `netgen list` shows: the paper's networks, the family's, the CIFAR code's."""
+    from netgen.jobs.paper import family_specs, imagenet_stages_specs, paper_specs
+
+    return paper_specs() + family_specs() + imagenet_stages_specs()
 
 
 def identify(arg: str, caffemodel: str | os.PathLike | None = None,
@@ -138,10 +185,13 @@ def identify(arg: str, caffemodel: str | os.PathLike | None = None,
     side = load_network(arg, caffemodel=caffemodel, input_shape=input_shape)
     analysis = analyse(side, canonical=True)
     guess = infer_spec(analysis)
+    result = None
     if guess.spec is not None:
         spec = guess.spec
         result = compare(side, load_side(spec.name), left=analysis)
-    else:
-        spec, result = _fallback(side, analysis)
+    if result is None or not result.equivalent:
+        candidates = spec_space(guess)
+        candidates += nearest_listed(analysis, listed_specs())
+        spec, result = closest(side, analysis, candidates)
     return Identification(arg, spec.name, build_command(spec), result.equivalent,
                           result.notes, result.findings, guess.misfits)
