@@ -171,6 +171,12 @@ class ArchSpec:
                      for c in self.out_channels)
 
     @property
+    def output_width(self) -> int:
+        """The deploy net's output: the classes, or an IResNet's embedding (its classes are
+        the identities the train_val's classifier adds)."""
+        return IRESNET_EMBEDDING if self.iresnet else self.num_classes
+
+    @property
     def plain(self) -> bool:
         return self.shortcut is None
 
