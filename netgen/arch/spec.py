@@ -562,7 +562,8 @@ def _check_iresnet_options(dataset, plain, preact, se, deep_stem, avg_down, imag
         ("--se", bool(se)), ("--deep-stem", deep_stem), ("--avg-down", avg_down),
         ("--imagenet-stages", imagenet_stages),
         ("--groups/--width-per-group/--width-factor",
-         bool(groups or width_per_group or width_factor)),
+         groups not in (None, 1) or width_per_group not in (None, BASE_WIDTH)
+         or bool(width_factor)),
         ("--stride-in", stride_in is not None), ("--stem-pool", stem_pool is not None),
         ("--block bottleneck", block not in (None, "basic"))) if on]
     if given:

@@ -33,7 +33,7 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
     --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
-    --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down."""
+    --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down --iresnet."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
                      help="imagenet (Table 1) or cifar10 (Section 4.2)."),
@@ -85,6 +85,11 @@ def spec_options(func: Callable) -> Callable:
         click.option("--avg-down", is_flag=True,
                      help="ResNet-D's projection: 2x2 average pooling of stride 2 before the 1x1 "
                           "convolution, which keeps stride 1 (timm's *d nets)."),
+        click.option("--iresnet", is_flag=True,
+                     help="ArcFace's face-recognition IResNet (insightface's iresnet18..200: "
+                          "depth 18, 34, 50, 100, 200): 112x112 input, 3x3 stem with PReLU, "
+                          "BN-conv-BN-PReLU-conv-BN blocks, the 512-d embedding head; --classes "
+                          "is the identities its train_val classifies. [default classes: 93431]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -98,14 +103,15 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               width_per_group: int | None = None, width_factor: int | None = None,
               stem_pool: str | None = None, imagenet_stages: bool = False,
               se: int | None = None, se_width: str | None = None, deep_stem: bool = False,
-              avg_down: bool = False) -> ArchSpec:
+              avg_down: bool = False, iresnet: bool = False) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
                      conv1_bias=conv1_bias, preact=preact, groups=groups,
                      width_per_group=width_per_group, width_factor=width_factor,
                      stem_pool=stem_pool, imagenet_stages=imagenet_stages, se=se,
-                     se_width=se_width, deep_stem=deep_stem, avg_down=avg_down)
+                     se_width=se_width, deep_stem=deep_stem, avg_down=avg_down,
+                     iresnet=iresnet)
 
 
 def parse_input_shape(text: str | None) -> tuple[int, int, int, int] | None:

@@ -71,6 +71,9 @@ def build_command(spec: ArchSpec) -> list[str]:
     if spec.imagenet_stages:
         args.append("--imagenet-stages")
         kwargs["imagenet_stages"] = True
+    if spec.iresnet:  # first: the layout table and the defaults depend on it
+        args.append("--iresnet")
+        kwargs["iresnet"] = True
     if spec.is_paper_layout:
         args += ["--depth", str(spec.depth)]
         kwargs["depth"] = spec.depth

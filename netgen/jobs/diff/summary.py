@@ -230,7 +230,9 @@ def _show(value) -> object:
 
 
 WIRING_TEXT = {"post-activation": "post-activation (conv-BN-ReLU, a ReLU after the sum)",
-               "pre-activation": "pre-activation (BN-ReLU-conv, nothing after the sum)"}
+               "pre-activation": "pre-activation (BN-ReLU-conv, nothing after the sum)",
+               "improved": "improved (BN-conv-BN-PReLU-conv-BN, nothing after the sum: "
+                           "ArcFace's IResNet)"}
 
 
 def _branch(block: Block, rewired: bool) -> list[Entry]:
@@ -239,7 +241,7 @@ def _branch(block: Block, rewired: bool) -> list[Entry]:
     convolution (the wiring finding names it)."""
     body = [e for e in block.body if e.op.type != "SE"]
     if rewired:
-        while body and body[0].op.type in ("BN", "ReLU"):
+        while body and body[0].op.type in ("BN", "ReLU", "PReLU"):
             body = body[1:]
     return body
 
