@@ -329,7 +329,13 @@ class Analysis:
 
     @property
     def head(self) -> list[Entry]:
-        return self.entries[self.blocks[-1].end:] if self.blocks else []
+        """After the last block; an IResNet's head starts with the BN over the last map
+        (the "BN, fc 512, BN" of its embedding), which the last block's `post` also holds."""
+        if not self.blocks:
+            return []
+        if self.blocks[-1].wiring == "improved":
+            return self.entries[self.blocks[-1].join + 1:]
+        return self.entries[self.blocks[-1].end:]
 
     @cached_property
     def layout(self) -> list[tuple[int, list[Block]]]:

@@ -107,8 +107,8 @@ def _op_text(op) -> str:
         if a.get("global"):
             return f"global {a['pool'].lower()} pool"
         return f"{'x'.join(map(str, a['kernel']))} {a['pool'].lower()} pool /{a['stride'][0]}"
-    if op.type == "FC":
-        return f"fc {a['out_features']}"
+    if op.type == "FC":  # with a BatchNorm of its features (an IResNet's embedding)
+        return f"fc {a['out_features']}" + (", BN" if op.extra.get("bn") else "")
     if op.type == "Subsample":
         parts = ([f"subsample /{a['stride'][0]}"] if a["stride"] != [1, 1] else []) + (
             [f"zero pad {a['pad'][0]}"] if "pad" in a else [])
