@@ -27,7 +27,7 @@ NAMES = ["resnet18-A", "resnet18-B", "resnet18-B-torchpool", "resnet34-C", "resn
          "preresnet18", "preresnet50", "resnext50-32x4d", "wide-resnet50-2",
          "cifar10-resnet20-A", "cifar10-resnet56-B", "cifar10-plain20", "cifar10-preresnet20",
          "cifar10-preresnet164", "seresnet18", "seresnet50-stride1x1-msrapool", "resnet26d",
-         "resnet50c", "resnet18d", "cifar10-resnet18-imagenetstages"]
+         "resnet50c", "resnet18d", "cifar10-resnet18-imagenetstages", "iresnet18"]
 # Exports of torchvision's models (tests/torchvision_exports.py): file -> the name it is.
 EXPORTS = {
     "tv-resnet18.onnx": (dict(arch=18, exporter="torchscript"), "resnet18-B-torchpool"),
@@ -43,7 +43,8 @@ REAL = {"cifar_resnet20.torchscript.onnx": "cifar10-resnet20-A",
         "kuangliu_resnext29_2x64d.torchscript.onnx": None,
         "kuangliu_senet18.torchscript.onnx": "cifar10-seresnet18-imagenetstages",
         "timm_seresnet18.dynamo.onnx": "seresnet18", "timm_resnet26d.torchscript.onnx": "resnet26d",
-        "timm_resnet50c.dynamo.onnx": "resnet50c"}
+        "timm_resnet50c.dynamo.onnx": "resnet50c",
+        "insightface_iresnet18.dynamo.onnx": "iresnet18"}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def _same_network(a: str, b: str) -> bool:
 def test_every_pair_gives_a_report_and_the_right_verdict(sides):
     labels = list(sides)
     pairs = list(itertools.combinations(labels, 2)) + [(x, x) for x in labels]
-    assert len(pairs) == 36 * 35 // 2 + 36
+    assert len(pairs) == 38 * 37 // 2 + 38
     wrong = []
     for a, b in pairs:
         result = compare(sides[a], sides[b])
