@@ -200,6 +200,9 @@ def test_identify_and_diff_name_the_exports(fixture_files, run_cli, file):
     assert f"build: netgen build --iresnet --depth {name[len('iresnet'):]}" in result.out
     result = run_cli("diff", fixture_files[file], name)
     assert result.code == 0 and "verdict: EQUIVALENT" in result.out
+    folded = ("BatchNorm after the fc: B has one (fc512), A has it folded into the fc (the "
+              "dynamo exporter's Gemm)")
+    assert (folded in result.out) == ("dynamo" in file)
 
 
 def test_another_depth_differs_in_its_blocks(fixture_files, run_cli):

@@ -78,6 +78,7 @@ class Representation:
     """What the canonical form dropped or merged on one side (counts and layer names)."""
 
     bn_in_conv: int = 0  # BatchNorm layers merged into the convolution before them
+    bn_in_fc: list[str] = field(default_factory=list)  # fc layers with a BatchNorm after them
     folded: int = 0  # convolutions with a bias and no BatchNorm after them
     bias_before_bn: list[str] = field(default_factory=list)
     zero_bias: list[str] = field(default_factory=list)
@@ -90,7 +91,8 @@ class Representation:
 
     def to_json(self) -> dict:
         return {"bn_in_conv": self.bn_in_conv, "folded_convs": self.folded,
-                "convs": self.convs, "bias_before_bn": self.bias_before_bn,
+                "convs": self.convs, "bn_in_fc": self.bn_in_fc,
+                "bias_before_bn": self.bias_before_bn,
                 "zero_bias": self.zero_bias, "zeros_before": self.zeros_before,
                 "softmax": self.softmax,
                 "skipped": dict(sorted(self.flatten.items())),
@@ -196,6 +198,7 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             # which the dynamo exporter folds into the Gemm): the fc with a shift per feature
             if layer.type == "BatchNorm":
                 first.extra["bn"] = True
+                rep.bn_in_fc.append(first.name)
             if layer.type != "Scale" or layer.param.bias_term:
                 first.attrs["bias"] = True
             first.layers.append(layer.name)

@@ -493,6 +493,12 @@ def representation_notes(result: "DiffResult") -> list[str]:
     if (ra.bn_in_conv > 0, ra.folded > 0) != (rb.bn_in_conv > 0, rb.folded > 0):
         notes.append(f"BatchNorm: A has {_bn_text(ra)}; B {_bn_text(rb)}: each compared as "
                      "one convolution with a per-channel shift")
+    if bool(ra.bn_in_fc) != bool(rb.bn_in_fc):
+        side, rep = ("A", ra) if ra.bn_in_fc else ("B", rb)
+        other = "B" if side == "A" else "A"
+        notes.append(f"BatchNorm after the fc: {side} has one ({', '.join(rep.bn_in_fc)}), "
+                     f"{other} has it folded into the fc (the dynamo exporter's Gemm): "
+                     "compared as one fc with a per-feature shift")
     same_bias = ra.bias_before_bn == rb.bias_before_bn
     for side, rep in (("A", ra), ("B", rb)):
         if rep.bias_before_bn and same_bias:
