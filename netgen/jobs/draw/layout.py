@@ -470,8 +470,9 @@ def page(pictures: list[Picture], blocks: bool | None = None,
         notes += ["Pre-activation: BatchNorm, Scale and ReLU precede every conv, nothing",
                   "follows the addition, a last BN-ReLU precedes the pool."]
     if any(p.improved for p in pictures):
-        notes += ["IResNet (ArcFace): BN opens each block, BN follows every conv, PReLU sits",
-                  "between a block's convs, nothing follows the addition; BN, fc 512, BN: the embedding."]
+        notes += ["IResNet (ArcFace): BN opens each block and follows every conv,",
+                  "PReLU between a block's convs, nothing follows the addition;",
+                  "BN, fc 512, BN is the embedding."]
     if any(c.mode == "blocks" for c in columns):
         notes.append("\u00d7n: the block beside the bracket repeats n times.")
     legend_y = max(c.height for c in columns) + 14
