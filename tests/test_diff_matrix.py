@@ -30,7 +30,7 @@ NAMES = ["resnet18-A", "resnet18-B", "resnet18-B-torchpool", "resnet34-C", "resn
          "resnet50c", "resnet18d", "cifar10-resnet18-imagenetstages",
          "cifar10-preresnet18-imagenetstages-nofinalbn",
          "cifar10-preseresnet18-imagenetstages-stembn-nofinalbn",
-         "cifar10-resnext29-2x64d-stem1x1"]
+         "cifar10-resnext29-2x64d-stem1x1", "iresnet18"]
 # Exports of torchvision's models (tests/torchvision_exports.py): file -> the name it is.
 EXPORTS = {
     "tv-resnet18.onnx": (dict(arch=18, exporter="torchscript"), "resnet18-B-torchpool"),
@@ -46,7 +46,8 @@ REAL = {"cifar_resnet20.torchscript.onnx": "cifar10-resnet20-A",
         "kuangliu_resnext29_2x64d.torchscript.onnx": "cifar10-resnext29-2x64d-stem1x1",
         "kuangliu_senet18.torchscript.onnx": "cifar10-preseresnet18-imagenetstages-stembn-nofinalbn",
         "timm_seresnet18.dynamo.onnx": "seresnet18", "timm_resnet26d.torchscript.onnx": "resnet26d",
-        "timm_resnet50c.dynamo.onnx": "resnet50c"}
+        "timm_resnet50c.dynamo.onnx": "resnet50c",
+        "insightface_iresnet18.dynamo.onnx": "iresnet18"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def _same_network(a: str, b: str) -> bool:
 def test_every_pair_gives_a_report_and_the_right_verdict(sides):
     labels = list(sides)
     pairs = list(itertools.combinations(labels, 2)) + [(x, x) for x in labels]
-    assert len(pairs) == 39 * 38 // 2 + 39
+    assert len(pairs) == 41 * 40 // 2 + 41
     wrong = []
     for a, b in pairs:
         result = compare(sides[a], sides[b])

@@ -22,12 +22,13 @@ from netgen.arch.spec import spec_from_name
 from netgen.jobs.build import write_build
 from netgen.jobs.diff import compare, load_side
 from netgen.jobs.identify import Score, build_command, identify
-from netgen.jobs.paper import family_specs, imagenet_stages_specs, paper_specs
+from netgen.jobs.paper import family_specs, imagenet_stages_specs, iresnet_specs, paper_specs
 from torchvision_exports import torchvision_resnet
 
 # Every network `netgen list` shows, except the two deepest (their own tests cover them).
 LISTED = [spec.name for spec in paper_specs() + family_specs() + imagenet_stages_specs()
-          if spec.name not in ("cifar10-resnet1202-A", "cifar10-preresnet1001")]
+          + iresnet_specs()
+          if spec.name not in ("cifar10-resnet1202-A", "cifar10-preresnet1001", "iresnet200")]
 
 
 @pytest.mark.parametrize("name", LISTED)

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 
 from netgen.analysis.topology import Analysis, Block, inner_widths, se_rule
 from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_LAYOUTS,
-                              IMAGENET_WIDTHS, PREACT_IMAGENET_LAYOUTS, RESNEXT_CIFAR_WIDTHS,
-                              STEM_KERNELS, STEM_POOLS, ArchSpec, inner_width, make_spec,
-                              spec_from_name)
+                              IMAGENET_WIDTHS, IRESNET_EMBEDDING, PREACT_IMAGENET_LAYOUTS,
+                              RESNEXT_CIFAR_WIDTHS, STEM_KERNELS, STEM_POOLS, ArchSpec,
+                              inner_width, make_spec, spec_from_name)
 from netgen.errors import NetgenError
 
 
@@ -81,6 +81,10 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
                     out["stem_pool"] = name
             if "stem_pool" not in out:
                 misfits.append(f"stem: pool1 pads {pool['pad']} rounding {pool['round_mode']}")
+    elif conv["kernel"] == [3, 3] and conv["stride"] == [1, 1] and not pools \
+            and any(op.type == "PReLU" for op in stem):
+        out["dataset"] = "imagenet"  # ArcFace's IResNet: 3x3 conv, BN, PReLU, no pooling
+        out["iresnet"] = True
     elif conv["kernel"][0] in STEM_KERNELS and conv["kernel"][0] == conv["kernel"][1] \
             and conv["stride"] == [1, 1] and not pools:
         out["dataset"] = "cifar10"
@@ -141,8 +145,15 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     out["stages"] = tuple(len(stage_blocks) for _, stage_blocks in analysis.layout)
     wirings = {b.wiring for b in blocks}
     if len(wirings) > 1:
-        misfits.append("wiring: both pre- and post-activation blocks")
+        misfits.append("wiring: " + ", ".join(sorted(wirings)) + " blocks")
     out["preact"] = wirings == {"pre-activation"}
+    if wirings == {"improved"}:
+        out["iresnet"] = True  # ArcFace's block, whatever the stem
+        out["dataset"] = "imagenet"
+    elif out.get("iresnet"):
+        misfits.append("wiring: an IResNet stem before " + ", ".join(sorted(wirings))
+                       + " blocks")
+        out.pop("iresnet")
     expansion = BOTTLENECK_EXPANSION if kind == "bottleneck" else 1
     widths, groups, per_group = [], set(), set()
     for _, stage_blocks in analysis.layout:
@@ -249,11 +260,23 @@ def infer_spec(analysis: Analysis) -> Guess:
     if not out.get("preact") or out.get("dataset") != "cifar10":
         out.pop("stem_bn", None)  # only a CIFAR-10 pre-activation stem may have its own
     fcs = [e.op for e in analysis.entries if e.op.type == "FC"]
-    if fcs:
+    if out.get("iresnet"):
+        _embedding(analysis, fcs, misfits)
+    elif fcs:
         out["num_classes"] = fcs[-1].attrs["out_features"]
     else:
         misfits.append("head: no fully connected layer")
     return Guess(_make(out, misfits), misfits, out)
+
+
+def _embedding(analysis: Analysis, fcs: list, misfits: list[str]) -> None:
+    """An IResNet's head: BN over the last map, fc 512 with BN (the fc's shift in the
+    canonical form), no pooling; its fc is the embedding, not a classifier, so the classes
+    (the train_val's identities) keep their default."""
+    head = [e.op.type for e in analysis.head]
+    if head != ["BN", "FC"] or fcs[-1].attrs["out_features"] != IRESNET_EMBEDDING:
+        misfits.append("head: " + (" ".join(head) or "nothing") + " (an IResNet's: BN, fc "
+                       f"{IRESNET_EMBEDDING}, BN)")
 
 
 def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
@@ -271,7 +294,7 @@ def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
             for key in ("stride_in", "width_per_group", "groups", "shortcut", "imagenet_stages",
                         "stages", "block", "se_width", "se", "avg_down", "deep_stem",
                         "stem_kernel", "stem_bn", "final_bn", "input_size", "num_classes",
-                        "preact", "plain"):
+                        "preact", "plain", "iresnet"):
                 if key in fields:
                     misfits.append(f"{key}: {exc}")
                     del fields[key]

@@ -11,7 +11,9 @@ compare equal:
 - BatchNorm (+Scale, +Bias) right after a convolution is part of that convolution, as an
   exporter's constant folding makes it: the Conv op only records that its output is
   shifted per channel (`shift`), whether by a folded bias or by BatchNorm;
-- a conv bias directly before BatchNorm is absorbed by it; a bias of zeros (read from a file)
+- a conv bias directly before BatchNorm is absorbed by it; so is a BatchNorm right after an
+  fc layer (IResNet's BatchNorm1d embedding, folded into the Gemm by the dynamo exporter):
+  the fc op records a shift per feature; a bias of zeros (read from a file)
   matches both no bias and a bias;
 - a BatchNorm elsewhere is a per-channel affine at inference: its epsilon is not compared,
   and a per-channel Scale on its own (tf2onnx's Mul + Add) is one too;
@@ -76,6 +78,7 @@ class Representation:
     """What the canonical form dropped or merged on one side (counts and layer names)."""
 
     bn_in_conv: int = 0  # BatchNorm layers merged into the convolution before them
+    bn_in_fc: list[str] = field(default_factory=list)  # fc layers with a BatchNorm after them
     folded: int = 0  # convolutions with a bias and no BatchNorm after them
     bias_before_bn: list[str] = field(default_factory=list)
     zero_bias: list[str] = field(default_factory=list)
@@ -88,7 +91,8 @@ class Representation:
 
     def to_json(self) -> dict:
         return {"bn_in_conv": self.bn_in_conv, "folded_convs": self.folded,
-                "convs": self.convs, "bias_before_bn": self.bias_before_bn,
+                "convs": self.convs, "bn_in_fc": self.bn_in_fc,
+                "bias_before_bn": self.bias_before_bn,
                 "zero_bias": self.zero_bias, "zeros_before": self.zeros_before,
                 "softmax": self.softmax,
                 "skipped": dict(sorted(self.flatten.items())),
@@ -188,9 +192,15 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             first.attrs["shift"] = True if shifts else first.attrs["shift"]
             first.layers.append(layer.name)
             op_id = first.id
-        elif (canonical and layer.type == "Bias" and first.type == "FC" and sole_reader
+        elif (canonical and layer.type in ABSORBED_BY_CONV and first.type == "FC" and sole_reader
               and _per_channel(layer, in_shape)):
-            first.attrs["bias"] = True
+            # a bias, or a BatchNorm(+Scale) of the fc's features (IResNet's BatchNorm1d,
+            # which the dynamo exporter folds into the Gemm): the fc with a shift per feature
+            if layer.type == "BatchNorm":
+                first.extra["bn"] = True
+                rep.bn_in_fc.append(first.name)
+            if layer.type != "Scale" or layer.param.bias_term:
+                first.attrs["bias"] = True
             first.layers.append(layer.name)
             op_id = first.id
         elif layer.type == "Scale" and first.type == "BN" and not first.attrs["affine"]:

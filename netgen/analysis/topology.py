@@ -23,6 +23,7 @@ from netgen.analysis.network import Side
 from netgen.analysis.ops import Op, Representation, logical_ops
 
 ZERO_PAD_TYPES = frozenset({"Subsample", "Zeros", "Concat", "Pool", "Slice", "Reshape"})
+IMPROVED_BODY = ["Conv", "PReLU", "Conv"]  # after the opening BN, BatchNorms left out
 FIRST_STAGE = 2  # the paper's conv2_x: conv1 (and pool1) are stage 1, the stem
 
 
@@ -107,10 +108,17 @@ class Block:
 
     @property
     def wiring(self) -> str:
-        """post-activation (the paper's: a ReLU follows the sum) or pre-activation (He et
-        al., ECCV 2016: the sum goes on as it is, to the next block's or the head's BN-ReLU)."""
+        """post-activation (the paper's: a ReLU follows the sum), pre-activation (He et
+        al., ECCV 2016: the sum goes on as it is, to the next block's or the head's BN-ReLU),
+        or improved (ArcFace's IResNet: BN, conv, BN, PReLU, conv, BN, nothing after the sum;
+        with the BatchNorms after the convolutions part of them in the canonical form)."""
         post = self.post
-        return "post-activation" if post and post[0].op.type == "ReLU" else "pre-activation"
+        if post and post[0].op.type == "ReLU":
+            return "post-activation"
+        types = [e.op.type for e in self.body]
+        if types[:1] == ["BN"] and [t for t in types[1:] if t != "BN"] == IMPROVED_BODY:
+            return "improved"
+        return "pre-activation"
 
     @property
     def se(self) -> Op | None:
@@ -321,7 +329,13 @@ class Analysis:
 
     @property
     def head(self) -> list[Entry]:
-        return self.entries[self.blocks[-1].end:] if self.blocks else []
+        """After the last block; an IResNet's head starts with the BN over the last map
+        (the "BN, fc 512, BN" of its embedding), which the last block's `post` also holds."""
+        if not self.blocks:
+            return []
+        if self.blocks[-1].wiring == "improved":
+            return self.entries[self.blocks[-1].join + 1:]
+        return self.entries[self.blocks[-1].end:]
 
     @cached_property
     def layout(self) -> list[tuple[int, list[Block]]]:

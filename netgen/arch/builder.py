@@ -10,6 +10,11 @@ pool5, fc1000, prob) so that the published caffemodel files load into our deploy
 The descendants keep that scheme: an SE unit is res2a_se_pool, res2a_se_down (+ _relu),
 res2a_se_up, res2a_se_prob and the sum res2a (an Axpy); ResNet-C's stem conv1_1..conv1_3
 (bn_conv1_1, scale_conv1_1, conv1_1_relu, ...); ResNet-D's pooling res3a_branch1_pool.
+ArcFace's IResNet: conv1_prelu in the stem; in a block bn2a_branch2 / scale2a_branch2 (the
+BN that opens the branch), res2a_branch2a, bn2a_branch2a, scale2a_branch2a,
+res2a_branch2a_prelu, res2a_branch2b (the stride), bn2a_branch2b, scale2a_branch2b and the
+sum res2a; the head bn_head / scale_head, fc512, bn_embedding / scale_embedding (blob
+`embedding`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Callable
 
 from netgen.arch import ir
 from netgen.arch.shapes import conv_out, infer, pool_out, rounding_matters
-from netgen.arch.spec import DEEP_STEM_WIDTHS, STEM_POOLS, ArchSpec, se_width_of
+from netgen.arch.spec import (DEEP_STEM_WIDTHS, IRESNET_EMBEDDING, STEM_POOLS, ArchSpec,
+                              se_width_of)
 from netgen.errors import NetgenError
 
 # The published 101/152 number the blocks of their long stages (res4b1..res4b22) while 50
@@ -228,6 +234,52 @@ def pre_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
     return net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
 
 
+def improved_units(spec: ArchSpec, s: int, stride: int) -> list[Unit]:
+    """IResNet's 3x3, 3x3 with the stride on the second (insightface's IBasicBlock.conv2)."""
+    width = spec.widths[s]
+    return [Unit("branch2a", width, 3), Unit("branch2b", width, 3, stride)]
+
+
+def improved(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
+             units: list[Unit], stride: int, entry: bool) -> str:
+    """ArcFace's "improved" residual unit (insightface's IBasicBlock): BN, 3x3 conv, BN,
+    PReLU, 3x3 conv, BN, then the sum with nothing after it. The opening BN writes its own
+    blob (bnX_branch2), because the block's input is also its shortcut's; the projection
+    (1x1 conv + BN, where the shape changes) takes the raw input, as `downsample(x)` does.
+    PReLU has one slope per channel (nn.PReLU(planes))."""
+    c_out = units[-1].channels
+    if _needs_projection(spec, c_in, c_out, stride):
+        shortcut = projection(net, spec, x, block, c_out, stride)
+    else:
+        shortcut = _identity(net, x, block, c_in, c_out, stride)
+    y = net.bn_relu(x, f"bn{block}_branch2", f"scale{block}_branch2", None, in_place=False)
+    for i, unit in enumerate(units):
+        conv, bn, scale, _ = _unit_names(block, unit.branch)
+        y = net.conv_unit(y, conv, bn, scale, None, unit.channels, unit.kernel, unit.stride,
+                          group=unit.group)
+        if i < len(units) - 1:
+            net.add(f"{conv}_prelu", "PReLU", [y], ir.PReLUParam(), top=y)
+    return net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
+
+
+def embedding_head(net: _Net, x: str) -> str:
+    """IResNet's head, the embedding (insightface's bn2, flatten, dropout, fc, features): BN
+    over the last map, fc 512 (the InnerProduct flattens by itself; dropout is 0 at
+    inference, so there is none), BatchNorm1d as BatchNorm + Scale whose gamma stays 1
+    (`features.weight.requires_grad = False`: the train_val freezes it, EMBEDDING_SCALE)."""
+    x = net.bn_relu(x, "bn_head", "scale_head", None)
+    fc = net.add(f"fc{IRESNET_EMBEDDING}", "InnerProduct", [x],
+                 ir.InnerProductParam(IRESNET_EMBEDDING))
+    emb = net.add("bn_embedding", "BatchNorm", [fc], ir.BatchNormParam(use_global_stats=True),
+                  top=EMBEDDING)
+    return net.add(EMBEDDING_SCALE, "Scale", [emb], ir.ScaleParam(bias_term=True), top=emb)
+
+
+# The blob an IResNet's deploy net outputs, and the Scale whose gamma is fixed at 1.
+EMBEDDING = "embedding"
+EMBEDDING_SCALE = "scale_embedding"
+
+
 @dataclass(frozen=True)
 class BlockKind:
     """How a block is shaped (its units) and how it is wired around them."""
@@ -242,6 +294,7 @@ BLOCK_KINDS: dict[str, BlockKind] = {
     "bottleneck": BlockKind(bottleneck_units, post_activation),
     "preact-basic": BlockKind(basic_units, pre_activation),
     "preact-bottleneck": BlockKind(bottleneck_units, pre_activation),
+    "improved-basic": BlockKind(improved_units, improved),
 }
 
 
@@ -286,7 +339,13 @@ def build(spec: ArchSpec) -> ir.Graph:
     kind = BLOCK_KINDS[spec.block_kind]
     net = _Net(stage="conv1")
     size = spec.input_size
-    if spec.dataset == "imagenet":
+    if spec.iresnet:
+        # ArcFace: 3x3 conv 64 stride 1, BN, PReLU; no pooling (every stage subsamples)
+        x = net.conv_unit("data", "conv1", "bn_conv1", "scale_conv1", None, 64, 3,
+                          bias=spec.conv1_bias)
+        net.add("conv1_prelu", "PReLU", [x], ir.PReLUParam(), top=x)
+        c_in = 64
+    elif spec.dataset == "imagenet":
         if spec.deep_stem:
             x, size = deep_stem(net, spec, size)
         else:
@@ -308,13 +367,17 @@ def build(spec: ArchSpec) -> ir.Graph:
     for s, c_out in enumerate(spec.out_channels):
         net.stage = f"conv{first_stage + s}_x"
         for i, block_id in enumerate(ids[s]):
-            stride = 2 if (i == 0 and s > 0) else 1
+            stride = 2 if (i == 0 and (s > 0 or spec.iresnet)) else 1
             entry = not (s == 0 and i == 0 and stem_activated)
             x = kind.wiring(net, spec, x, f"{first_stage + s}{block_id}", c_in,
                             kind.units(spec, s, stride), stride, entry)
             size = conv_out(size, 3, stride, 1)
             c_in = c_out
     net.stage = "head"
+    if spec.iresnet:
+        embedding_head(net, x)
+        inputs = [ir.Blob("data", (1, 3, spec.input_size, spec.input_size))]
+        return infer(spec.name, inputs, net.layers)
     if spec.preact and spec.final_bn:
         x = net.bn_relu(x, "bn_final", "scale_final", "final_relu")
     last = first_stage + len(spec.stages) - 1

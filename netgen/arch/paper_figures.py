@@ -133,6 +133,7 @@ CIFAR_CODE_PARAMS = {18: 11_173_962, 34: 21_282_122, 50: 23_520_842, 101: 42_512
                      152: 58_156_618}
 _TIMM = "timm"
 _SENET = "SENet's Caffe file (timm's count)"
+_INSIGHTFACE = "insightface's (torch's count)"
 
 # Canonical name -> its published figures (see the module docstring).
 FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
@@ -166,6 +167,13 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
     **{name: (Figure("parameters", count, 1, _SENET),) for name, count in (
         ("seresnet50-stride1x1", "28,088,024"), ("seresnet101-stride1x1", "49,326,872"),
         ("seresnet152-stride1x1", "66,821,848"))},
+    # ArcFace's IResNets: torch's count of insightface's arcface_torch code (the embedding's
+    # fixed BatchNorm1d weight included), as the IResNet issue quotes it.
+    "iresnet18": (Figure("parameters", "24,025,600", 1, _INSIGHTFACE),),
+    "iresnet34": (Figure("parameters", "34,139,328", 1, _INSIGHTFACE),),
+    "iresnet50": (Figure("parameters", "43,590,848", 1, _INSIGHTFACE),),
+    "iresnet100": (Figure("parameters", "65,156,160", 1, _INSIGHTFACE),),
+    "iresnet200": (Figure("parameters", "118,833,920", 1, _INSIGHTFACE),),
 }
 
 

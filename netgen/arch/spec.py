@@ -47,6 +47,14 @@ A grouped CIFAR-10 net is the ResNeXt paper's (Xie et al., CVPR 2017, Section 5.
 ResNeXt-29 has 3 stages of 3 bottleneck blocks of 64, 128 and 256 planes (outputs 256, 512,
 1024), depth 9n+2, a 3x3 conv 64 stem: cifar10-resnext29-8x64d and -16x64d are its Table 7
 nets (34.4M and 68.1M parameters).
+
+The last field, `iresnet`, is ArcFace's face-recognition backbone (Deng et al., CVPR 2019;
+insightface's arcface_torch `iresnet18..200`), the ResNet most deployed to Caffe-only chips:
+a 3x3 stride-1 stem with BN and PReLU and no pooling, four stages of the "improved" basic
+block (BN, 3x3 conv, BN, PReLU, 3x3 conv with the stride, BN; nothing after the sum), every
+stage starting with stride 2, projections where the shape changes, and the embedding head
+(BN, fc 512, BN with its scale fixed to 1) instead of pooling and a classifier. Its input is
+112 (aligned faces); `num_classes` is the number of identities the train_val classifies.
 """
 
 from __future__ import annotations
@@ -112,6 +120,18 @@ DEEP_STEM_WIDTHS = (32, 32, 64)
 TIMM_IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
     **IMAGENET_LAYOUTS, 26: ("bottleneck", (2, 2, 2, 2))}
 
+# ArcFace's IResNets (insightface's arcface_torch backbones): depth -> basic blocks per stage.
+# The depth is insightface's name for the layout (iresnet200 has 2 + 2 * 98 = 198 weighted
+# layers, as its authors call it 200 all the same).
+IRESNET_LAYOUTS: dict[int, tuple[int, ...]] = {
+    18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3),
+    200: (6, 26, 60, 6)}
+IRESNET_INPUT = 112  # aligned 112x112 faces; insightface's fc_scale = 7 * 7 assumes it
+IRESNET_EMBEDDING = 512  # insightface's num_features
+# Identities of the train_val's classifier unless told: MS1MV3, arcface_torch's configs.
+IRESNET_CLASSES = 93_431
+IRESNET_NAMES = tuple(f"iresnet{d}" for d in IRESNET_LAYOUTS)
+
 # Hard ceilings so that absurd requests fail with a message instead of exhausting memory.
 MAX_LAYERS = 200_000
 MAX_INPUT_SIZE = 4096
@@ -160,6 +180,7 @@ class ArchSpec:
     final_bn: bool = True  # a pre-activation net's BN-ReLU after the last block
     stem_bn: bool = False  # a CIFAR-10 pre-activation net's BN-ReLU after conv1
     stem_kernel: int = 3  # a CIFAR-10 net's conv1: 3x3 or 1x1
+    iresnet: bool = False  # ArcFace's IResNet: improved blocks, PReLU, embedding head
 
     @property
     def timm(self) -> bool:
@@ -175,6 +196,12 @@ class ArchSpec:
                      for c in self.out_channels)
 
     @property
+    def output_width(self) -> int:
+        """The deploy net's output: the classes, or an IResNet's embedding (its classes are
+        the identities the train_val's classifier adds)."""
+        return IRESNET_EMBEDDING if self.iresnet else self.num_classes
+
+    @property
     def plain(self) -> bool:
         return self.shortcut is None
 
@@ -183,11 +210,14 @@ class ArchSpec:
         """A pre-activation, ResNeXt or wide net, an SE or ResNet-C/D net, or a CIFAR-10 net
         with ImageNet stages: one of the paper's descendants."""
         return (is_family(self.preact, self.groups, self.width_per_group, self.timm)
-                or self.imagenet_stages)
+                or self.imagenet_stages or self.iresnet)
 
     @property
     def block_kind(self) -> str:
-        """The builder's block table key: basic, bottleneck, preact-basic, preact-bottleneck."""
+        """The builder's block table key: basic, bottleneck, preact-basic, preact-bottleneck,
+        improved-basic (IResNet's)."""
+        if self.iresnet:
+            return f"improved-{self.block}"
         return f"preact-{self.block}" if self.preact else self.block
 
     @property
@@ -215,6 +245,8 @@ class ArchSpec:
         grouped = wide is None and (self.groups != 1 or self.width_per_group != BASE_WIDTH)
         if self.plain:
             kind = "plain"
+        elif self.iresnet:
+            kind = "iresnet"
         else:
             kind = (("pre" if self.preact else "") + ("se" if self.se_reduction else "")
                     + ("resnext" if grouped else "resnet"))
@@ -252,9 +284,9 @@ class ArchSpec:
             base += "-stembn"
         if not self.final_bn:
             base += "-nofinalbn"
-        if self.num_classes != DEFAULT_CLASSES[self.dataset]:
+        if self.num_classes != default_classes(self.dataset, self.iresnet):
             base += f"-classes{self.num_classes}"
-        if self.input_size != DEFAULT_INPUT[self.dataset]:
+        if self.input_size != default_input(self.dataset, self.iresnet):
             base += f"-input{self.input_size}"
         return base
 
@@ -265,6 +297,8 @@ class ArchSpec:
         ImageNet stages Table 1's (or ResNet-200's)."""
         if self.dataset == "cifar10" and not self.imagenet_stages:
             return self.block == default_cifar_block(self.depth, self.preact, self.groups)
+        if self.iresnet:
+            return self.block == "basic" and IRESNET_LAYOUTS.get(self.depth) == self.stages
         layouts = imagenet_layouts(self.preact, self.timm)
         return layouts.get(self.depth) == (self.block, self.stages)
 
@@ -302,6 +336,10 @@ class ArchSpec:
         for key, default in (("final_bn", True), ("stem_bn", False), ("stem_kernel", 3)):
             if data[key] == default:
                 del data[key]
+        if not self.iresnet:
+            del data["iresnet"]
+        else:
+            data["embedding"] = IRESNET_EMBEDDING
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
@@ -316,6 +354,17 @@ def _positive(value: int | None, what: str) -> None:
 
 def is_family(preact: bool, groups: int, width_per_group: int, timm: bool = False) -> bool:
     return preact or groups != 1 or width_per_group != BASE_WIDTH or timm
+
+
+def default_classes(dataset: str, iresnet: bool = False) -> int:
+    """The classifier's width unless told: the dataset's classes, or for an IResNet the
+    identities its train_val classifies (IRESNET_CLASSES)."""
+    return IRESNET_CLASSES if iresnet else DEFAULT_CLASSES[dataset]
+
+
+def default_input(dataset: str, iresnet: bool = False) -> int:
+    """The input size unless told: 224 / 32, or 112 for the face nets."""
+    return IRESNET_INPUT if iresnet else DEFAULT_INPUT[dataset]
 
 
 def imagenet_layouts(preact: bool, timm: bool = False) -> dict[int, tuple[str, tuple[int, ...]]]:
@@ -408,6 +457,7 @@ def make_spec(
     final_bn: bool | None = None,
     stem_bn: bool = False,
     stem_kernel: int | None = None,
+    iresnet: bool = False,
 ) -> ArchSpec:
     """Validate user choices and fill the paper's defaults; every error names what is allowed.
 
@@ -418,12 +468,17 @@ def make_spec(
     rules give the same widths, so that one network has one name). final_bn None is True
     (False: no BN-ReLU after a pre-activation net's last block), stem_bn gives a CIFAR-10
     pre-activation conv1 its BN-ReLU, stem_kernel None is 3 (a CIFAR-10 conv1 of 1x1: 1).
-    A grouped CIFAR-10 net is the ResNeXt paper's: planes 64, 128, 256, bottleneck blocks.
+    A grouped CIFAR-10 net is the ResNeXt paper's: planes 64, 128, 256, bottleneck blocks;
+    iresnet builds ArcFace's IResNet (IRESNET_LAYOUTS; num_classes is then the train_val's
+    identities).
     """
     _check_timm_options(dataset, plain, preact, shortcut, se, se_width, deep_stem, avg_down)
     final_bn = True if final_bn is None else final_bn
     stem_kernel = 3 if stem_kernel is None else stem_kernel
     _check_cifar_code_options(dataset, preact, final_bn, stem_bn, stem_kernel)
+    if iresnet:
+        _check_iresnet_options(dataset, plain, preact, se, deep_stem, avg_down, imagenet_stages,
+                               groups, width_per_group, width_factor, stride_in, stem_pool, block)
     timm = bool(se) or deep_stem or avg_down
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
@@ -467,14 +522,17 @@ def make_spec(
     family = is_family(preact, groups, width_per_group, timm) or imagenet_stages
     shortcut = None if plain else (shortcut or (FAMILY_SHORTCUT if family
                                                 else DEFAULT_SHORTCUT[dataset])).upper()
-    num_classes = num_classes or DEFAULT_CLASSES[dataset]
-    input_size = input_size or DEFAULT_INPUT[dataset]
+    num_classes = num_classes or default_classes(dataset, iresnet)
+    input_size = input_size or default_input(dataset, iresnet)
     if num_classes > MAX_CLASSES:
         raise NetgenError(f"number of classes {num_classes} is over the limit of {MAX_CLASSES}")
     if input_size > MAX_INPUT_SIZE:
         raise NetgenError(f"input size {input_size} is over the limit of {MAX_INPUT_SIZE}")
 
-    if imagenet_stages:
+    if iresnet:
+        block, stages, depth = _iresnet_layout(depth, stages)
+        widths, conv1_bias = IMAGENET_WIDTHS, bool(conv1_bias)
+    elif imagenet_stages:
         if depth is None and stages is None:
             depth = IMAGENET_STAGES_DEPTH
         block, stages, depth = _imagenet_layout(depth, stages, block, preact,
@@ -506,12 +564,12 @@ def make_spec(
         if inner > MAX_WIDTH:
             raise NetgenError(f"a bottleneck's inner width of {inner} channels ({groups} groups "
                               f"x {inner // groups}) is over the limit of {MAX_WIDTH}")
-    if stem_pool is None:
+    if stem_pool is None and not iresnet:  # an IResNet's stem has no pooling
         stem_pool = default_stem_pool(dataset, family)
     spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
                     stride_in, conv1_bias, preact, groups, width_per_group, stem_pool,
                     imagenet_stages, se or 0, None, deep_stem, avg_down, final_bn, stem_bn,
-                    stem_kernel)
+                    stem_kernel, iresnet)
     if se:
         spec = _with_se_width(spec, se_width or DEFAULT_SE_WIDTH[dataset])
     _check_size(spec)
@@ -559,6 +617,43 @@ def _check_cifar_code_options(dataset: str, preact: bool, final_bn: bool, stem_b
     if stem_kernel != 3 and dataset != "cifar10":
         raise NetgenError("--stem-kernel sets a CIFAR-10 net's conv1; ImageNet nets have the "
                           "7x7 (or --deep-stem): add --dataset cifar10")
+
+
+def _check_iresnet_options(dataset, plain, preact, se, deep_stem, avg_down, imagenet_stages,
+                           groups, width_per_group, width_factor, stride_in, stem_pool,
+                           block) -> None:
+    """--iresnet is ArcFace's network as insightface writes it: its stem, block and head are
+    fixed, so the options that change those of the other nets do not combine with it."""
+    given = [flag for flag, on in (
+        ("--dataset cifar10", dataset != "imagenet"), ("--plain", plain), ("--preact", preact),
+        ("--se", bool(se)), ("--deep-stem", deep_stem), ("--avg-down", avg_down),
+        ("--imagenet-stages", imagenet_stages),
+        ("--groups/--width-per-group/--width-factor",
+         groups not in (None, 1) or width_per_group not in (None, BASE_WIDTH)
+         or bool(width_factor)),
+        ("--stride-in", stride_in is not None), ("--stem-pool", stem_pool is not None),
+        ("--block bottleneck", block not in (None, "basic"))) if on]
+    if given:
+        raise NetgenError(f"--iresnet builds ArcFace's IResNet (3x3 stem with PReLU, improved "
+                          f"basic blocks, embedding head); it does not take {', '.join(given)}")
+
+
+def _iresnet_layout(depth, stages) -> tuple[str, tuple[int, ...], int]:
+    """insightface's layouts by depth (IRESNET_LAYOUTS); four --stages of basic blocks name
+    their depth where the table has them (6,26,60,6 is iresnet200), else 2 + 2 x blocks."""
+    if stages is None:
+        depth = 50 if depth is None else depth
+        if depth not in IRESNET_LAYOUTS:
+            allowed = ", ".join(str(d) for d in IRESNET_LAYOUTS)
+            raise NetgenError(f"IResNet depth {depth} is not one of insightface's (allowed: "
+                              f"{allowed}); give --stages for another layout")
+        return "basic", IRESNET_LAYOUTS[depth], depth
+    if len(stages) != len(IMAGENET_WIDTHS):
+        raise NetgenError(f"IResNets have 4 stages, got {len(stages)}")
+    named = next((d for d, layout in IRESNET_LAYOUTS.items() if layout == tuple(stages)), None)
+    if named is not None and depth in (None, named):
+        return "basic", tuple(stages), named
+    return _custom_layout(depth, "basic", stages)
 
 
 def _with_se_width(spec: ArchSpec, rule: str) -> ArchSpec:
@@ -658,9 +753,10 @@ def _check_size(spec: ArchSpec) -> None:
         raise NetgenError(f"that network would have about {layers} layers; the limit is "
                           f"{MAX_LAYERS} (use fewer blocks per stage)")
     size = spec.input_size
-    # conv1 and pool1 halve twice on ImageNet; then each stage after the first halves once.
-    size = size if spec.dataset == "cifar10" else (size + 1) // 2 // 2
-    halvings = len(spec.stages) - 1
+    # conv1 and pool1 halve twice on ImageNet; then each stage after the first halves once
+    # (an IResNet's stem keeps the size and every stage halves).
+    size = size if spec.dataset == "cifar10" or spec.iresnet else (size + 1) // 2 // 2
+    halvings = len(spec.stages) - (0 if spec.iresnet else 1)
     if size < 2 ** halvings:
         raise NetgenError(f"input size {spec.input_size} is too small for {len(spec.stages)} "
                           f"stages (the last stage would be smaller than 1x1)")
@@ -673,7 +769,7 @@ NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "c
                  "resnext50-32x4d-msrapool", "cifar10-resnet18-imagenetstages", "seresnet50",
                  "seresnext50-32x4d-msrapool", "resnet50d", "resnet26d", "resnet50c",
                  "seresnet18-sefloor", "cifar10-resnext29-8x64d",
-                 "cifar10-preresnet18-imagenetstages-nofinalbn")
+                 "cifar10-preresnet18-imagenetstages-nofinalbn", "iresnet50")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
@@ -688,7 +784,7 @@ FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnet50c") + RESNEXT_CIFAR_NAMES
 _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
-    r"(?P<kind>preseresnext|preseresnet|preresnext|preresnet|seresnext|seresnet|resnext|resnet"
+    r"(?P<kind>preseresnext|preseresnet|preresnext|preresnet|seresnext|seresnet|resnext|iresnet|resnet"
     r"|plain)(?P<depth>\d+)"
     r"(?P<variant>[cd])?"
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
@@ -748,7 +844,8 @@ def spec_from_name(name: str) -> ArchSpec:
                          se_width=g["se_width"], deep_stem=g["variant"] is not None,
                          avg_down=g["variant"] == "d" or bool(g["avgdown"]),
                          final_bn=not g["nofinalbn"], stem_bn=bool(g["stembn"]),
-                         stem_kernel=int(g["stem_kernel"]) if g["stem_kernel"] else None)
+                         stem_kernel=int(g["stem_kernel"]) if g["stem_kernel"] else None,
+                         iresnet=g["kind"] == "iresnet")
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
     # The paper's residual nets may leave out their shortcut letter (resnet50 is resnet50-B);

@@ -228,6 +228,10 @@ class DataOptions:
     mean_file: str | None = None
     mean_value: tuple[float, ...] = ()
     resize: int | None = None
+    # An embedding net (IResNet) trains through a classifier the deploy net does not have:
+    # InnerProduct over this many identities, then SoftmaxWithLoss. None: the deploy's logits.
+    classifier: int | None = None
+    scale: float | None = None  # transform_param scale (insightface's (x - 127.5) / 127.5)
 
 
 def data_options(spec: ArchSpec, kind: str = "lmdb", train_source: str | None = None,
@@ -240,6 +244,9 @@ def data_options(spec: ArchSpec, kind: str = "lmdb", train_source: str | None = 
         raise NetgenError("give either --mean-file or --mean-value, not both")
     if batch_size is not None and batch_size <= 0:
         raise NetgenError(f"batch size must be a positive integer, got {batch_size}")
+    if spec.iresnet:
+        return face_data_options(spec, kind, train_source, val_source, batch_size, mean_file,
+                                 mean_value)
     imagenet = spec.dataset == "imagenet"
     folder = "examples/imagenet/ilsvrc12" if imagenet else "examples/cifar10/cifar10"
     suffix = {"lmdb": "_lmdb", "imagedata": ".txt", "hdf5": "_h5.txt", "dummy": ""}[kind]
@@ -261,15 +268,63 @@ def data_options(spec: ArchSpec, kind: str = "lmdb", train_source: str | None = 
 
 
 def render_train_val(graph: ir.Graph, data: DataOptions, se_form: str = "stock") -> str:
-    """Deploy layers minus the final Softmax, with data, loss and top-1/top-5 accuracy."""
+    """Deploy layers minus the final Softmax, with data, loss and top-1/top-5 accuracy; an
+    embedding net (data.classifier) keeps its layers and gains the identity classifier."""
     layers = list(graph.layers)
-    if not layers or layers[-1].type != "Softmax":
+    frozen: set[str] = set()
+    if data.classifier is not None and layers:
+        body, frozen = face_classifier(graph, data.classifier)
+        logits = body[-1].tops[0]
+    elif not layers or layers[-1].type != "Softmax":
         raise NetgenError("a train_val net needs a deploy net that ends in Softmax")
-    logits = layers[-1].bottoms[0]
-    layers = realize_axpy(graph, realize_floor_pools(graph, layers[:-1]), se_form)
+    else:
+        body, logits = layers[:-1], layers[-1].bottoms[0]
+    layers = realize_axpy(graph, realize_floor_pools(graph, body), se_form)
     text = _render("train_val.prototxt.j2", graph=graph, layers=layers, logits=logits,
-                   data=data, train=True)
+                   data=data, train=True, frozen_gamma=frozen)
     return _checked(text, f"{graph.name}/train_val.prototxt")
+
+
+def face_data_options(spec: ArchSpec, kind: str, train_source: str | None,
+                      val_source: str | None, batch_size: int | None, mean_file: str | None,
+                      mean_value: tuple[float, ...]) -> DataOptions:
+    """An IResNet's data layers: 112x112 aligned faces (MS1MV3 as insightface trains on),
+    normalised as insightface does, (x - 127.5) / 127.5, with flips; the identity classifier
+    over spec.num_classes."""
+    folder = "examples/faces/ms1mv3"
+    suffix = {"lmdb": "_lmdb", "imagedata": ".txt", "hdf5": "_h5.txt", "dummy": ""}[kind]
+    source = {"TRAIN": train_source or f"{folder}_train{suffix}",
+              "TEST": val_source or f"{folder}_val{suffix}"}
+    if not mean_file and not mean_value and kind != "hdf5":
+        mean_value = (127.5, 127.5, 127.5)
+    return DataOptions(kind=kind, source=source,
+                       batch_size={"TRAIN": batch_size or FACE_BATCH, "TEST": 50},
+                       crop_size=spec.input_size, mean_file=mean_file,
+                       mean_value=tuple(float(v) for v in mean_value),
+                       classifier=spec.num_classes,
+                       scale=None if kind == "hdf5" else 1 / 127.5)
+
+
+def face_classifier(graph: ir.Graph, identities: int) -> tuple[list[ir.Layer], set[str]]:
+    """The deploy layers and the plain classifier stock Caffe trains an embedding with:
+    InnerProduct over the identities (`fc_identities`) reading the embedding; ArcFace's
+    additive angular margin is no stock layer. Also the Scale whose gamma stays fixed (the
+    embedding's BatchNorm1d weight, requires_grad False)."""
+    embedding = graph.outputs[0]
+    layers = list(graph.layers)
+    fc = ir.Layer("fc_identities", "InnerProduct", (embedding,), ("fc_identities",),
+                  ir.InnerProductParam(identities), stage="head")
+    frozen = {layer.name for layer in layers
+              if layer.type == "Scale" and layer.tops[0] == embedding}
+    return layers + [fc], frozen
+
+
+# insightface's arcface_torch: batch 128 per GPU on 8 GPUs, SGD lr 0.1, momentum 0.9, weight
+# decay 5e-4, polynomial decay (power 2) over 20 epochs of MS1MV3's 5,179,510 images.
+FACE_BATCH = 128
+FACE_EFFECTIVE_BATCH = 1024
+FACE_IMAGES = 5_179_510
+FACE_EPOCHS = 20
 
 
 @dataclass(frozen=True)
@@ -287,6 +342,18 @@ class SolverOptions:
     display: int = 20
     iter_size: int = 1
     random_seed: int = 0
+    weight_decay: float = 1e-4
+    power: float = 0.0  # lr_policy "poly"
+
+
+def face_solver(spec: ArchSpec, batch_size: int, seed: int = 0) -> SolverOptions:
+    """arcface_torch's schedule in Caffe's words (FACE_*): poly decay of power 2 to zero."""
+    iters = -(-FACE_IMAGES * FACE_EPOCHS // FACE_EFFECTIVE_BATCH)
+    return SolverOptions(
+        net="train_val.prototxt", test_iter=100, test_interval=10_000, base_lr=0.1,
+        lr_policy="poly", power=2.0, max_iter=iters, snapshot=10_000,
+        snapshot_prefix=spec.name, iter_size=max(1, FACE_EFFECTIVE_BATCH // batch_size),
+        random_seed=seed, weight_decay=5e-4)
 
 
 # Warm-up of Section 4.2 for ResNet-110 and deeper: lr 0.01 until training error < 80%
@@ -299,6 +366,8 @@ CIFAR_WARMUP_ITERS = 400
 
 def solver_options(spec: ArchSpec, batch_size: int, seed: int = 0) -> list[tuple[str, SolverOptions]]:
     """(file name, options) for solver.prototxt and, for deep CIFAR nets, solver_warmup.prototxt."""
+    if spec.iresnet:
+        return [("solver.prototxt", face_solver(spec, batch_size, seed))]
     if spec.dataset == "imagenet":
         return [("solver.prototxt", SolverOptions(
             net="train_val.prototxt", test_iter=50_000 // 50, test_interval=10_000,

@@ -1,5 +1,6 @@
-"""`netgen list`: the paper's networks, then the residual family and the CIFAR-10 nets with
-ImageNet stages, with the names build and diff accept."""
+"""`netgen list`: the paper's networks, then the residual family, the CIFAR-10 nets with
+ImageNet stages and ArcFace's face-recognition IResNets, with the names build and diff
+accept."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import click
 
 from netgen.arch.builder import build
 from netgen.jobs.build import summary
-from netgen.jobs.paper import family_specs, imagenet_stages_specs, paper_specs
+from netgen.jobs.paper import family_specs, imagenet_stages_specs, iresnet_specs, paper_specs
 
 SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
             ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets, "
@@ -21,20 +22,26 @@ SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
             ("imagenet-stages", "CIFAR-10 with ImageNet stages: conv1 3x3, no pool1, Table 1's "
                                 "stages (the PyTorch CIFAR code's ResNet18..152, PreActResNet18: "
                                 "-nofinalbn, SENet18: preseresnet18-...-stembn-nofinalbn)",
-             imagenet_stages_specs))
+             imagenet_stages_specs),
+            ("faces", "face recognition: ArcFace's IResNets (insightface's iresnet18..200; "
+                      "112x112 faces, improved blocks with PReLU, a 512-d embedding)",
+             iresnet_specs))
 
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_networks(as_json: bool) -> int:
-    """The paper's networks, then the family and CIFAR-10 with ImageNet stages: name,
+    """The paper's networks, then the family, CIFAR-10 with ImageNet stages and ArcFace's
+    IResNets: name,
     dataset, depth, block, shortcut, parameters, multiply-adds (--json adds stem_pool:
     msra, torchvision or null)."""
     rows = []
     for section, _, specs in SECTIONS:
         for spec in specs():
             info = summary(spec, build(spec))
-            rows.append({"name": spec.name, "section": section, "dataset": spec.dataset,
+            # an IResNet keeps ImageNet's widths (its spec's dataset) but trains on faces
+            dataset = "faces" if spec.iresnet else spec.dataset
+            rows.append({"name": spec.name, "section": section, "dataset": dataset,
                          "depth": spec.depth, "block": spec.block_kind,
                          "shortcut": spec.shortcut or "plain", "stem_pool": spec.stem_pool,
                          "parameters": info["parameters"], "multiply_adds": info["multiply_adds"]})

@@ -33,8 +33,8 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
     --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
-    --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down, and the CIFAR
-    code's --no-final-bn --stem-bn --stem-kernel."""
+    --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down --iresnet, and the
+    CIFAR code's --no-final-bn --stem-bn --stem-kernel."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
                      help="imagenet (Table 1) or cifar10 (Section 4.2)."),
@@ -95,6 +95,11 @@ def spec_options(func: Callable) -> Callable:
         click.option("--stem-kernel", type=int, default=None,
                      help="CIFAR-10 conv1's kernel: 3 or 1 (the PyTorch CIFAR code's "
                           "ResNeXt29). [default: 3]"),
+        click.option("--iresnet", is_flag=True,
+                     help="ArcFace's face-recognition IResNet (insightface's iresnet18..200: "
+                          "depth 18, 34, 50, 100, 200): 112x112 input, 3x3 stem with PReLU, "
+                          "BN-conv-BN-PReLU-conv-BN blocks, the 512-d embedding head; --classes "
+                          "is the identities its train_val classifies. [default classes: 93431]"),
     ]
     for option in reversed(options):
         func = option(func)
@@ -109,7 +114,7 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               stem_pool: str | None = None, imagenet_stages: bool = False,
               se: int | None = None, se_width: str | None = None, deep_stem: bool = False,
               avg_down: bool = False, final_bn: bool | None = None, stem_bn: bool = False,
-              stem_kernel: int | None = None) -> ArchSpec:
+              stem_kernel: int | None = None, iresnet: bool = False) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
@@ -117,7 +122,8 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
                      width_per_group=width_per_group, width_factor=width_factor,
                      stem_pool=stem_pool, imagenet_stages=imagenet_stages, se=se,
                      se_width=se_width, deep_stem=deep_stem, avg_down=avg_down,
-                     final_bn=final_bn, stem_bn=stem_bn, stem_kernel=stem_kernel)
+                     final_bn=final_bn, stem_bn=stem_bn, stem_kernel=stem_kernel,
+                     iresnet=iresnet)
 
 
 def parse_input_shape(text: str | None) -> tuple[int, int, int, int] | None:

@@ -21,6 +21,10 @@ def _size(output_size: list[int]) -> str:
 
 def _blocks(spec: ArchSpec) -> str:
     """bottleneck blocks; pre-activation bottleneck blocks, 32 groups x 4 wide (inner 128 ...)."""
+    if spec.iresnet:
+        return ("improved basic blocks (BN, 3x3 conv, BN, PReLU, 3x3 conv, BN; nothing after "
+                "the sum), 3x3 stem with BN and PReLU, embedding head (BN, fc "
+                f"{spec.output_width}, BN)")
     text = f"{spec.block_kind.replace('preact-', 'pre-activation ')} blocks"
     if spec.groups != 1 or spec.width_per_group != BASE_WIDTH:
         inner = "/".join(str(w) for w in spec.inner_widths)

@@ -161,6 +161,54 @@ def _target_conv(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) 
                       f"{' + '.join(['Convolution'] + types)}")
 
 
+def _target_fc(unit: Unit, weight: np.ndarray, affine: _Affine, out: Weights) -> None:
+    """Fill one fc unit of the target: the fc, and the BatchNorm + Scale after it where the
+    target has them (an IResNet's embedding, BatchNorm1d). The file's BatchNorm is kept where
+    it has one; a BatchNorm folded into the fc (the dynamo exporter's Gemm) stays in the fc's
+    weight and bias, and the target's BatchNorm and Scale compute the identity (their gamma
+    1, as insightface fixes it)."""
+    fc = unit.layers[0]
+    chain = unit.layers[1:]
+    types = [layer.type for layer in chain]
+    f32 = np.float32
+    n = fc.param.num_output
+    if types == ["BatchNorm", "Scale"] and chain[1].param.bias_term:
+        bn, scale = chain
+        if affine.bn is not None:
+            bias, mean, var, source_eps, gamma, beta = affine.bn
+            var_t = var + np.float64(np.float32(source_eps)) - np.float64(np.float32(bn.param.eps))
+            if np.all(var_t > 0):
+                if fc.param.bias_term:
+                    out[fc.name] = [np.asarray(weight, f32), np.asarray(bias, f32)]
+                else:
+                    out[fc.name] = [np.asarray(weight, f32)]
+                    mean = mean - bias
+                out[bn.name] = [mean.astype(f32), var_t.astype(f32), np.ones(1, f32)]
+                out[scale.name] = [np.asarray(gamma, f32), np.asarray(beta, f32)]
+                return
+        scaled = (np.asarray(weight, np.float64) * affine.a[:, None]).astype(f32)
+        beta = np.zeros(n, f32)
+        if fc.param.bias_term:
+            out[fc.name] = [scaled, affine.b.astype(f32)]
+        else:
+            out[fc.name] = [scaled]
+            beta = affine.b.astype(f32)
+        out[bn.name] = [np.zeros(n, f32), np.full(n, _identity_variance(bn.param.eps), f32),
+                        np.ones(1, f32)]
+        out[scale.name] = [np.ones(n, f32), beta]
+        return
+    if chain:
+        raise NetgenError(f"layer {fc.name!r}: cannot carry a scale and shift into its "
+                          f"{' + '.join(['InnerProduct'] + types)}")
+    if np.all(affine.a == 1):
+        scaled = np.asarray(weight, f32)
+    else:
+        scaled = (np.asarray(weight, np.float64) * affine.a[:, None]).astype(f32)
+    if not fc.param.bias_term and np.any(affine.b):
+        raise NetgenError(f"layer {fc.name!r}: has no bias, the file's fc has one")
+    out[fc.name] = [scaled] + ([affine.b.astype(f32)] if fc.param.bias_term else [])
+
+
 def _copy_unit(unit: Unit, match: Unit, weights: Weights, out: Weights,
                orders: tuple, in_orders: tuple) -> None:
     """The parameters of any other unit, layer by layer among those that have some: an SE
@@ -214,20 +262,13 @@ def map_weights(target: Units, source: Units,
             ways[way] = ways.get(way, 0) + 1
         elif unit.kind == "FC":
             fc = unit.layers[0]
-            blobs = list(weights[match.layers[0].name])
+            weight, affine = _source_affine(match, weights)  # the fc, then BN/Scale/Bias
             if not (units.is_identity(t_in) and units.is_identity(s_in)):
-                if blobs[0].shape[1] != len(t_in if t_in is not None else s_in):
+                if weight.shape[1] != len(t_in if t_in is not None else s_in):
                     raise NetgenError(f"layer {fc.name!r}: reads a spatial map whose channels "
                                       "are in another order than the file's")
-                blobs[0] = units.reorder(blobs[0], s_in, t_in, 1)
-            bias = blobs[1] if len(blobs) > 1 else np.zeros(fc.param.num_output, np.float32)
-            for extra in match.layers[1:]:  # a Bias layer after the fc (canonically its own)
-                bias = bias + weights[extra.name][0]
-            if not fc.param.bias_term and np.any(bias):
-                raise NetgenError(f"layer {fc.name!r}: has no bias, the file's "
-                                  f"{match.layers[0].name!r} has one")
-            out[fc.name] = [np.asarray(blobs[0], np.float32)] + (
-                [np.asarray(bias, np.float32)] if fc.param.bias_term else [])
+                weight = units.reorder(weight, s_in, t_in, 1)
+            _target_fc(unit, weight, affine, out)
         else:
             _copy_unit(unit, match, weights, out, (s_out, t_out), (s_in, t_in))
     for layer in target.graph.layers:

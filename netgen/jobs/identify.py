@@ -72,6 +72,9 @@ def build_command(spec: ArchSpec) -> list[str]:
     if spec.imagenet_stages:
         args.append("--imagenet-stages")
         kwargs["imagenet_stages"] = True
+    if spec.iresnet:  # first: the layout table and the defaults depend on it
+        args.append("--iresnet")
+        kwargs["iresnet"] = True
     if spec.is_paper_layout:
         args += ["--depth", str(spec.depth)]
         kwargs["depth"] = spec.depth
@@ -172,10 +175,11 @@ def closest(side: Side, analysis: Analysis, candidates: list[ArchSpec]
 
 
 def listed_specs() -> list[ArchSpec]:
-    """What `netgen list` shows: the paper's networks, the family's, the CIFAR code's."""
-    from netgen.jobs.paper import family_specs, imagenet_stages_specs, paper_specs
+    """What `netgen list` shows: the paper's networks, the family's, the CIFAR code's, the
+    face-recognition IResNets."""
+    from netgen.jobs.paper import family_specs, imagenet_stages_specs, iresnet_specs, paper_specs
 
-    return paper_specs() + family_specs() + imagenet_stages_specs()
+    return paper_specs() + family_specs() + imagenet_stages_specs() + iresnet_specs()
 
 
 def identify(arg: str, caffemodel: str | os.PathLike | None = None,

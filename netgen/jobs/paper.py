@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from netgen.arch.spec import (CIFAR_PAPER_DEPTHS, FAMILY_NAMES, IMAGENET_LAYOUTS,
-                              IMAGENET_STAGES_NAMES, ArchSpec, make_spec, spec_from_name)
+                              IMAGENET_STAGES_NAMES, IRESNET_NAMES, ArchSpec, make_spec,
+                              spec_from_name)
 from netgen.jobs.build import write_build
 from netgen.jobs.draw import paper_figures
 from netgen.storage.atomic import write_atomic
@@ -36,6 +37,11 @@ def family_specs() -> list[ArchSpec]:
 def imagenet_stages_specs() -> list[ArchSpec]:
     """CIFAR-10 with Table 1's stages: the PyTorch CIFAR code's ResNet18..152, PreActResNet18."""
     return [spec_from_name(name) for name in IMAGENET_STAGES_NAMES]
+
+
+def iresnet_specs() -> list[ArchSpec]:
+    """ArcFace's face-recognition IResNets, insightface's iresnet18..200."""
+    return [spec_from_name(name) for name in IRESNET_NAMES]
 
 
 def generate(folder: Path) -> list[str]:

@@ -473,7 +473,7 @@ class _Validation:
 
     def _classes(self) -> int:
         if self.spec is not None:
-            return self.spec.num_classes
+            return self.spec.output_width
         return self.plan.shapes[self.plan.graph_outputs[-1]][-1]
 
     # -- 4 ---------------------------------------------------------------------------

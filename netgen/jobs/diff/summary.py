@@ -107,8 +107,8 @@ def _op_text(op) -> str:
         if a.get("global"):
             return f"global {a['pool'].lower()} pool"
         return f"{'x'.join(map(str, a['kernel']))} {a['pool'].lower()} pool /{a['stride'][0]}"
-    if op.type == "FC":
-        return f"fc {a['out_features']}"
+    if op.type == "FC":  # with a BatchNorm of its features (an IResNet's embedding)
+        return f"fc {a['out_features']}" + (", BN" if op.extra.get("bn") else "")
     if op.type == "Subsample":
         parts = ([f"subsample /{a['stride'][0]}"] if a["stride"] != [1, 1] else []) + (
             [f"zero pad {a['pad'][0]}"] if "pad" in a else [])
@@ -230,7 +230,9 @@ def _show(value) -> object:
 
 
 WIRING_TEXT = {"post-activation": "post-activation (conv-BN-ReLU, a ReLU after the sum)",
-               "pre-activation": "pre-activation (BN-ReLU-conv, nothing after the sum)"}
+               "pre-activation": "pre-activation (BN-ReLU-conv, nothing after the sum)",
+               "improved": "improved (BN-conv-BN-PReLU-conv-BN, nothing after the sum: "
+                           "ArcFace's IResNet)"}
 
 
 def _branch(block: Block, rewired: bool) -> list[Entry]:
@@ -239,7 +241,7 @@ def _branch(block: Block, rewired: bool) -> list[Entry]:
     convolution (the wiring finding names it)."""
     body = [e for e in block.body if e.op.type != "SE"]
     if rewired:
-        while body and body[0].op.type in ("BN", "ReLU"):
+        while body and body[0].op.type in ("BN", "ReLU", "PReLU"):
             body = body[1:]
     return body
 
@@ -491,6 +493,12 @@ def representation_notes(result: "DiffResult") -> list[str]:
     if (ra.bn_in_conv > 0, ra.folded > 0) != (rb.bn_in_conv > 0, rb.folded > 0):
         notes.append(f"BatchNorm: A has {_bn_text(ra)}; B {_bn_text(rb)}: each compared as "
                      "one convolution with a per-channel shift")
+    if bool(ra.bn_in_fc) != bool(rb.bn_in_fc):
+        side, rep = ("A", ra) if ra.bn_in_fc else ("B", rb)
+        other = "B" if side == "A" else "A"
+        notes.append(f"BatchNorm after the fc: {side} has one ({', '.join(rep.bn_in_fc)}), "
+                     f"{other} has it folded into the fc (the dynamo exporter's Gemm): "
+                     "compared as one fc with a per-feature shift")
     same_bias = ra.bias_before_bn == rb.bias_before_bn
     for side, rep in (("A", ra), ("B", rb)):
         if rep.bias_before_bn and same_bias:

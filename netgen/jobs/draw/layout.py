@@ -76,12 +76,19 @@ class Picture:
     params: int
     macs: int
     preact: bool = False  # BN-ReLU before each conv, nothing after the sum (ECCV 2016)
+    improved: bool = False  # ArcFace's IResNet: BN-conv-BN-PReLU-conv-BN, embedding head
 
 
 def _preactivated(graph: ir.Graph) -> bool:
     """A pre-activation network: some BatchNorm reads a residual sum directly."""
     sums = {top for layer in graph.layers if layer.type == "Eltwise" for top in layer.tops}
     return any(layer.type == "BatchNorm" and layer.bottoms[0] in sums for layer in graph.layers)
+
+
+def _improved(graph: ir.Graph) -> bool:
+    """ArcFace's IResNet: a BatchNorm reads a residual sum (the next block's opening BN) and
+    PReLU is the activation."""
+    return _preactivated(graph) and any(layer.type == "PReLU" for layer in graph.layers)
 
 
 def _main_path(graph: ir.Graph) -> list[Entry]:
@@ -123,6 +130,8 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         return f"fc {attrs['out_features']}", "fc"
     if op_type == "SE":
         return f"SE, {attrs['channels']} -> {attrs['reduced']}", "op"
+    if op_type == "PReLU":
+        return "PReLU", "op"
     if op_type == "Subsample" and attrs["stride"] == [1, 1] and "pad" in attrs:
         return f"zero pad {_pair(attrs['pad'])}", "op"
     if op_type == "Subsample":
@@ -138,6 +147,7 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
     boxes: list[dict] = []
     box_of_entry: list[int] = []  # entry index -> box index covering it (-1: none yet)
     pending: list[str] = []  # hidden layers seen before the first box
+    improved = _improved(graph)
     blob = graph.inputs[0]
     boxes.append({"label": "image" if len(blob.shape) == 4 and blob.shape[1] == 3 else "input",
                   "kind": "input", "stage": "", "size": _size(blob.shape),
@@ -155,6 +165,8 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
             box_of_entry.append(len(boxes) - 1)
             continue
         label, kind = box_label(op.type, op.attrs)
+        if improved and op.type == "FC" and _between_bns(entries, entry):
+            label = f"BN, {label}, BN"  # the embedding head, as the ArcFace paper writes it
         first = layer_by_name[op.layers[0]]
         last = layer_by_name[op.layers[-1]]
         boxes.append({"label": label, "kind": kind, "stage": first.stage,
@@ -202,7 +214,15 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
     return Picture(title or graph.name, source,
                    tuple(Box(b["label"], b["kind"], b["stage"], b["size"], tuple(b["layers"]),
                              b["unit"], b["key"]) for b in boxes),
-                   tuple(arcs), depth, totals.params, totals.macs, _preactivated(graph))
+                   tuple(arcs), depth, totals.params, totals.macs,
+                   _preactivated(graph) and not improved, improved)
+
+
+def _between_bns(entries: list[Entry], entry: Entry) -> bool:
+    """An fc with a BatchNorm right before and right after it (IResNet's embedding)."""
+    k = entries.index(entry)
+    return (0 < k < len(entries) - 1 and entries[k - 1].op.type == "BN"
+            and entries[k + 1].op.type == "BN")
 
 
 # --------------------------------------------------------------------------- coordinates
@@ -443,12 +463,16 @@ def page(pictures: list[Picture], blocks: bool | None = None,
         columns.append(column)
         x += column.width + COLUMN_GAP
     notes = []
-    if not all(p.preact for p in pictures):
+    if not all(p.preact or p.improved for p in pictures):
         notes += ["BatchNorm, Scale and ReLU follow every conv (at a shortcut,",
                   "the ReLU follows the addition); softmax follows the fc."]
     if any(p.preact for p in pictures):
         notes += ["Pre-activation: BatchNorm, Scale and ReLU precede every conv, nothing",
                   "follows the addition, a last BN-ReLU precedes the pool."]
+    if any(p.improved for p in pictures):
+        notes += ["IResNet (ArcFace): BN opens each block and follows every conv,",
+                  "PReLU between a block's convs, nothing follows the addition;",
+                  "BN, fc 512, BN is the embedding."]
     if any(c.mode == "blocks" for c in columns):
         notes.append("\u00d7n: the block beside the bracket repeats n times.")
     legend_y = max(c.height for c in columns) + 14
