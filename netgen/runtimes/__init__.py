@@ -2,7 +2,8 @@
 
 Each module drives one runtime's own Python wheel (an optional extra: netgen never needs
 it) and returns plain numpy outputs by blob name, so validate can hold them against ONNX
-Runtime. Nothing here knows the IR: the files are the interface, as they are for users.
+Runtime. Nothing here knows the IR: the files are the interface, as they are for users,
+so this folder may import nothing else of netgen's (jobs and commands import it).
 """
 
 from __future__ import annotations
