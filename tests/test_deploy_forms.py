@@ -78,60 +78,47 @@ def test_a_deconvolution_read_as_a_broadcast_must_hold_ones(tmp_path):
         weights_for(reading.graph, model, constants=reading.constants)
 
 
-def _embedding_net(in_place: bool) -> tuple[ir.Graph, dict]:
-    """conv, ReLU, fc 16, then BatchNorm + Scale on the fc's 2-D output: the head of a
-    face-recognition embedding (the BatchNorm1d after its fc)."""
-    top = "fc" if in_place else "features"
-    layers = [
-        ir.Layer("conv", "Convolution", ("data",), ("conv",),
-                 ir.ConvolutionParam(8, (3, 3), pad=(1, 1))),
-        ir.Layer("relu", "ReLU", ("conv",), ("conv",), ir.ReLUParam()),
-        ir.Layer("fc", "InnerProduct", ("conv",), ("fc",), ir.InnerProductParam(16)),
-        ir.Layer("feat_bn", "BatchNorm", ("fc",), (top,), ir.BatchNormParam(True)),
-        ir.Layer("feat_scale", "Scale", (top,), (top,), ir.ScaleParam(bias_term=True)),
-    ]
-    graph = shapes.infer("embedding", (ir.Blob("data", (1, 3, 8, 8)),), layers)
-    rng = np.random.default_rng(3)
-    weights = {layer.name: [rng.uniform(0.5, 1.5, s).astype(np.float32)
-                            for s in layer.blob_shapes] for layer in graph.layers}
-    weights["feat_bn"][2] = np.ones(1, np.float32)
-    return graph, weights
+def test_mnn_form_writes_no_layer_in_place_and_names_blobs_as_onnx_does():
+    """MNN names an in-place layer's output after the layer; the mnn form writes every such
+    layer's output under that name, which is also the name netgen's ONNX gives it."""
+    for name in ("iresnet18", "resnet18-B", "cifar10-resnet20-A"):
+        graph = build(spec_from_name(name))
+        realized, _ = targets.realize(graph, None, "mnn")
+        assert not any(set(layer.tops) & set(layer.bottoms) for layer in realized.layers)
+        was_in_place = {layer.name for layer in graph.layers if layer.in_place}
+        assert was_in_place
+        for layer in realized.layers:
+            if layer.name in was_in_place:
+                assert layer.tops == (layer.name,), layer
+        model = to_onnx(graph, initial_weights(graph))
+        assert set(realized.outputs) <= {o.name for o in model.graph.output}, name
+        assert _signature(read_net(prototxt.render_deploy(realized)).graph) == \
+            _signature(graph), name
+    embedding = targets.realize(build(spec_from_name("iresnet18")), None, "mnn")[0]
+    assert embedding.outputs == ("scale_embedding",)
+    assert embedding.layer("scale_embedding").bottoms == ("embedding",)
 
 
-@pytest.mark.parametrize("in_place", [False, True])
-def test_a_2d_batchnorm_and_scale_go_to_n_c_1_1_and_keep_the_output_name(in_place):
-    graph, weights = _embedding_net(in_place)
+def test_the_mnn_form_computes_what_the_network_computes():
+    graph = build(spec_from_name("iresnet18"))
+    weights = initial_weights(graph)
+    rng = np.random.default_rng(2)
+    for layer in graph.layers:  # trained-looking statistics, so that a slip would show
+        if layer.type == "BatchNorm":
+            weights[layer.name][0] = rng.normal(0, 0.1, layer.blob_shapes[0]).astype(np.float32)
     realized, realized_weights = targets.realize(graph, weights, "mnn")
-    types = [layer.type for layer in realized.layers]
-    assert types == ["Convolution", "ReLU", "InnerProduct", "Reshape", "BatchNorm", "Scale",
-                     "Flatten"]
-    bn = realized.layer("feat_bn")
-    assert bn.top_shapes[0] == (1, 16, 1, 1)
-    assert realized.outputs == graph.outputs  # the embedding keeps its name
-    # the same function: ORT on both graphs, with the same weights
-    x = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    x = np.random.default_rng(4).standard_normal((1, 3, 112, 112)).astype(np.float32)
     want = create_session(to_onnx(graph, weights), device="cpu").run(x)
     got = create_session(to_onnx(realized, realized_weights), device="cpu").run(x)
-    assert len(want) == len(got) == 1  # the Caffe top keeps its name; ONNX names its own
-    np.testing.assert_allclose(*got.values(), *want.values(), rtol=1e-6, atol=1e-6)
-    # and the reader folds it back: BatchNorm and Scale on the 2-D blob
-    back = read_net(prototxt.render_deploy(realized)).graph
-    assert [layer.type for layer in back.layers] == \
-        ["Convolution", "ReLU", "InnerProduct", "BatchNorm", "Scale"]
-    assert back.layer("feat_scale").top_shapes[0] == (1, 16)
-    assert back.outputs == graph.outputs
-
-
-def test_one_2d_layer_alone_is_left_as_it_is():
-    graph, weights = _embedding_net(False)
-    alone = shapes.infer(graph.name, graph.inputs, [
-        layer for layer in graph.layers if layer.name != "feat_scale"])
-    assert targets.realize(alone, None, "mnn")[0] is alone
+    assert list(want) == list(got) == ["scale_embedding"]
+    np.testing.assert_allclose(got["scale_embedding"], want["scale_embedding"], rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_bvlc_target_changes_nothing():
     graph = build(spec_from_name("seresnet18"))
     assert targets.realize(graph, None, "bvlc")[0] is graph
+    assert any(layer.in_place for layer in graph.layers)
     with pytest.raises(NetgenError, match="unknown target 'tflite'; allowed: bvlc, mnn"):
         targets.realize(graph, None, "tflite")
 

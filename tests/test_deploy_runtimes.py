@@ -30,7 +30,8 @@ pytestmark = pytest.mark.skipif(
     reason="MNN and OpenVINO are in the test extra: pip install -e '.[test]'")
 BOTH = ("mnn", "openvino")
 
-# Every unit kind netgen writes: the paper's ImageNet nets with options A, B and C and plain,
+# Every unit kind netgen writes: ArcFace's IResNet (PReLU, the embedding head), the paper's
+# ImageNet nets with options A, B and C and plain,
 # the CIFAR nets (A, plain), pre-activation, ResNeXt, Wide, SE in timm's layout and in
 # SENet's (-stride1x1-msrapool, SE-ResNeXt -msrapool), ResNet-C/D, the ImageNet-stage CIFAR
 # nets (plain and pre-activation).
@@ -38,7 +39,7 @@ BOTH = ("mnn", "openvino")
 # and at full size with --slow.
 FULL_SIZE = ["resnet50-B", "resnext50-32x4d", "wide-resnet50-2", "seresnet50",
              "seresnext50-32x4d-msrapool"]
-NAMES = ["resnet18-A", "resnet18-B", "resnet18-C", "plain18", "resnet50-B-input64",
+NAMES = ["iresnet18", "resnet18-A", "resnet18-B", "resnet18-C", "plain18", "resnet50-B-input64",
          "cifar10-resnet20-A", "cifar10-plain20", "cifar10-preresnet164",
          "resnext50-32x4d-input64", "wide-resnet50-2-input64", "seresnet18",
          "seresnet50-stride1x1-msrapool", "seresnext50-32x4d-msrapool-input64", "resnet18d",
@@ -59,11 +60,58 @@ def _passes_everywhere(report: checks.Report) -> None:
         assert "vs ORT: max abs diff / max |output|" in check.figure
 
 
+def _trained_looking_build(folder, name: str, target: str):
+    """`build NAME --target TARGET --weights`, its weights made trained-looking
+    (weights.trained_looking: BatchNorms and Scales that are no identities)."""
+    from netgen.arch.builder import build
+    from netgen.arch.weights import initial_weights, trained_looking
+    from netgen.jobs.build import write_build
+    from netgen.onnx.files import model_files
+
+    spec = spec_from_name(name)
+    write_build(spec, folder, force=True, weights=True, target=target)
+    graph = build(spec)
+    weights = trained_looking(graph, initial_weights(graph), seed=11)
+    (folder / "model.caffemodel").write_bytes(
+        caffemodel.caffemodel_bytes(*targets.realize(graph, weights, target)))
+    for file, payload in model_files(to_onnx(graph, weights)).items():
+        (folder / file).write_bytes(payload)
+    return folder
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_every_unit_kind_runs_in_mnn_and_openvino(name):
-    report = checks.validate_spec(spec_from_name(name), "cpu", 1, BOTH)
+def test_every_unit_kind_runs_in_mnn_and_openvino(tmp_path, name):
+    report = checks.validate_folder(_trained_looking_build(tmp_path / "net", name, "mnn"),
+                                    "cpu", 1, targets=BOTH)
     _passes_everywhere(report)
+
+
+def test_a_name_is_built_in_the_mnn_forms_to_be_checked_in_mnn():
+    report = checks.validate_spec(spec_from_name("iresnet18"), "cpu", 1, ("mnn",))
     assert "built with --target mnn" in report.notes[0]
+    assert any("as trained ones are" in note for note in report.notes)
+    assert [c.status for c in report.checks] == ["PASS"] * 7
+
+
+def test_a_stock_folder_without_weights_is_checked_with_trained_looking_ones(tmp_path, run_cli):
+    """generated/ holds no weights: with identity BatchNorms MNN's misread embedding would
+    pass; validate makes non-identity ones for the runtime checks."""
+    assert run_cli("build", "iresnet18", "--out", tmp_path / "ir").code == 0
+    report = checks.validate_folder(tmp_path / "ir", "cpu", 1, targets=("mnn",))
+    assert _statuses(report)["mnn"] == "FAIL" and _statuses(report)["opencv"] == "PASS"
+
+
+def test_iresnet_embedding_read_by_its_blob_name_is_wrong_in_mnn_unless_written_once(tmp_path):
+    """ArcFace's embedding: BatchNorm writes `embedding`, its Scale rewrites it in place. In
+    MNN the blob name `embedding` stays with the BatchNorm's output; the mnn form's
+    `scale_embedding` (also model.onnx's name) is the embedding."""
+    stock = checks.validate_folder(_trained_looking_build(tmp_path / "stock", "iresnet18",
+                                                          "bvlc"), "cpu", 1, targets=("mnn",))
+    assert _statuses(stock)["opencv"] == "PASS"
+    assert _statuses(stock)["mnn"] == "FAIL", stock.checks[-1].line()
+    mnn = checks.validate_folder(_trained_looking_build(tmp_path / "mnn", "iresnet18", "mnn"),
+                                 "cpu", 1, targets=BOTH)
+    _passes_everywhere(mnn)
 
 
 def test_the_stock_se_form_fails_in_mnn_and_says_what_to_do(tmp_path, run_cli):
@@ -129,10 +177,11 @@ def _embedding_folder(tmp_path, target: str, activation: str):
 
 
 @pytest.mark.parametrize("activation", ["PReLU", "ReLU"])
-def test_mnn_miscomputes_a_2d_batchnorm_and_scale_and_the_mnn_form_is_right(tmp_path,
-                                                                             activation):
-    """Found by experiment (MNN 3.6): the 2-D BatchNorm + Scale of an embedding is wrong in
-    MNN, with PReLU or ReLU alike; PReLU itself is right. The mnn form is exact."""
+def test_an_output_written_in_place_is_another_tensor_in_mnn_and_the_mnn_form_is_right(
+        tmp_path, activation):
+    """Found by experiment (MNN 3.6): the embedding's Scale, in place on `features`, leaves
+    that name with the BatchNorm's output in MNN, with PReLU or ReLU before alike. The mnn
+    form (nothing in place) is exact."""
     stock = checks.validate_folder(_embedding_folder(tmp_path, "bvlc", activation), "cpu", 2,
                                    targets=("mnn",))
     assert _statuses(stock)["opencv"] == "PASS"  # right by Caffe's definition
@@ -146,7 +195,8 @@ def test_mnn_miscomputes_a_2d_batchnorm_and_scale_and_the_mnn_form_is_right(tmp_
 
 def test_prelu_as_caffe_writes_it_is_right_in_mnn(tmp_path):
     """The issue reported PReLU wrong in MNN; measured, it is right (per channel, in place,
-    after a Scale, distinct slopes): what was wrong was the 2-D BatchNorm + Scale after it."""
+    after a Scale, distinct slopes): what was wrong was reading a blob that a layer after it
+    rewrote in place."""
     folder = _embedding_folder(tmp_path, "bvlc", "PReLU")
     text = (folder / "deploy.prototxt").read_text()
     cut = text.index('name: "feat_bn"')

@@ -104,3 +104,32 @@ def initial_weights(graph: ir.Graph, seed: int = 0) -> Weights:
             blobs = [np.zeros(s, np.float32) for s in shapes]
         weights[layer.name] = blobs
     return weights
+
+
+def trained_looking(graph: ir.Graph, weights: Weights, seed: int = 0) -> Weights:
+    """`weights` with BatchNorm statistics, Scale values and PReLU slopes drawn as a trained
+    net has them: mean N(0, 0.05), variance U(0.8, 1.2), gamma times U(0.8, 1.2), beta
+    N(0, 0.05), slopes U(0.05, 0.5).
+
+    initial_weights makes every BatchNorm and Scale an identity and every PReLU slope 0.25,
+    under which a runtime that skips such a layer, or hands back the tensor before it, still
+    agrees; validate's checks in other runtimes use these instead. The ranges are narrow
+    enough that a deep net's activations stay as tame as with initial_weights."""
+    out: Weights = {name: list(blobs) for name, blobs in weights.items()}
+    for layer in graph.layers:
+        blobs = out.get(layer.name)
+        if not blobs or layer.fixed:
+            continue
+        rng = _rng(seed + 1, layer.name)
+        if layer.type == "BatchNorm":
+            shape = blobs[0].shape
+            factor = blobs[2].reshape(-1)[0] if len(blobs) > 2 else np.float32(1)
+            blobs[0] = (rng.normal(0, 0.05, shape) * factor).astype(np.float32)
+            blobs[1] = (rng.uniform(0.8, 1.2, shape) * factor).astype(np.float32)
+        elif layer.type == "Scale":
+            blobs[0] = (blobs[0] * rng.uniform(0.8, 1.2, blobs[0].shape)).astype(np.float32)
+            if len(blobs) > 1:
+                blobs[1] = rng.normal(0, 0.05, blobs[1].shape).astype(np.float32)
+        elif layer.type == "PReLU":
+            blobs[0] = rng.uniform(0.05, 0.5, blobs[0].shape).astype(np.float32)
+    return out

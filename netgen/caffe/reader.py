@@ -605,52 +605,6 @@ def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
             and uses.get(wide.tops[0]) == 1 and uses.get(product.tops[0]) == 1)
 
 
-def _fold_2d_affine(graph: ir.Graph) -> ir.Graph:
-    """netgen's mnn form of a BatchNorm + Scale on a 2-D blob (caffe.targets: Reshape to
-    N x C x 1 x 1, the layers in place there, Flatten back) as the layers on the 2-D blob:
-    the first reads the Reshape's bottom, and the last writes the Flatten's top."""
-    layers = list(graph.layers)
-    out: list[ir.Layer] = []
-    folded = False
-    i = 0
-    while i < len(layers):
-        square = layers[i]
-        j = i + 1
-        while (j < len(layers) and layers[j].type in ("BatchNorm", "Scale")
-               and len(layers[j].bottoms) == 1
-               and layers[j].bottoms == layers[j].tops == square.tops):
-            j += 1
-        flat = layers[j] if j < len(layers) else None
-        source = graph_shape(graph, square.bottoms[0]) if square.type == "Reshape" else ()
-        if (j > i + 1 and flat is not None and flat.type == "Flatten"
-                and flat.param == ir.FlattenParam() and flat.bottoms == square.tops
-                and len(source) == 2 and square.param.shape == (0, -1, 1, 1)
-                and square.param.axis == 0 and square.param.num_axes == -1):
-            run = layers[i + 1:j]
-            final = flat.tops[0]
-            out.append(replace(run[0], bottoms=square.bottoms, tops=(final,)))
-            out += [replace(layer, bottoms=(final,), tops=(final,)) for layer in run[1:]]
-            folded = True
-            i = j + 1
-            continue
-        out.append(square)
-        i += 1
-    return infer(graph.name, graph.inputs, out) if folded else graph
-
-
-def graph_shape(graph: ir.Graph, blob: str) -> tuple[int, ...]:
-    """The shape `blob` has when it is last written in `graph` (inputs included)."""
-    shape: tuple[int, ...] = ()
-    for item in graph.inputs:
-        if item.name == blob:
-            shape = item.shape
-    for layer in graph.layers:
-        for top, top_shape in zip(layer.tops, layer.top_shapes):
-            if top == blob:
-                shape = top_shape
-    return shape
-
-
 def _v1_format(first: Any, source: str) -> NetgenError:
     """The error for a prototxt in the V1 `layers` format, naming its first layer."""
     kind = caffe_proto.V1LayerParameter.LayerType.Name(first.type) if first.type in \
@@ -741,7 +695,7 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     name = net.name or Path(source).stem
     graph = _fold_se_products(_canonical_rounding(infer(name, inputs, assign_stages(layers)),
                                                   crops))
-    graph, constants = _fold_se_broadcasts(_fold_2d_affine(graph))
+    graph, constants = _fold_se_broadcasts(graph)
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]

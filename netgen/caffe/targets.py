@@ -1,4 +1,4 @@
-"""Caffe files for the runtimes people deploy to: the layer forms each one computes right.
+"""Caffe files for the runtimes people deploy to: the layer forms each one reads right.
 
 A Caffe file that is right by BVLC Caffe's definition is not right for a user whose runtime
 reads it otherwise. MNN's Caffe converter (the `mnn` wheel, 3.6) is the case in point. Found
@@ -12,18 +12,22 @@ nets of two or three layers:
   stride 1, no bias: each output pixel is the one input pixel times 1), multiplies by
   Eltwise PROD and adds the shortcut by Eltwise SUM. BVLC Caffe, OpenCV and MNN compute it
   exactly.
-- BatchNorm followed by Scale on a 2-D blob (N x C: the BatchNorm1d of a face-recognition
-  embedding after its fc) is converted without a word and computed wrong (13% to 50% off;
-  either layer alone is right). The "mnn" target reshapes the blob to N x C x 1 x 1 first
-  (Reshape 0,-1,1,1), where the pair is right, and flattens it back afterwards.
-- PReLU, reported wrong, is computed right by MNN 3.6 (per-channel and shared, in place or
-  not, after a Convolution or a Scale: within 2e-6): the error seen on IResNets is the
-  2-D BatchNorm + Scale of their embedding. PReLU is written as it is; the tests keep
-  checking it in MNN.
+- A blob written in place does not name one tensor in MNN: the converter names an in-place
+  layer's output after the layer, and the blob's name stays with its first writer. A user who
+  reads a face-recognition embedding by its blob name (`embedding`, written by a BatchNorm and
+  then in place by its Scale) silently gets the BatchNorm's output, 25% to 80% off; so does
+  anyone reading `res5c` (the sum before its in-place ReLU) or an fc's output that a PReLU
+  rewrites in place. That is what looked like MNN computing PReLU, or a 2-D BatchNorm + Scale,
+  wrong: both are computed right, and read by MNN's names they are exact. The "mnn" target
+  writes no layer in place: each such layer writes a blob named after itself (the name MNN,
+  and netgen's ONNX emitter, give its output), and the layers after it read that blob. Every
+  blob name then means one tensor in Caffe, MNN and model.onnx alike; BVLC Caffe and OpenCV
+  run the file as before, holding each intermediate blob apart.
 
 Every form here is stock BVLC Caffe, so one file serves every target. The reader
-(netgen.caffe.reader) folds each back into what it stands for (an Axpy, a BatchNorm and Scale
-on the 2-D blob), so that diff, identify, draw and --like see the network, not its spelling.
+(netgen.caffe.reader) folds the SE form back into the IR's Axpy, and a blob written once reads
+as the same IR as one written in place, so diff, identify, draw and --like see the network,
+not its spelling.
 """
 
 from __future__ import annotations
@@ -39,12 +43,10 @@ from netgen.errors import NetgenError
 TARGETS = ("bvlc", "mnn")
 TARGET_HELP = ("Which Caffe runtime the files are for. bvlc (default): stock BVLC Caffe "
                "forms (OpenCV reads them too). mnn: only forms MNN's Caffe converter converts "
-               "and computes right (SE's gate broadcast by a Deconvolution of ones, a 2-D "
-               "BatchNorm + Scale on N x C x 1 x 1); BVLC Caffe and OpenCV run them as well.")
-# Layers that act per channel on a 2-D blob and that MNN gets wrong in a BatchNorm + Scale run.
-AFFINE_2D = ("BatchNorm", "Scale")
-# Suffixes of the layers and blobs the "mnn" forms add; the reader recognises the forms by
-# their structure, not by these names.
+               "and reads right (SE's gate broadcast by a Deconvolution of ones; no layer in "
+               "place, so that each blob name is one tensor in MNN too); BVLC Caffe and OpenCV "
+               "run them as well.")
+# The suffix of the layer the SE form adds; the reader recognises the form by its structure.
 BROADCAST_SUFFIX = "_se_broadcast"
 
 
@@ -86,81 +88,52 @@ def _se_broadcast(layer: ir.Layer, shape: ir.Shape, taken: set[str]) -> list[ir.
     ]
 
 
-def _affine_runs(graph: ir.Graph) -> dict[int, int]:
-    """start -> end (exclusive) of each run of BatchNorm/Scale layers on one 2-D blob that
-    holds a BatchNorm followed by a Scale: each layer reads the previous one's top."""
-    runs: dict[int, int] = {}
-    layers = graph.layers
-    i = 0
-    while i < len(layers):
-        j = i
-        while (j < len(layers) and layers[j].type in AFFINE_2D
-               and len(layers[j].bottoms) == 1 and len(layers[j].top_shapes[0]) == 2
-               and (j == i or layers[j].bottoms[0] == layers[j - 1].tops[0])):
-            j += 1
-        kinds = [layer.type for layer in layers[i:j]]
-        if any(a == "BatchNorm" and b == "Scale" for a, b in zip(kinds, kinds[1:])):
-            runs[i] = j
-        i = max(j, i + 1)
-    return runs
-
-
-def _rename(layer: ir.Layer, old: str, new: str) -> ir.Layer:
-    swap = lambda names: tuple(new if n == old else n for n in names)  # noqa: E731
-    return replace(layer, bottoms=swap(layer.bottoms), tops=swap(layer.tops))
-
-
-def _wrap_2d(layers: list[ir.Layer], start: int, end: int, taken: set[str]) -> list[ir.Layer]:
-    """layers[start:end] (a 2-D BatchNorm + Scale run) on N x C x 1 x 1: Reshape before,
-    Flatten after, writing the run's last top under its own name. Where the run starts in
-    place on its input, the input is renamed back to the layer that first wrote it (so the
-    blob name the run ends with, often the net's output, stays)."""
-    run = layers[start:end]
-    source, final = run[0].bottoms[0], run[-1].tops[0]
-    head = layers[:start]
-    if final == source or any(final in layer.tops for layer in head):
-        renamed = _fresh(f"{source}_2d", taken)
-        first = max(i for i, layer in enumerate(head)
-                    if source in layer.tops and source not in layer.bottoms)
-        head = head[:first] + [_rename(layer, source, renamed) for layer in head[first:]]
-        source = renamed
-    square = _fresh(f"{run[0].name}_4d", taken)
-    body = [ir.Layer(square, "Reshape", (source,), (square,), ir.ReshapeParam((0, -1, 1, 1)),
-                     stage=run[0].stage)]
-    body += [replace(layer, bottoms=(square,), tops=(square,)) for layer in run]
-    body.append(ir.Layer(_fresh(f"{run[-1].name}_2d", taken), "Flatten", (square,), (final,),
-                         ir.FlattenParam(), stage=run[-1].stage))
-    return head + body + layers[end:]
+def _out_of_place(layers: list[ir.Layer], taken: set[str]) -> list[ir.Layer]:
+    """`layers` with every in-place layer writing a blob named after itself (fresh where that
+    name is a blob already) and every later reader of the blob reading that one instead."""
+    current: dict[str, str] = {}  # a blob's name in the file -> the name it has now
+    out = []
+    for layer in layers:
+        bottoms = tuple(current.get(b, b) for b in layer.bottoms)
+        tops = []
+        for top in layer.tops:
+            if top in layer.bottoms:
+                fresh = _fresh(layer.name if len(layer.tops) == 1 else f"{layer.name}_{top}",
+                               taken)
+                current[top] = fresh
+                tops.append(fresh)
+            else:
+                current.pop(top, None)
+                tops.append(top)
+        out.append(replace(layer, bottoms=bottoms, tops=tuple(tops)))
+    return out
 
 
 def realize(graph: ir.Graph, weights: Weights | None,
             target: str) -> tuple[ir.Graph, Weights | None]:
-    """`graph` and its weights in the layer forms `target` computes right (see the module
-    docstring). The "bvlc" target, and a graph with nothing to change, come back as they are;
-    realized layers keep their names, so the weights of every original layer carry over."""
+    """`graph` and its weights in the layer forms `target` reads right (see the module
+    docstring). The "bvlc" target returns them unchanged; realized layers keep their names, so
+    the weights of every original layer carry over."""
     check_target(target)
-    runs = _affine_runs(graph) if target == "mnn" else {}
-    if target == "bvlc" or (not runs and not any(layer.type == "Axpy"
-                                                 for layer in graph.layers)):
+    if target == "bvlc":
         return graph, weights
     taken = _taken(graph)
-    layers = list(graph.layers)
-    for start in sorted(runs, reverse=True):  # from the end: earlier indices stay valid
-        layers = _wrap_2d(layers, start, runs[start], taken)
     current = {blob.name: blob.shape for blob in graph.inputs}
-    realized: list[ir.Layer] = []
+    layers: list[ir.Layer] = []
     out_weights: Weights | None = None if weights is None else dict(weights)
-    for layer in shapes.infer(graph.name, graph.inputs,
-                              [replace(layer, top_shapes=(), blob_shapes=())
-                               for layer in layers]).layers:
+    for layer in graph.layers:
         bottom_shapes = [current[b] for b in layer.bottoms]
         current.update(zip(layer.tops, layer.top_shapes))
         if layer.type != "Axpy":
-            realized.append(replace(layer, top_shapes=(), blob_shapes=()))
+            layers.append(layer)
             continue
         parts = _se_broadcast(layer, bottom_shapes[1], taken)
         if out_weights is not None:
             out_weights[parts[0].name] = [np.ones((bottom_shapes[1][1], 1,
                                                    *bottom_shapes[1][2:]), np.float32)]
-        realized.extend(parts)
-    return shapes.infer(graph.name, graph.inputs, realized), out_weights
+        layers.extend(parts)
+    blobs = {blob.name for blob in graph.inputs} | {t for layer in layers for t in layer.tops}
+    layers = _out_of_place(layers, blobs)
+    return shapes.infer(graph.name, graph.inputs,
+                        [replace(layer, top_shapes=(), blob_shapes=()) for layer in layers]), \
+        out_weights

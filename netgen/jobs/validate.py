@@ -164,8 +164,9 @@ class _Validation:
     """State shared by the checks of one folder; each check is a method returning a figure."""
 
     def __init__(self, folder: Path, device: str, batch: int, work: Path,
-                 no_spec: str = "no spec in summary.json"):
+                 no_spec: str = "no spec in summary.json", targets: tuple[str, ...] = ()):
         self.folder = folder
+        self.targets = targets
         self.no_spec = no_spec  # why the paper's figures do not apply, where no spec is known
         self.device = device
         self.batch = batch
@@ -262,7 +263,7 @@ class _Validation:
         self.model_path = model if model.is_file() else None
         if self.graph is None or (self.caffemodel and self.model_path):
             return
-        from netgen.arch.weights import initial_weights
+        from netgen.arch.weights import initial_weights, trained_looking
         from netgen.caffe.caffemodel import caffemodel_bytes, check_size
         from netgen.onnx.export import to_onnx
         from netgen.onnx.files import model_files
@@ -279,6 +280,9 @@ class _Validation:
                     return
                 raise
             weights = initial_weights(self.graph, self.seed)
+            if self.targets:
+                # identity BatchNorms would hide a runtime that skips or misreads one
+                weights = trained_looking(self.graph, weights, self.seed)
             self.caffemodel = self.work / "model.caffemodel"
             graph, blobs = self.graph, weights
             if self.reading is not None and self.reading.constants:
@@ -288,8 +292,13 @@ class _Validation:
                 graph, blobs = realize(self.graph, weights, "mnn")
             self.caffemodel.write_bytes(caffemodel_bytes(graph, blobs))
             self.notes.append(f"no model.caffemodel: weights generated with seed {self.seed} "
-                              f"(the solver's random_seed) in a temporary folder")
-        if self.model_path is None:
+                              f"(the solver's random_seed) in a temporary folder"
+                              + (", BatchNorm and Scale values as trained ones are (for the "
+                                 "runtime checks)" if self.targets else ""))
+        # A folder's model.onnx holds netgen's initial weights; the trained-looking ones the
+        # runtime checks get need a model.onnx of their own.
+        again = self.model_path is not None and self.targets and weights is not None
+        if self.model_path is None or again:
             if weights is None:
                 from netgen.caffe.reader import weights_for
 
@@ -298,8 +307,11 @@ class _Validation:
             for name, payload in model_files(to_onnx(self.graph, weights)).items():
                 (self.work / name).write_bytes(payload)
             self.model_path = self.work / "model.onnx"
-            self.notes.append("no model.onnx: emitted from deploy.prototxt and the same weights "
-                              "into a temporary folder")
+            self.notes.append(
+                "model.onnx emitted again from deploy.prototxt with those weights into a "
+                "temporary folder (the folder's has netgen's initial ones)" if again else
+                "no model.onnx: emitted from deploy.prototxt and the same weights into a "
+                "temporary folder")
 
     def need_graph(self) -> ir.Graph:
         if self.graph is None:
@@ -647,7 +659,16 @@ class _Validation:
             hint = ("" if self.reading is not None and self.reading.constants else
                     "; netgen build/convert --target mnn writes the forms MNN converts")
             raise CheckFailed(f"{exc}{hint}")
-        return self._compare(f"MNN {version}", got, tops)
+        rewritten = sorted({top for top in tops.values() for layer in self.need_graph().layers
+                            if layer.in_place and top in layer.tops})
+        try:
+            return self._compare(f"MNN {version}", got, tops)
+        except CheckFailed as exc:
+            if not rewritten:
+                raise
+            raise CheckFailed(f"{exc.figure}; {', '.join(rewritten)} is written in place, and "
+                              "MNN keeps a blob's name on its first writer (netgen build/convert "
+                              "--target mnn writes no layer in place)") from None
 
     def check_openvino(self) -> str:
         from netgen.runtimes import RuntimeFailed, RuntimeMissing
@@ -721,7 +742,7 @@ def validate_folder(folder: str | Path, device: str = "auto", batch: int = 1,
     providers_for(device)  # --device cuda without CUDA is the user's error, before any work
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="netgen-validate-") as tmp:
-        state = _Validation(folder, device, batch, Path(tmp), no_spec)
+        state = _Validation(folder, device, batch, Path(tmp), no_spec, targets)
         state.prepare()
         name = (state.summary or {}).get("name") or (state.graph.name if state.graph else "") \
             or folder.name
@@ -752,7 +773,10 @@ def validate_spec(spec: ArchSpec, device: str = "auto", batch: int = 1,
     targets = check_targets(targets)
     with tempfile.TemporaryDirectory(prefix="netgen-build-") as tmp:
         out = Path(tmp) / spec.name
-        write_build(spec, out, force=True, weights=True, seed=0, target=caffe_target(targets))
+        # without model.caffemodel and model.onnx: validate makes them, with trained-looking
+        # BatchNorm and Scale values where runtimes are checked
+        write_build(spec, out, force=True, weights=not targets, onnx=not targets, seed=0,
+                    target=caffe_target(targets))
         report = validate_folder(out, device, batch, targets=targets)
     report.folder = f"(built in a temporary folder) {spec.name}"
     if caffe_target(targets) == "mnn":
