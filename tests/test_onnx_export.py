@@ -89,6 +89,28 @@ def _pool(x, p: ir.PoolingParam):
     return out
 
 
+def _deconv(x, w, b, p: ir.ConvolutionParam):
+    """Caffe's DeconvolutionLayer::Forward_cpu (col2im of the transposed product), input pixel
+    by input pixel: each adds its group's kernel, scaled, at stride * position - pad."""
+    n, c, h, wd = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = p.kernel, p.stride, p.pad, p.dilation
+    oh, ow = sh * (h - 1) + dh * (kh - 1) + 1 - 2 * ph, sw * (wd - 1) + dw * (kw - 1) + 1 - 2 * pw
+    cin, cout = c // p.group, p.num_output // p.group
+    full = np.zeros((n, p.num_output, oh + 2 * ph, ow + 2 * pw), np.float64)
+    for g in range(p.group):
+        xs = x[:, g * cin:(g + 1) * cin]
+        ws = w[g * cin:(g + 1) * cin]  # (cin, cout, kh, kw)
+        for i in range(h):
+            for j in range(wd):
+                contrib = np.einsum("nc,cokl->nokl", xs[:, :, i, j], ws)
+                for ki in range(kh):
+                    for kj in range(kw):
+                        full[:, g * cout:(g + 1) * cout, i * sh + ki * dh, j * sw + kj * dw] += \
+                            contrib[:, :, ki, kj]
+    out = full[:, :, ph:ph + oh, pw:pw + ow]
+    return out + b.reshape(1, -1, 1, 1) if b is not None else out
+
+
 def _axis_view(blob, shape, axis):
     axis %= len(shape)
     return blob.reshape(blob.shape + (1,) * (len(shape) - axis - blob.ndim))
@@ -104,6 +126,8 @@ def caffe_forward(graph: ir.Graph, weights, data: np.ndarray) -> dict[str, np.nd
         t = layer.type
         if t == "Convolution":
             ys = [_conv(xs[0], wb[0], wb[1] if p.bias_term else None, p)]
+        elif t == "Deconvolution":
+            ys = [_deconv(xs[0], wb[0], wb[1] if p.bias_term else None, p)]
         elif t == "Pooling":
             ys = [_pool(xs[0], p)]
         elif t == "BatchNorm":
@@ -402,6 +426,8 @@ def _zoo() -> ir.Graph:
         L("gfl", "Flatten", ("gp",), ("gfl",), ir.FlattenParam()),
         L("sc3", "Scale", ("ax", "gfl"), ("sc3",), ir.ScaleParam(axis=0)),
         L("prob", "Softmax", ("fc",), ("prob",), ir.SoftmaxParam()),
+        L("dc", "Deconvolution", ("data",), ("dc",), ir.ConvolutionParam(
+            6, (3, 3), (2, 2), (1, 1), group=2, bias_term=True)),
     ])
 
 
@@ -422,7 +448,7 @@ def test_every_layer_type_against_numpy():
         for top, name in zip(layer.tops, plan.outputs[i]):
             last[top] = name
     blobs = ("fc", "prob", "zero", "fl2", "cat", "ip2", "max", "bi", "s1", "sc", "rs", "ax",
-             "sc3")
+             "sc3", "dc")
     names = [last[b] for b in blobs]
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

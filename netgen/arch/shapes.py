@@ -63,9 +63,11 @@ def _spatial(layer: ir.Layer, shape: Shape) -> tuple[int, int, int, int]:
     return shape  # type: ignore[return-value]
 
 
-def _convolution(layer, shapes):
+def _checked_conv(layer, shape: Shape) -> tuple[int, int, int, int]:
+    """The input's N, C, H, W once a convolution_param (Convolution's or Deconvolution's)
+    is one Caffe accepts on it."""
     p: ir.ConvolutionParam = layer.param
-    n, c, h, w = _spatial(layer, shapes[0])
+    n, c, h, w = _spatial(layer, shape)
     if p.num_output <= 0 or p.group <= 0:
         raise _fail(layer, f"num_output and group must be positive, got {p.num_output}, {p.group}")
     if c % p.group or p.num_output % p.group:
@@ -75,6 +77,12 @@ def _convolution(layer, shapes):
                             ("pad", p.pad, 0), ("dilation", p.dilation, 1)):
         if min(pair) < low:
             raise _fail(layer, f"{what} must be >= {low}, got {list(pair)}")
+    return n, c, h, w
+
+
+def _convolution(layer, shapes):
+    p: ir.ConvolutionParam = layer.param
+    n, c, h, w = _checked_conv(layer, shapes[0])
     oh = conv_out(h, p.kernel[0], p.stride[0], p.pad[0], p.dilation[0])
     ow = conv_out(w, p.kernel[1], p.stride[1], p.pad[1], p.dilation[1])
     blobs = [(p.num_output, c // p.group, p.kernel[0], p.kernel[1])]
@@ -87,16 +95,7 @@ def _deconvolution(layer, shapes):
     """Caffe's DeconvolutionLayer::compute_output_shape: stride * (in - 1) + extent - 2 pad;
     its weight is (input channels, num_output / group, kh, kw), a convolution's transposed."""
     p: ir.ConvolutionParam = layer.param
-    n, c, h, w = _spatial(layer, shapes[0])
-    if p.num_output <= 0 or p.group <= 0:
-        raise _fail(layer, f"num_output and group must be positive, got {p.num_output}, {p.group}")
-    if c % p.group or p.num_output % p.group:
-        raise _fail(layer, f"group {p.group} must divide input channels {c} and "
-                    f"num_output {p.num_output}")
-    for what, pair, low in (("kernel", p.kernel, 1), ("stride", p.stride, 1),
-                            ("pad", p.pad, 0), ("dilation", p.dilation, 1)):
-        if min(pair) < low:
-            raise _fail(layer, f"{what} must be >= {low}, got {list(pair)}")
+    n, c, h, w = _checked_conv(layer, shapes[0])
     oh, ow = (s * (size - 1) + d * (k - 1) + 1 - 2 * pad for size, k, s, pad, d in
               zip((h, w), p.kernel, p.stride, p.pad, p.dilation))
     blobs = [(c, p.num_output // p.group, p.kernel[0], p.kernel[1])]

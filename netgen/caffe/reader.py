@@ -510,35 +510,49 @@ def _canonical_rounding(graph: ir.Graph, crops: dict[str, ir.Pair]) -> ir.Graph:
     return graph.with_layers(layers)
 
 
-def _fold_se_products(graph: ir.Graph) -> ir.Graph:
-    """netgen's stock form of an SE product and sum (prototxt.realize_axpy: Flatten of an
-    N x C x 1 x 1 gate, two-bottom Scale with axis 0, Eltwise SUM with the shortcut, each
-    read only by the next) as the IR's one Axpy, so that a file has one IR however it spells
-    SE. Anything else stays the stock layers it is."""
+def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
+    """netgen's two stock spellings of an SE product and sum as the IR's one Axpy, so that a
+    file has one IR however it spells SE; anything else stays the stock layers it is. Each is
+    three layers, each read only by the next:
+
+    - prototxt.realize_axpy's: Flatten of the N x C x 1 x 1 gate, a two-bottom Scale with axis
+      0 multiplying x, Eltwise SUM with the shortcut;
+    - caffe.targets' mnn form: a Deconvolution of ones broadcasting the gate to x's shape,
+      Eltwise PROD with x, Eltwise SUM with the shortcut.
+
+    Returns the graph and the names of the Deconvolutions folded away, whose weights must be
+    ones (weights_for checks them)."""
     layers = list(graph.layers)
     uses: dict[str, int] = {}
     for layer in layers:
         for bottom in layer.bottoms:
             uses[bottom] = uses.get(bottom, 0) + 1
     out: list[ir.Layer] = []
-    i = 0
+    constants: list[str] = []
     folded = False
+    i = 0
     while i < len(layers):
-        flat, scale, total = (layers[i:i + 3] + [None, None])[:3]
-        if (flat.type == "Flatten" and scale is not None and total is not None
-                and _is_se_form(flat, scale, total, uses)):
-            gate, x = flat.bottoms[0], scale.bottoms[0]
-            shortcut = next(b for b in total.bottoms if b != scale.tops[0])
-            out.append(ir.Layer(total.name, "Axpy", (gate, x, shortcut), total.tops,
+        first, product, total = (layers[i:i + 3] + [None, None])[:3]
+        stock = first.type == "Flatten" and product is not None and total is not None \
+            and _is_se_form(first, product, total, uses)
+        broadcast = first.type == "Deconvolution" and product is not None \
+            and total is not None and _is_broadcast_form(first, product, total, uses)
+        if stock or broadcast:
+            x = product.bottoms[0] if stock else \
+                next(b for b in product.bottoms if b != first.tops[0])
+            shortcut = next(b for b in total.bottoms if b != product.tops[0])
+            out.append(ir.Layer(total.name, "Axpy", (first.bottoms[0], x, shortcut), total.tops,
                                 ir.NoParam(), stage=total.stage))
+            if broadcast:
+                constants.append(first.name)
             folded = True
             i += 3
             continue
-        out.append(flat)
+        out.append(first)
         i += 1
     if not folded:
-        return graph
-    return infer(graph.name, graph.inputs, out)
+        return graph, ()
+    return infer(graph.name, graph.inputs, out), tuple(constants)
 
 
 def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str, int]) -> bool:
@@ -553,37 +567,6 @@ def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str
             and all(c == 1 for c in total.param.coeff) and len(total.bottoms) == 2
             and scale.tops[0] in total.bottoms and total.bottoms[0] != total.bottoms[1]
             and uses.get(flat.tops[0]) == 1 and uses.get(scale.tops[0]) == 1)
-
-
-def _fold_se_broadcasts(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
-    """netgen's mnn form of an SE product and sum (caffe.targets: a Deconvolution of ones
-    broadcasting the N x C x 1 x 1 gate to x's shape, Eltwise PROD with x, Eltwise SUM with
-    the shortcut, each read only by the next) as the IR's one Axpy. Returns the graph and
-    the names of the Deconvolutions folded away, whose weights must be ones."""
-    layers = list(graph.layers)
-    uses: dict[str, int] = {}
-    for layer in layers:
-        for bottom in layer.bottoms:
-            uses[bottom] = uses.get(bottom, 0) + 1
-    out: list[ir.Layer] = []
-    folded: list[str] = []
-    i = 0
-    while i < len(layers):
-        wide, product, total = (layers[i:i + 3] + [None, None])[:3]
-        if (wide.type == "Deconvolution" and product is not None and total is not None
-                and _is_broadcast_form(wide, product, total, uses)):
-            x = next(b for b in product.bottoms if b != wide.tops[0])
-            shortcut = next(b for b in total.bottoms if b != product.tops[0])
-            out.append(ir.Layer(total.name, "Axpy", (wide.bottoms[0], x, shortcut), total.tops,
-                                ir.NoParam(), stage=total.stage))
-            folded.append(wide.name)
-            i += 3
-            continue
-        out.append(wide)
-        i += 1
-    if not folded:
-        return graph, ()
-    return infer(graph.name, graph.inputs, out), tuple(folded)
 
 
 def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
@@ -693,9 +676,8 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     if not layers:
         raise NetgenError(f"{source}: has no layers to read for phase {phase}")
     name = net.name or Path(source).stem
-    graph = _fold_se_products(_canonical_rounding(infer(name, inputs, assign_stages(layers)),
-                                                  crops))
-    graph, constants = _fold_se_broadcasts(graph)
+    graph, constants = _fold_se(_canonical_rounding(infer(name, inputs, assign_stages(layers)),
+                                                    crops))
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]

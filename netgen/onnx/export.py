@@ -240,6 +240,15 @@ class _Emitter:
                                     self.const(layer, "steps", np.array(p.stride, np.int64))],
                           y, layer.name)
                 return
+        self._convolution_node("Conv", layer, x, y)
+
+    def op_deconvolution(self, layer, x, y):
+        """Caffe's Deconvolution is ONNX's ConvTranspose: the same (in, out / group, kh, kw)
+        weight layout and output size stride * (in - 1) + extent - 2 pad."""
+        self._convolution_node("ConvTranspose", layer, x, y)
+
+    def _convolution_node(self, op: str, layer, x, y) -> None:
+        p: ir.ConvolutionParam = layer.param
         blobs = self.blobs(layer)
         if layer.fixed:  # constants of the realization, not parameters
             inputs = [x[0]] + [self.const(layer, f"blob{k}", b) for k, b in enumerate(blobs)]
@@ -247,22 +256,7 @@ class _Emitter:
             inputs = [x[0], self.init(f"{layer.name}.weight", blobs[0])]
             if p.bias_term:
                 inputs.append(self.init(f"{layer.name}.bias", blobs[1]))
-        self.node("Conv", inputs, y, layer.name, kernel_shape=list(p.kernel),
-                  strides=list(p.stride), pads=[p.pad[0], p.pad[1], p.pad[0], p.pad[1]],
-                  dilations=list(p.dilation), group=p.group)
-
-    def op_deconvolution(self, layer, x, y):
-        """Caffe's Deconvolution is ONNX's ConvTranspose: the same (in, out / group, kh, kw)
-        weight layout and output size stride * (in - 1) + extent - 2 pad."""
-        p: ir.ConvolutionParam = layer.param
-        blobs = self.blobs(layer)
-        if layer.fixed:
-            inputs = [x[0]] + [self.const(layer, f"blob{k}", b) for k, b in enumerate(blobs)]
-        else:
-            inputs = [x[0], self.init(f"{layer.name}.weight", blobs[0])]
-            if p.bias_term:
-                inputs.append(self.init(f"{layer.name}.bias", blobs[1]))
-        self.node("ConvTranspose", inputs, y, layer.name, kernel_shape=list(p.kernel),
+        self.node(op, inputs, y, layer.name, kernel_shape=list(p.kernel),
                   strides=list(p.stride), pads=[p.pad[0], p.pad[1], p.pad[0], p.pad[1]],
                   dilations=list(p.dilation), group=p.group)
 
