@@ -60,6 +60,12 @@ def _per_sample(shape: tuple | None, node: onnx.NodeProto, skip_last: bool = Fal
 def count_onnx(model: onnx.ModelProto) -> OnnxCounts:
     """Parameters and per-sample multiply-adds of `model` (initializer data not needed)."""
     dims = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    # TorchScript's exporter stores identical tensors once and hands each user an Identity of
+    # it (an untrained net's BatchNorm weights are all ones): each Identity is a parameter of
+    # its own, as it was in the model and is in the IR.
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input and node.input[0] in dims:
+            dims[node.output[0]] = dims[node.input[0]]
     shapes = _shapes(model)
     counted: set[str] = set()
     params: Counter = Counter()
