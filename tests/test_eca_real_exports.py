@@ -85,3 +85,43 @@ def test_export_converts_exactly(tmp_path, file):
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
     assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
+
+
+LIKE = {"timm_ecaresnet26t": "ecaresnet26t", "timm_ecaresnet50d": "ecaresnet50d",
+        "timm_resnet50t": "resnet50t", "timm_seresnext26t_32x4d": "seresnext26t-32x4d"}
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_identify_names_each_export(tmp_path, run_cli, file):
+    source = tmp_path / file
+    onnx.save(real_exports.load(file), str(source))
+    result = run_cli("identify", source)
+    name = LIKE[real_exports.record(file)["model"]]
+    assert result.code == 0 and result.out.splitlines()[0] == f"{source}: {name}", result.out + result.err
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_exports_are_netgens_named_nets(tmp_path, run_cli, file):
+    """diff finds each export EQUIVALENT to netgen's net of timm's name, and convert --like
+    puts the file's weights on netgen's own build: OpenCV on its prototxt and ORT on its
+    model.onnx compute the file's logits."""
+    record = real_exports.record(file)
+    name = LIKE[record["model"]]
+    source = tmp_path / file
+    onnx.save(real_exports.load(file), str(source))
+    result = run_cli("diff", source, name)
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
+    result = run_cli("convert", source, "--like", name, "-o", tmp_path / "like")
+    assert result.code == 0, result.err
+    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    want = next(iter(create_session(onnx.load(str(source)), "cpu").run(x).values()))
+    got = create_session(onnx.load(str(tmp_path / "like" / "model.onnx")), "cpu").run(x)["fc1000"]
+    assert rel_err(got, want) <= TOLERANCE
+    cv2 = pytest.importorskip("cv2")
+    deploy = tmp_path / "like" / "deploy.prototxt"
+    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
+    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    reader.enableWinograd(False)
+    reader.setInput(x)
+    got = np.asarray(reader.forward("fc1000")).reshape(want.shape)
+    assert rel_err(got, want) <= TOLERANCE

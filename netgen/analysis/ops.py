@@ -330,7 +330,7 @@ def _fold_se(ops: list[Op], rep: Representation) -> list[Op]:
             if found is None:
                 continue
             chain, kernel = found
-            kind, attrs = "ECA", {"channels": channels, "kernel": kernel}
+            kind, attrs = "ECA", {"channels": channels, "k": kernel}
         se = Op(chain[0], kind, attrs,
                 [name for i in chain for name in ops[i].layers], [x], tuple(ops[x].shape))
         se_of[chain[0]] = se
