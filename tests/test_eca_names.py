@@ -93,3 +93,17 @@ def test_cli(run_cli, tmp_path):
     listing = run_cli("list").out
     for name in TIMM:
         assert name in listing
+
+
+def test_diff_names_the_eca_units_and_draw_boxes_them(run_cli, tmp_path):
+    result = run_cli("diff", "ecaresnet50d", "resnet50d")
+    assert result.code == 1 or "DIFFERENT" in result.out
+    assert "  - efficient channel attention of all 16 blocks: A ECA k=5, 5, 5, 7 | B none" \
+        in result.out.splitlines()
+    assert "DIFFERENT (1 difference)" in result.out
+    result = run_cli("diff", "ecaresnet50d", "ecaresnet50d")
+    assert "verdict: EQUIVALENT" in result.out
+    result = run_cli("draw", "ecaresnet26t", "-o", tmp_path / "e.svg")
+    assert result.code == 0, result.err
+    svg = (tmp_path / "e.svg").read_text()
+    assert svg.count("ECA k=5, 256") == 2 and svg.count("ECA k=7, 2048") == 2
