@@ -362,14 +362,14 @@ class ArchSpec:
                 del data[key]
         if not self.iresnet:
             del data["iresnet"]
+        else:
+            data["embedding"] = IRESNET_EMBEDDING
         if not self.eca:
             del data["eca"]
         else:
             data["eca_kernels"] = list(self.eca_kernels)
         if not self.tiered_stem:
             del data["tiered_stem"]
-        else:
-            data["embedding"] = IRESNET_EMBEDDING
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
