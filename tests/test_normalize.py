@@ -12,6 +12,7 @@ from netgen.errors import NetgenError
 from netgen.onnx.normalize import fold
 from netgen.onnx.normalize import PASSES, normalize
 from netgen.onnx.normalize.constants import constants_to_initializers
+from netgen.onnx.normalize.eca import drop_broadcast_expands, eca_to_2d
 from netgen.onnx.normalize.fold import fold_constants
 from netgen.onnx.normalize.noops import drop_noops
 from netgen.onnx.normalize.prune import prune_unused
@@ -192,12 +193,13 @@ def test_torchscript_pads_subgraph_folds_to_onnx_pads():
      "node 'tile' (Tile): input 's' is computed from tensor shapes and changes with the "
      "batch size ([1, 4, 6, 6] at batch 1, [2, 4, 6, 6] at batch 2); only a Reshape's target "
      "shape may depend on the batch"),
-    # a constant expanded to the input's shape: computed, but different at each batch
+    # a constant expanded to the input's shape: computed, but different at each batch (an
+    # Add or Mul would broadcast it anyway: drop_broadcast_expands drops those Expands)
     ([helper.make_node("Shape", ["x"], ["s"]),
       helper.make_node("Expand", ["one", "s"], ["e"]),
-      helper.make_node("Add", ["x", "e"], ["y"], name="add")],
+      helper.make_node("Sub", ["x", "e"], ["y"], name="sub")],
      [init("one", np.ones(1, np.float32))],
-     "node 'add' (Add): input 'e' is computed from tensor shapes and changes with the "
+     "node 'sub' (Sub): input 'e' is computed from tensor shapes and changes with the "
      "batch size ([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, ...] at batch 1"),
 ])
 def test_batch_dependent_values_elsewhere_are_refused_naming_the_node(nodes, inits, message):
@@ -336,3 +338,76 @@ def test_a_whole_export_normalises_to_a_valid_model_computing_the_same(style):
     batches = (1,) if style == "dynamo" else (1, 3)
     for batch in batches:
         np.testing.assert_array_equal(run(out, batch), run(m, batch))
+
+
+def eca_nodes(expand_target: str, keepdims: int = 0) -> list[onnx.NodeProto]:
+    """timm's EcaModule as the TorchScript exporter writes it, on an N x 4 x 6 x 6 input:
+    mean over H, W; view(N, 1, -1); conv1d k=3 pad 1; sigmoid; view(N, -1, 1, 1);
+    expand_as(x); x * gate."""
+    return [helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=keepdims),
+            helper.make_node("Reshape", ["m", "to3"], ["v"]),
+            helper.make_node("Conv", ["v", "w"], ["c"], kernel_shape=[3], pads=[1, 1], name="eca_conv"),
+            helper.make_node("Sigmoid", ["c"], ["g"]),
+            helper.make_node("Reshape", ["g", "to4"], ["gate"]),
+            helper.make_node("Shape", ["x"], ["s"]),
+            helper.make_node("Expand", ["gate", expand_target], ["e"], name="expand"),
+            helper.make_node("Mul", ["x", "e"], ["y"])]
+
+
+ECA_INITS = [init("to3", np.array([0, 1, -1], np.int64)), init("to4", np.array([0, -1, 1, 1], np.int64)),
+             init("w", np.array([[[0.5, -1.0, 2.0]]], np.float32))]
+
+
+def test_an_expand_to_the_shape_of_what_it_multiplies_goes():
+    m = model(eca_nodes("s"), ECA_INITS)
+    out = onnx.ModelProto()
+    out.CopyFrom(m)
+    drop_broadcast_expands(out)
+    assert "Expand" not in ops(out) and out.graph.node[-1].input[:] == ["x", "gate"]
+    for batch in (1, 3):
+        np.testing.assert_allclose(run(out, batch), run(m, batch), rtol=1e-6)
+
+
+def test_an_expand_to_a_constant_equal_to_the_static_shape_goes_and_others_stay():
+    static = model(eca_nodes("shape"), ECA_INITS + [init("shape", np.array([2, 4, 6, 6], np.int64))],
+                   shape=(2, 4, 6, 6))
+    drop_broadcast_expands(static)
+    assert "Expand" not in ops(static)
+    # a target larger than x (it broadcasts x too): not a no-op of the Mul, kept
+    bigger = model(eca_nodes("shape"), ECA_INITS + [init("shape", np.array([3, 4, 6, 6], np.int64))],
+                   shape=(1, 4, 6, 6), out_shape=(3, 4, 6, 6))
+    drop_broadcast_expands(bigger)
+    assert "Expand" in ops(bigger)
+    # the Expand's output read by something other than a Mul or Add: kept
+    nodes = eca_nodes("s")[:-1] + [helper.make_node("Sub", ["x", "e"], ["y"])]
+    other = model(nodes, ECA_INITS)
+    drop_broadcast_expands(other)
+    assert "Expand" in ops(other)
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_ecas_conv1d_becomes_a_1_by_k_conv_on_n_1_1_c(keepdims):
+    nodes = eca_nodes("s", keepdims)
+    inits = ECA_INITS if not keepdims else ECA_INITS[1:] + [init("to3", np.array([0, 1, 4], np.int64))]
+    m = model(nodes, inits)
+    out = normalize(m)
+    assert ops(out) == ["ReduceMean", "Reshape", "Conv", "Sigmoid", "Reshape", "Mul"]
+    conv = next(n for n in out.graph.node if n.op_type == "Conv")
+    a = {x.name: helper.get_attribute_value(x) for x in conv.attribute}
+    assert a["kernel_shape"] == [1, 3] and a["pads"] == [0, 1, 0, 1]
+    values = inits_of(out)
+    assert values[conv.input[1]].shape == (1, 1, 1, 3)
+    reshapes = [n for n in out.graph.node if n.op_type == "Reshape"]
+    assert [values[r.input[1]].tolist() for r in reshapes] == [[0, 1, 1, -1], [0, -1, 1, 1]]
+    for batch in (1, 2):
+        np.testing.assert_allclose(run(out, batch), run(m, batch), rtol=1e-5, atol=1e-6)
+
+
+def test_a_1d_conv_outside_the_eca_pattern_is_left_for_the_op_mapping():
+    nodes = [helper.make_node("Reshape", ["x", "to3"], ["v"]),
+             helper.make_node("Conv", ["v", "w"], ["c"], kernel_shape=[3], pads=[1, 1]),
+             helper.make_node("Reshape", ["c", "back"], ["y"])]
+    m = model(nodes, ECA_INITS[:1] + ECA_INITS[2:] + [init("back", np.array([0, 4, 6, 6], np.int64))])
+    before = [n.SerializeToString() for n in m.graph.node]
+    eca_to_2d(m)
+    assert [n.SerializeToString() for n in m.graph.node] == before

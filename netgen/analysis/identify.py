@@ -21,7 +21,8 @@ from netgen.analysis.topology import Analysis, Block, inner_widths, se_rule
 from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_LAYOUTS,
                               IMAGENET_WIDTHS, IRESNET_EMBEDDING, PREACT_IMAGENET_LAYOUTS,
                               RESNEXT_CIFAR_WIDTHS, STEM_KERNELS, STEM_POOLS, ArchSpec,
-                              inner_width, make_spec, spec_from_name)
+                              TIERED_STEM_WIDTHS, eca_kernel, inner_width, make_spec,
+                              spec_from_name)
 from netgen.errors import NetgenError
 
 
@@ -62,8 +63,13 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
         return out
     conv = convs[0].attrs
     deep = [op.attrs for op in convs[:3]]
-    if len(convs) == 3 and [(c["kernel"], c["stride"][0], c["out_channels"]) for c in deep] \
-            == [([3, 3], 2, 32), ([3, 3], 1, 32), ([3, 3], 1, 64)]:
+    read = [(c["kernel"], c["stride"][0], c["out_channels"]) for c in deep]
+    tiered = [([3, 3], 2 if i == 0 else 1, w) for i, w in enumerate(TIERED_STEM_WIDTHS)]
+    if len(convs) == 3 and read == tiered:
+        out["tiered_stem"] = True  # timm's *t: three 3x3 convolutions of 24, 32, 64
+        conv = {"kernel": [7, 7], "stride": [2, 2]}
+        convs = convs[:1]
+    elif len(convs) == 3 and read == [([3, 3], 2, 32), ([3, 3], 1, 32), ([3, 3], 1, 64)]:
         out["deep_stem"] = True  # ResNet-C: three 3x3 convolutions for the 7x7
         conv = {"kernel": [7, 7], "stride": [2, 2]}
         convs = convs[:1]
@@ -193,7 +199,25 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     if any(b.join_entry.shortcut.kind == "pooled-projection" for b in blocks):
         out["avg_down"] = True
     _se(analysis, out, misfits)
+    _eca(analysis, out, misfits)
 
+
+def _eca(analysis: Analysis, out: dict, misfits: list[str]) -> None:
+    """timm's ECA units: on every block, each kernel timm's for its channels."""
+    with_eca = [b.eca is not None for b in analysis.blocks]
+    if not any(with_eca):
+        return
+    if not all(with_eca):
+        misfits.append(f"ECA on {sum(with_eca)} of {len(with_eca)} blocks")
+        return
+    odd = [b.eca.attrs for b in analysis.blocks
+           if b.eca.attrs["k"] != eca_kernel(b.eca.attrs["channels"])]
+    if odd:
+        misfits.append("ECA kernels " + ", ".join(f"{a['k']} on {a['channels']} channels"
+                                                  for a in odd[:3]) + " (timm's rule gives "
+                       + ", ".join(str(eca_kernel(a["channels"])) for a in odd[:3]) + ")")
+        return
+    out["eca"] = True
 
 def _se(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     """The SE units' reduction and width rule, read off each stage's first block."""
@@ -292,7 +316,8 @@ def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
         except NetgenError as exc:
             # drop the least structural field first; what remains is the closest spec
             for key in ("stride_in", "width_per_group", "groups", "shortcut", "imagenet_stages",
-                        "stages", "block", "se_width", "se", "avg_down", "deep_stem",
+                        "stages", "block", "se_width", "se", "eca", "avg_down",
+                        "tiered_stem", "deep_stem",
                         "stem_kernel", "stem_bn", "final_bn", "input_size", "num_classes",
                         "preact", "plain", "iresnet"):
                 if key in fields:
@@ -326,6 +351,8 @@ def canonical_parameters(analysis: Analysis) -> int:
             total += a["in_features"] * a["out_features"]
         elif op.type == "SE":
             total += 2 * a["channels"] * a["reduced"] + a["channels"] + a["reduced"]
+        elif op.type == "ECA":
+            total += a["k"]
         elif op.type == "BN":
             total += 2 * a["channels"]
     return total
@@ -426,6 +453,7 @@ def outline(analysis: Analysis) -> dict:
             "block": sorted({b.kind for b in blocks}),
             "wiring": sorted({b.wiring for b in blocks}),
             "se": any(b.se is not None for b in blocks),
+            "eca": any(b.eca is not None for b in blocks),
             "grouped": any(op.attrs.get("group", 1) > 1 for b in blocks for op in b.convs)}
 
 

@@ -270,24 +270,68 @@ def _se_chain(ops: list[Op], gate: int, x: int) -> list[int] | None:
     return chain[::-1]
 
 
+def _eca_chain(ops: list[Op], gate: int, x: int) -> tuple[list[int], int] | None:
+    """The ids of an ECA gate computed from `x` (global average pooling, a reshape that lays
+    the channels along one axis, a convolution of one input and one output channel with a
+    1 x k or k x 1 kernel and pad k // 2 there, no bias, Sigmoid, a reshape back), first to
+    last, and k; or None."""
+    chain, cur = [], gate
+    while ops[cur].type == "Reshape" and ops[cur].inputs:
+        chain.append(cur)
+        cur = ops[cur].inputs[0]
+    if ops[cur].type != "Sigmoid" or len(ops[cur].inputs) != 1:
+        return None
+    chain.append(cur)
+    cur = ops[cur].inputs[0]
+    conv = ops[cur]
+    if conv.type != "Conv" or len(conv.inputs) != 1:
+        return None
+    a = conv.attrs
+    kernel = sorted(a["kernel"])
+    if (a["in_channels"], a["out_channels"], a["group"]) != (1, 1, 1) or kernel[0] != 1 \
+            or kernel[1] % 2 == 0 or sorted(a["pad"]) != [0, kernel[1] // 2] \
+            or a["stride"] != [1, 1] or a["dilation"] != [1, 1] \
+            or a.get("shift", a.get("bias")):
+        return None
+    chain.append(cur)
+    cur = conv.inputs[0]
+    seen = 0
+    while ops[cur].type == "Reshape" and ops[cur].inputs:
+        chain.append(cur)
+        cur = ops[cur].inputs[0]
+        seen += 1
+    pool = ops[cur]
+    if not seen or pool.type != "Pool" or not pool.attrs.get("global") \
+            or pool.attrs["pool"] != "AVE" or pool.inputs != [x]:
+        return None
+    chain.append(cur)
+    return chain[::-1], kernel[1]
+
+
 def _fold_se(ops: list[Op], rep: Representation) -> list[Op]:
     """Each squeeze-and-excitation unit as one `SE` op (channels, reduced width) on the
     residual branch, and its product-and-sum (SENet's Axpy, or Mul then Add) as the block's
     Add: so that an SE block is the plain block with one more op, whichever way it is
-    written."""
+    written. timm's ECA unit likewise becomes one `ECA` op (channels, kernel k)."""
     drop: set[int] = set()
     se_of: dict[int, Op] = {}
     for op in ops:
         if op.type != "Axpy" or len(op.inputs) != 3:
             continue
         gate, x, shortcut = op.inputs
-        chain = _se_chain(ops, gate, x)
-        if chain is None:
-            continue
-        down = next(ops[i] for i in chain if ops[i].type in ("Conv", "FC"))
-        reduced = down.attrs.get("out_channels", down.attrs.get("out_features"))
         channels = ops[x].shape[1] if len(ops[x].shape) > 1 else 0
-        se = Op(chain[0], "SE", {"channels": channels, "reduced": reduced},
+        chain = _se_chain(ops, gate, x)
+        if chain is not None:
+            down = next(ops[i] for i in chain if ops[i].type in ("Conv", "FC"))
+            reduced = down.attrs.get("out_channels", down.attrs.get("out_features"))
+            kind, attrs = "SE", {"channels": channels, "reduced": reduced}
+        else:
+            found = _eca_chain(ops, gate, x)
+            if found is None:
+                continue
+            chain, kernel = found
+            kind, attrs = "ECA", {"channels": channels, "k": kernel}
+        se = Op(chain[0], kind, attrs,
                 [name for i in chain for name in ops[i].layers], [x], tuple(ops[x].shape))
         se_of[chain[0]] = se
         drop.update(chain[1:])

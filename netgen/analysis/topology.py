@@ -126,6 +126,11 @@ class Block:
         return next((e.op for e in self.body if e.op.type == "SE"), None)
 
     @property
+    def eca(self) -> Op | None:
+        """The block's ECA unit (ops.py folds one into an `ECA` op)."""
+        return next((e.op for e in self.body if e.op.type == "ECA"), None)
+
+    @property
     def kind(self) -> str:
         """basic (3x3, 3x3), bottleneck (1x1, 3x3, 1x1), or the kernels as written."""
         kernels = [tuple(op.attrs["kernel"]) for op in self.convs]

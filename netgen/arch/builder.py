@@ -24,8 +24,8 @@ from typing import Callable
 
 from netgen.arch import ir
 from netgen.arch.shapes import conv_out, infer, pool_out, rounding_matters
-from netgen.arch.spec import (DEEP_STEM_WIDTHS, IRESNET_EMBEDDING, STEM_POOLS, ArchSpec,
-                              se_width_of)
+from netgen.arch.spec import (IRESNET_EMBEDDING, STEM_POOLS, ArchSpec,
+                              eca_kernel, se_width_of)
 from netgen.errors import NetgenError
 
 # The published 101/152 number the blocks of their long stages (res4b1..res4b22) while 50
@@ -170,6 +170,23 @@ def se_gate(net: _Net, x: str, block: str, channels: int, reduced: int) -> str:
     return net.add(f"res{block}_se_prob", "Sigmoid", [up], ir.NoParam(), top=up)
 
 
+def eca_gate(net: _Net, x: str, block: str, kernel: int) -> str:
+    """timm's ECA gate of a branch (EcaModule: mean over H and W, Conv1d(1, 1, k, padding
+    k // 2, bias=False) across the channels, sigmoid) in stock Caffe layers: global average
+    pooling to N x C x 1 x 1, a Reshape to N x 1 x 1 x C so that the channels lie along W, a
+    1 x k convolution of one input and one output channel (pad k // 2 on W, zeros at both
+    ends as Conv1d's), Sigmoid in place, a Reshape back to N x C x 1 x 1. The ONNX importer
+    brings timm's exports to this same form (netgen.onnx.normalize.eca). Returns the gate;
+    the Axpy that multiplies and adds is the caller's."""
+    pooled = net.add(f"res{block}_eca_pool", "Pooling", [x],
+                     ir.PoolingParam("AVE", global_pooling=True))
+    row = net.add(f"res{block}_eca_row", "Reshape", [pooled], ir.ReshapeParam((0, 1, 1, -1)))
+    conv = net.add(f"res{block}_eca_conv", "Convolution", [row],
+                   ir.ConvolutionParam(1, (1, kernel), pad=(0, kernel // 2), bias_term=False))
+    net.add(f"res{block}_eca_prob", "Sigmoid", [conv], ir.NoParam(), top=conv)
+    return net.add(f"res{block}_eca_gate", "Reshape", [conv], ir.ReshapeParam((0, -1, 1, 1)))
+
+
 def post_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
                     units: list[Unit], stride: int, entry: bool) -> str:
     """The paper's unit (Fig. 2): conv-BN-ReLU, ..., conv-BN, sum with the shortcut, ReLU.
@@ -193,6 +210,9 @@ def post_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
         # emitter writes it in stock layers unless told otherwise.
         reduced = se_width_of(c_out, spec.se_reduction, spec.se_width or "floor")
         gate = se_gate(net, y, block, c_out, reduced)
+        y = net.add(f"res{block}", "Axpy", [gate, y, shortcut], ir.NoParam())
+    elif shortcut is not None and spec.eca:
+        gate = eca_gate(net, y, block, eca_kernel(c_out))
         y = net.add(f"res{block}", "Axpy", [gate, y, shortcut], ir.NoParam())
     elif shortcut is not None:
         y = net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
@@ -312,9 +332,10 @@ def stem_pool_param(spec: ArchSpec, size: int) -> ir.PoolingParam:
 def deep_stem(net: _Net, spec: ArchSpec, size: int) -> tuple[str, int]:
     """ResNet-C's stem (He et al., CVPR 2019; timm's stem_type="deep"): 3x3 convolutions of
     32 (stride 2), 32 and 64 channels, each with BN and ReLU: conv1_1, bn_conv1_1,
-    scale_conv1_1, conv1_1_relu, ... conv1_3. A conv1 bias goes on the first."""
+    scale_conv1_1, conv1_1_relu, ... conv1_3 (timm's "deep_tiered": 24, 32, 64). A conv1
+    bias goes on the first."""
     x = "data"
-    for i, width in enumerate(DEEP_STEM_WIDTHS, start=1):
+    for i, width in enumerate(spec.stem_widths, start=1):
         stride = 2 if i == 1 else 1
         x = net.conv_unit(x, f"conv1_{i}", f"bn_conv1_{i}", f"scale_conv1_{i}",
                           f"conv1_{i}_relu", width, 3, stride, bias=spec.conv1_bias and i == 1)

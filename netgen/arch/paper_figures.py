@@ -163,7 +163,11 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
         ("seresnext101-32x4d", "48,955,416"), ("resnet18d", "11,708,744"),
         ("resnet34d", "21,816,904"), ("resnet26d", "16,014,408"), ("resnet50c", "25,576,264"),
         ("resnet50d", "25,576,264"), ("resnet101d", "44,568,392"),
-        ("resnet152d", "60,212,040"))},
+        ("resnet152d", "60,212,040"),
+        # timm 1.0.31's ECA nets and tiered-stem (*t) nets (sum(p.numel()), timm.create_model)
+        ("ecaresnet26t", "16,011,916"), ("ecaresnet50d", "25,576,350"),
+        ("ecaresnet101d", "44,568,563"), ("resnet50t", "25,573,728"),
+        ("seresnext26t-32x4d", "16,806,976"))},
     **{name: (Figure("parameters", count, 1, _SENET),) for name, count in (
         ("seresnet50-stride1x1", "28,088,024"), ("seresnet101-stride1x1", "49,326,872"),
         ("seresnet152-stride1x1", "66,821,848"))},

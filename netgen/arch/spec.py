@@ -55,10 +55,19 @@ block (BN, 3x3 conv, BN, PReLU, 3x3 conv with the stride, BN; nothing after the 
 stage starting with stride 2, projections where the shape changes, and the embedding head
 (BN, fc 512, BN with its scale fixed to 1) instead of pooling and a classifier. Its input is
 112 (aligned faces); `num_classes` is the number of identities the train_val classifies.
+
+Two more fields, appended last, are timm's attention ResNets: `eca` puts an ECA unit (Wang
+et al., CVPR 2020, timm's EcaModule) where SE would be: global average pooling, a 1-D
+convolution of k taps across the C channels (no bias; k from C by timm's rule, eca_kernel),
+sigmoid, the channel-wise product (ecaresnet50d, ecaresnet26t); `tiered_stem` is timm's
+stem_type="deep_tiered" of the *t nets, ResNet-C's three 3x3 convolutions at 24, 32, 64
+instead of 32, 32, 64, always with ResNet-D's projection in timm (resnet50t,
+seresnext26t_32x4d), which netgen's names take as the letter t.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, replace
 
@@ -116,6 +125,8 @@ SE_DIVISOR = 8
 DEFAULT_SE_WIDTH = {"imagenet": "timm", "cifar10": "floor"}
 # ResNet-C's stem (timm's stem_type="deep", stem_width=32): three 3x3 convolutions.
 DEEP_STEM_WIDTHS = (32, 32, 64)
+# timm's stem_type="deep_tiered" (the *t nets): 3 * (stem_width // 4), stem_width, 2 * stem_width.
+TIERED_STEM_WIDTHS = (24, 32, 64)
 # timm's layout table: Table 1 plus ResNet-26 (resnet26, resnet26d, seresnext26d_32x4d).
 TIMM_IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
     **IMAGENET_LAYOUTS, 26: ("bottleneck", (2, 2, 2, 2))}
@@ -181,11 +192,23 @@ class ArchSpec:
     stem_bn: bool = False  # a CIFAR-10 pre-activation net's BN-ReLU after conv1
     stem_kernel: int = 3  # a CIFAR-10 net's conv1: 3x3 or 1x1
     iresnet: bool = False  # ArcFace's IResNet: improved blocks, PReLU, embedding head
+    eca: bool = False  # timm's ECA unit on every residual branch
+    tiered_stem: bool = False  # timm's deep_tiered stem (24, 32, 64); deep_stem is True too
 
     @property
     def timm(self) -> bool:
-        """An SE, ResNet-C or ResNet-D net: timm's conventions and layout table apply."""
-        return self.se_reduction > 0 or self.deep_stem or self.avg_down
+        """An SE, ECA, ResNet-C or ResNet-D net: timm's conventions and layout table apply."""
+        return self.se_reduction > 0 or self.deep_stem or self.avg_down or self.eca
+
+    @property
+    def eca_kernels(self) -> tuple[int, ...]:
+        """The kernel of each stage's ECA units (empty without ECA)."""
+        return tuple(eca_kernel(c) for c in self.out_channels) if self.eca else ()
+
+    @property
+    def stem_widths(self) -> tuple[int, ...]:
+        """The deep stem's three convolutions (ResNet-C's or timm's tiered)."""
+        return TIERED_STEM_WIDTHS if self.tiered_stem else DEEP_STEM_WIDTHS
 
     @property
     def se_widths(self) -> tuple[int, ...]:
@@ -249,8 +272,9 @@ class ArchSpec:
             kind = "iresnet"
         else:
             kind = (("pre" if self.preact else "") + ("se" if self.se_reduction else "")
-                    + ("resnext" if grouped else "resnet"))
-        variant = ("d" if self.avg_down else "c") if self.deep_stem else ""
+                    + ("eca" if self.eca else "") + ("resnext" if grouped else "resnet"))
+        variant = ("t" if self.tiered_stem else "d" if self.avg_down else "c") \
+            if self.deep_stem else ""
         base = f"{prefix}{'wide-' if wide else ''}{kind}{self.depth}{variant}"
         if grouped:
             base += f"-{self.groups}x{self.width_per_group}d"
@@ -340,6 +364,12 @@ class ArchSpec:
             del data["iresnet"]
         else:
             data["embedding"] = IRESNET_EMBEDDING
+        if not self.eca:
+            del data["eca"]
+        else:
+            data["eca_kernels"] = list(self.eca_kernels)
+        if not self.tiered_stem:
+            del data["tiered_stem"]
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
@@ -384,6 +414,13 @@ def se_width_of(channels: int, reduction: int, rule: str) -> int:
     if rounded < 0.9 * value:
         rounded += SE_DIVISOR
     return rounded
+
+
+def eca_kernel(channels: int) -> int:
+    """timm's EcaModule(channels): t = int(abs(log2(C) + 1) / 2) (gamma 2, beta 1), made odd
+    by adding 1 where it is even, and at least 3 (256 -> 5, 2048 -> 7, 64 -> 3)."""
+    t = int(abs(math.log(channels, 2) + 1) / 2)
+    return max(t if t % 2 else t + 1, 3)
 
 
 def inner_width(planes: int, groups: int, width_per_group: int) -> int:
@@ -458,6 +495,8 @@ def make_spec(
     stem_bn: bool = False,
     stem_kernel: int | None = None,
     iresnet: bool = False,
+    eca: bool = False,
+    tiered_stem: bool = False,
 ) -> ArchSpec:
     """Validate user choices and fill the paper's defaults; every error names what is allowed.
 
@@ -470,16 +509,20 @@ def make_spec(
     pre-activation conv1 its BN-ReLU, stem_kernel None is 3 (a CIFAR-10 conv1 of 1x1: 1).
     A grouped CIFAR-10 net is the ResNeXt paper's: planes 64, 128, 256, bottleneck blocks;
     iresnet builds ArcFace's IResNet (IRESNET_LAYOUTS; num_classes is then the train_val's
-    identities).
+    identities). eca adds timm's ECA units; tiered_stem is timm's *t stem (deep, 24/32/64),
+    with avg_down as timm's *t nets have it.
     """
     _check_timm_options(dataset, plain, preact, shortcut, se, se_width, deep_stem, avg_down)
+    _check_attention_options(dataset, plain, preact, se, eca, deep_stem, avg_down, tiered_stem)
+    deep_stem = deep_stem or tiered_stem
     final_bn = True if final_bn is None else final_bn
     stem_kernel = 3 if stem_kernel is None else stem_kernel
     _check_cifar_code_options(dataset, preact, final_bn, stem_bn, stem_kernel)
     if iresnet:
-        _check_iresnet_options(dataset, plain, preact, se, deep_stem, avg_down, imagenet_stages,
-                               groups, width_per_group, width_factor, stride_in, stem_pool, block)
-    timm = bool(se) or deep_stem or avg_down
+        _check_iresnet_options(dataset, plain, preact, se or eca, deep_stem, avg_down,
+                               imagenet_stages, groups, width_per_group, width_factor, stride_in,
+                               stem_pool, block)
+    timm = bool(se) or deep_stem or avg_down or eca
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
     if block is not None and block not in BLOCKS:
@@ -569,7 +612,7 @@ def make_spec(
     spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
                     stride_in, conv1_bias, preact, groups, width_per_group, stem_pool,
                     imagenet_stages, se or 0, None, deep_stem, avg_down, final_bn, stem_bn,
-                    stem_kernel, iresnet)
+                    stem_kernel, iresnet, eca, tiered_stem)
     if se:
         spec = _with_se_width(spec, se_width or DEFAULT_SE_WIDTH[dataset])
     _check_size(spec)
@@ -599,6 +642,26 @@ def _check_timm_options(dataset: str, plain: bool, preact: bool, shortcut: str |
     if avg_down and (plain or (shortcut or "").upper() == "A"):
         raise NetgenError("--avg-down puts average pooling before a downsampling projection; "
                           "option A and plain nets have no projection: use -s B or C")
+
+
+def _check_attention_options(dataset: str, plain: bool, preact: bool, se: int | None,
+                             eca: bool, deep_stem: bool, avg_down: bool,
+                             tiered_stem: bool) -> None:
+    """--eca and --tiered-stem: timm's ECA nets and *t stems, and what they combine with."""
+    if eca and se:
+        raise NetgenError("--eca and --se are two channel gates for the same place (before "
+                          "each residual addition); give one of them")
+    if eca and plain:
+        raise NetgenError("--eca puts an ECA unit before each residual addition; a --plain net "
+                          "has none: drop one of them")
+    if eca and preact:
+        raise NetgenError("--eca builds post-activation nets (timm's); drop --preact or --eca")
+    if tiered_stem and (dataset != "imagenet" or preact):
+        raise NetgenError("--tiered-stem replaces the ImageNet 7x7 stem of a post-activation "
+                          "net (timm's *t); drop it for CIFAR-10 and --preact nets")
+    if tiered_stem and not avg_down:
+        raise NetgenError("--tiered-stem is the stem of timm's *t nets, which all have "
+                          "ResNet-D's pooled projection: add --avg-down")
 
 
 def _check_cifar_code_options(dataset: str, preact: bool, final_bn: bool, stem_bn: bool,
@@ -749,6 +812,8 @@ def _check_size(spec: ArchSpec) -> None:
     layers = (8 if spec.block == "bottleneck" else 6) * sum(spec.stages) * 2 + 16
     if spec.se_reduction:  # pool, down, ReLU, up, Sigmoid; Flatten and Scale in stock Caffe
         layers += 7 * sum(spec.stages)
+    if spec.eca:  # pool, Reshape, conv, Sigmoid, Reshape; Flatten and Scale in stock Caffe
+        layers += 7 * sum(spec.stages)
     if layers > MAX_LAYERS:
         raise NetgenError(f"that network would have about {layers} layers; the limit is "
                           f"{MAX_LAYERS} (use fewer blocks per stage)")
@@ -769,7 +834,8 @@ NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "c
                  "resnext50-32x4d-msrapool", "cifar10-resnet18-imagenetstages", "seresnet50",
                  "seresnext50-32x4d-msrapool", "resnet50d", "resnet26d", "resnet50c",
                  "seresnet18-sefloor", "cifar10-resnext29-8x64d",
-                 "cifar10-preresnet18-imagenetstages-nofinalbn", "iresnet50")
+                 "cifar10-preresnet18-imagenetstages-nofinalbn", "iresnet50", "ecaresnet50d",
+                 "resnet50t")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
@@ -781,12 +847,16 @@ FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "seresnet101-stride1x1-msrapool", "seresnet152-stride1x1-msrapool",
                 "seresnext50-32x4d-msrapool", "seresnext101-32x4d-msrapool",
                 "resnet18d", "resnet26d", "resnet34d", "resnet50d", "resnet101d", "resnet152d",
-                "resnet50c") + RESNEXT_CIFAR_NAMES
+                "resnet50c",
+                # timm's ECA nets and tiered-stem (*t) nets
+                "ecaresnet26t", "ecaresnet50d", "ecaresnet101d", "resnet50t",
+                "seresnext26t-32x4d") + RESNEXT_CIFAR_NAMES
 _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
-    r"(?P<kind>preseresnext|preseresnet|preresnext|preresnet|seresnext|seresnet|resnext|iresnet|resnet"
+    r"(?P<kind>preseresnext|preseresnet|preresnext|preresnet|seresnext|seresnet|ecaresnext|ecaresnet"
+    r"|resnext|iresnet|resnet"
     r"|plain)(?P<depth>\d+)"
-    r"(?P<variant>[cd])?"
+    r"(?P<variant>[cdt])?"
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
     r"(?:-(?P<istages>imagenetstages))?"
@@ -820,8 +890,9 @@ def spec_from_name(name: str) -> ArchSpec:
     if (g["se_r"] or g["se_width"]) and not se_kind:
         raise NetgenError(f"{name!r}: -rR and -seWIDTH describe SE units; an SE net's name "
                           f"starts with se (seresnet50-r8)")
-    if g["variant"] == "d" and g["avgdown"]:
-        raise NetgenError(f"{name!r}: the d of ResNet-D already means -avgdown; drop it")
+    if g["variant"] in ("d", "t") and g["avgdown"]:
+        raise NetgenError(f"{name!r}: the {g['variant']} of ResNet-D (and of timm's *t) already "
+                          f"means -avgdown; drop it")
     if "resnext" in g["kind"] and not g["groups"]:
         raise NetgenError(f"{name!r}: a ResNeXt name gives cardinality and width per group "
                           f"after the depth, e.g. resnext50-32x4d")
@@ -842,7 +913,8 @@ def spec_from_name(name: str) -> ArchSpec:
                          se=(int(g["se_r"]) if g["se_r"] else SE_DEFAULT_REDUCTION)
                          if se_kind else None,
                          se_width=g["se_width"], deep_stem=g["variant"] is not None,
-                         avg_down=g["variant"] == "d" or bool(g["avgdown"]),
+                         avg_down=g["variant"] in ("d", "t") or bool(g["avgdown"]),
+                         eca=g["kind"].startswith("eca"), tiered_stem=g["variant"] == "t",
                          final_bn=not g["nofinalbn"], stem_bn=bool(g["stembn"]),
                          stem_kernel=int(g["stem_kernel"]) if g["stem_kernel"] else None,
                          iresnet=g["kind"] == "iresnet")

@@ -33,7 +33,8 @@ def parse_float_list(text: str | None, what: str) -> tuple[float, ...] | None:
 def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
     --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
-    --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down --iresnet, and the
+    --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down --iresnet --eca
+    --tiered-stem, and the
     CIFAR code's --no-final-bn --stem-bn --stem-kernel."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
@@ -86,6 +87,14 @@ def spec_options(func: Callable) -> Callable:
         click.option("--avg-down", is_flag=True,
                      help="ResNet-D's projection: 2x2 average pooling of stride 2 before the 1x1 "
                           "convolution, which keeps stride 1 (timm's *d nets)."),
+        click.option("--eca", is_flag=True,
+                     help="timm's ECA units on every residual branch (ecaresnet*): global "
+                          "average pooling, a 1-D convolution of k taps across the channels "
+                          "(k from C by timm's rule: 5 for 256..1024, 7 for 2048), sigmoid, "
+                          "the channel-wise product."),
+        click.option("--tiered-stem", is_flag=True,
+                     help="timm's *t stem: 3x3 convolutions of 24 (stride 2), 32, 64 channels "
+                          "instead of ResNet-C's 32, 32, 64; with --avg-down (resnet50t)."),
         click.option("--final-bn/--no-final-bn", default=None,
                      help="A pre-activation net's BN-ReLU after its last block (the PyTorch "
                           "CIFAR code's PreActResNet and SENet have none). [default: with]"),
@@ -114,7 +123,8 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               stem_pool: str | None = None, imagenet_stages: bool = False,
               se: int | None = None, se_width: str | None = None, deep_stem: bool = False,
               avg_down: bool = False, final_bn: bool | None = None, stem_bn: bool = False,
-              stem_kernel: int | None = None, iresnet: bool = False) -> ArchSpec:
+              stem_kernel: int | None = None, iresnet: bool = False, eca: bool = False,
+              tiered_stem: bool = False) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
@@ -123,7 +133,7 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
                      stem_pool=stem_pool, imagenet_stages=imagenet_stages, se=se,
                      se_width=se_width, deep_stem=deep_stem, avg_down=avg_down,
                      final_bn=final_bn, stem_bn=stem_bn, stem_kernel=stem_kernel,
-                     iresnet=iresnet)
+                     iresnet=iresnet, eca=eca, tiered_stem=tiered_stem)
 
 
 def parse_input_shape(text: str | None) -> tuple[int, int, int, int] | None:

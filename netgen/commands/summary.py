@@ -33,7 +33,12 @@ def _blocks(spec: ArchSpec) -> str:
         reduced = "/".join(str(w) for w in spec.se_widths)
         text += (f", SE units of reduction {spec.se_reduction} ({spec.se_width} widths "
                  f"{reduced})")
-    if spec.deep_stem:
+    if spec.eca:
+        kernels = "/".join(str(k) for k in spec.eca_kernels)
+        text += f", ECA units (kernels {kernels})"
+    if spec.tiered_stem:
+        text += ", timm's tiered stem (3x3 convolutions 24, 32, 64)"
+    elif spec.deep_stem:
         text += ", ResNet-C stem (3x3 convolutions 32, 32, 64)"
     if spec.avg_down:
         text += ", ResNet-D projections (2x2 average pooling, then the 1x1 of stride 1)"

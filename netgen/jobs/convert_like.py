@@ -220,8 +220,10 @@ def _copy_unit(unit: Unit, match: Unit, weights: Weights, out: Weights,
     if len(mine) != len(theirs):
         raise NetgenError(f"layer {mine[0].name!r}: the file's {match.layers[0].name!r} carries "
                           f"{len(theirs)} parameter layers where it has {len(mine)}")
-    if unit.kind == "SE" and not all(units.is_identity(o) for o in orders + in_orders):
-        raise NetgenError(f"layer {mine[0].name!r}: an SE unit on channels in another order")
+    if unit.kind in ("SE", "ECA") and not all(units.is_identity(o) for o in orders + in_orders):
+        # an ECA unit's convolution runs across the channels: a permutation changes it too
+        raise NetgenError(f"layer {mine[0].name!r}: an {unit.kind} unit on channels in another "
+                          "order")
     channels = unit.shape[1] if len(unit.shape) > 1 else 0
     for layer, other in zip(mine, theirs):
         blobs = []
@@ -229,7 +231,7 @@ def _copy_unit(unit: Unit, match: Unit, weights: Weights, out: Weights,
             blob = np.asarray(blob)
             if tuple(blob.shape) != tuple(shape) and blob.size == int(np.prod(shape)):
                 blob = blob.reshape(shape)
-            elif unit.kind != "SE" and np.ndim(blob) == 1 and len(blob) == channels:
+            elif unit.kind not in ("SE", "ECA") and np.ndim(blob) == 1 and len(blob) == channels:
                 blob = units.reorder(blob, *orders)
             blobs.append(np.asarray(blob, np.float32))
         out[layer.name] = blobs

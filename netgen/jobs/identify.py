@@ -84,7 +84,9 @@ def build_command(spec: ArchSpec) -> list[str]:
     if spec.plain:
         args.append("--plain")
         kwargs["plain"] = True
-    for flag, attr in (("--deep-stem", "deep_stem"), ("--avg-down", "avg_down")):
+    # --tiered-stem is a deep stem of its own widths: it stands for --deep-stem.
+    stem = ("--tiered-stem", "tiered_stem") if spec.tiered_stem else ("--deep-stem", "deep_stem")
+    for flag, attr in (stem, ("--avg-down", "avg_down"), ("--eca", "eca")):
         if getattr(spec, attr):
             args.append(flag)
             kwargs[attr] = True

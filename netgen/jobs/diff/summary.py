@@ -203,6 +203,8 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
             findings.append(_width_finding(key, found, place))
         elif kind == "se":
             findings.append(_se_finding(found, place))
+        elif kind == "eca":
+            findings.append(_eca_finding(found, place))
         elif kind == "wiring":
             findings.append(_finding("wiring", f"wiring of {place}: A {key[1]} | B {key[2]}"))
         elif kind == "shortcut":
@@ -236,10 +238,10 @@ WIRING_TEXT = {"post-activation": "post-activation (conv-BN-ReLU, a ReLU after t
 
 
 def _branch(block: Block, rewired: bool) -> list[Entry]:
-    """The residual branch without its SE unit (a finding of its own); between the two
+    """The residual branch without its SE or ECA unit (a finding of its own); between the two
     wirings without the BN-ReLU that a pre-activation block puts before its first
     convolution (the wiring finding names it)."""
-    body = [e for e in block.body if e.op.type != "SE"]
+    body = [e for e in block.body if e.op.type not in ("SE", "ECA")]
     if rewired:
         while body and body[0].op.type in ("BN", "ReLU", "PReLU"):
             body = body[1:]
@@ -248,6 +250,25 @@ def _branch(block: Block, rewired: bool) -> list[Entry]:
 
 def _se_width(op) -> tuple[int, int] | None:
     return None if op is None else (op.attrs["channels"], op.attrs["reduced"])
+
+
+def _eca_k(op) -> int | None:
+    return None if op is None else op.attrs["k"]
+
+
+def _eca_finding(found: list, place: str) -> dict:
+    """ECA on one side only, or with other kernels: one line, the kernel per stage
+    (`ECA k=5, 5, 5, 7`)."""
+    by_stage: dict[int, tuple] = {}
+    for _, _, (stage, ka, kb) in found:
+        by_stage.setdefault(stage, (ka, kb))
+    texts = []
+    for side in (0, 1):
+        kernels = [by_stage[s][side] for s in sorted(by_stage)]
+        texts.append("none" if None in kernels else
+                     "ECA k=" + ", ".join(str(k) for k in kernels))
+    return _finding("eca", f"efficient channel attention of {place}: A {texts[0]} | "
+                    f"B {texts[1]}")
 
 
 def _se_finding(found: list, place: str) -> dict:
@@ -282,6 +303,10 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
     if (se_x is None) != (se_y is None) or (se_x is not None and se_x.attrs != se_y.attrs):
         facts.append((("se", se_x is not None, se_y is not None),
                       (x.stage, _se_width(se_x), _se_width(se_y))))
+    eca_x, eca_y = x.eca, y.eca
+    if (eca_x is None) != (eca_y is None) or (eca_x is not None and eca_x.attrs != eca_y.attrs):
+        facts.append((("eca", eca_x is not None, eca_y is not None),
+                      (x.stage, _eca_k(eca_x), _eca_k(eca_y))))
     body_x, body_y = _branch(x, rewired), _branch(y, rewired)
     types_x = [e.op.type for e in body_x]
     types_y = [e.op.type for e in body_y]

@@ -130,6 +130,8 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         return f"fc {attrs['out_features']}", "fc"
     if op_type == "SE":
         return f"SE, {attrs['channels']} -> {attrs['reduced']}", "op"
+    if op_type == "ECA":
+        return f"ECA k={attrs['k']}, {attrs['channels']}", "op"
     if op_type == "PReLU":
         return "PReLU", "op"
     if op_type == "Subsample" and attrs["stride"] == [1, 1] and "pad" in attrs:

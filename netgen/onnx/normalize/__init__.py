@@ -51,6 +51,7 @@ import onnx
 from netgen.errors import NetgenError, first_line
 from netgen.onnx.normalize.affine import fuse_affine
 from netgen.onnx.normalize.constants import constants_to_initializers
+from netgen.onnx.normalize.eca import drop_broadcast_expands, eca_to_2d
 from netgen.onnx.normalize.fold import fold_constants
 from netgen.onnx.normalize.layout import to_channels_first
 from netgen.onnx.normalize.noops import drop_noops
@@ -63,7 +64,9 @@ Pass = Callable[[onnx.ModelProto], None]
 PASSES: tuple[Pass, ...] = (
     constants_to_initializers,  # Constant nodes and Identity of constants -> initializers
     drop_noops,                 # Identity, Cast to the type the tensor already has
+    drop_broadcast_expands,     # Expand to the shape of what a Mul/Add broadcasts it with
     fold_constants,             # constant and shape subgraphs -> initializers (batch -> 0)
+    eca_to_2d,                  # timm's ECA conv1d across channels -> a 1 x k Conv
     merge_slices,               # Slice of a Slice on other axes -> one Slice
     to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
     fuse_affine,                # Conv + Add -> conv bias; Sub/Mul/Add -> BatchNormalization

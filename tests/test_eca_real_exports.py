@@ -1,0 +1,127 @@
+"""Real torch.onnx.export files of timm's attention ResNets with tiered stems (ecaresnet26t,
+ecaresnet50d, resnet50t, seresnext26t_32x4d), both exporters, converted with plain
+`netgen convert`: OpenCV on the Caffe files and ONNX Runtime on the ONNX written back from
+them, against ONNX Runtime on the source, relative error <= 1e-4. timm's ECA gate
+(mean over H and W, conv1d across channels, sigmoid, expand_as) becomes a Reshape to
+N x 1 x 1 x C, a 1 x k Convolution, Sigmoid, a Reshape back and the SE product and sum.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+import real_exports
+
+from netgen.caffe import proto as caffe_proto
+from netgen.caffe.reader import read_prototxt
+from netgen.jobs.convert import convert
+from netgen.onnx.reader import import_model
+from netgen.onnx.runtime import create_session
+
+TOLERANCE = 1e-4
+# model -> (ECA kernels of the blocks in order, SE units, first three stem widths)
+MODELS = {
+    # timm's rule on each block's output width 256, 512, 1024, 2048: k = 5, 5, 5, 7
+    "timm_ecaresnet26t": ([5] * 6 + [7] * 2, 0, (24, 32, 64)),
+    "timm_ecaresnet50d": ([5] * 13 + [7] * 3, 0, (32, 32, 64)),
+    "timm_resnet50t": ([], 0, (24, 32, 64)),
+    "timm_seresnext26t_32x4d": ([], 8, (24, 32, 64)),
+}
+FILES = [r["file"] for r in real_exports.manifest() if r["model"] in MODELS]
+
+
+def rel_err(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want)))
+
+
+def test_every_export_is_here():
+    assert sorted({r["model"] for r in real_exports.manifest() if r["model"] in MODELS}) == \
+        sorted(MODELS)
+    assert len(FILES) == 2 * len(MODELS)
+    counts = {r["model"]: r["parameters"] for r in real_exports.manifest() if r["model"] in MODELS}
+    assert counts == {"timm_ecaresnet26t": 16_011_916, "timm_ecaresnet50d": 25_576_350,
+                      "timm_resnet50t": 25_573_728, "timm_seresnext26t_32x4d": 16_806_976}
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_export_converts_exactly(tmp_path, file):
+    record = real_exports.record(file)
+    kernels, se_units, stem = MODELS[record["model"]]
+    model = real_exports.load(file)
+    graph, _ = import_model(model)
+    types = Counter(layer.type for layer in graph.layers)
+    assert types["Axpy"] == len(kernels) + se_units == types["Sigmoid"]
+    eca = [l for l in graph.layers if l.type == "Convolution" and l.param.num_output == 1]
+    assert [l.param.kernel for l in eca] == [(1, k) for k in kernels]
+    assert [l.param.pad for l in eca] == [(0, k // 2) for k in kernels]
+    assert all(not l.param.bias_term for l in eca)
+    convs = [l for l in graph.layers if l.type == "Convolution"][:3]
+    assert tuple(c.param.num_output for c in convs) == stem
+    assert convs[0].param.stride == (2, 2)
+
+    source = tmp_path / file
+    onnx.save(model, str(source))
+    deploy = tmp_path / "caffe" / "deploy.prototxt"
+    convert(source, None, deploy)  # plain netgen convert, stock Caffe layers
+    net = caffe_proto.parse_net(deploy.read_text(), "deploy")
+    assert "Axpy" not in {layer.type for layer in net.layer}
+    x = np.random.default_rng(0).standard_normal(record["input_shape"]).astype(np.float32)
+    want = next(iter(create_session(model, "cpu").run(x).values()))
+
+    cv2 = pytest.importorskip("cv2")
+    caffe = read_prototxt(deploy)
+    last = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
+    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
+    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    reader.enableWinograd(False)
+    reader.setInput(x)
+    got = np.asarray(reader.forward(last)).reshape(want.shape)
+    assert rel_err(got, want) <= TOLERANCE
+
+    back = tmp_path / "back.onnx"
+    convert(deploy, deploy.with_name("model.caffemodel"), back)
+    again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
+    assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
+
+
+LIKE = {"timm_ecaresnet26t": "ecaresnet26t", "timm_ecaresnet50d": "ecaresnet50d",
+        "timm_resnet50t": "resnet50t", "timm_seresnext26t_32x4d": "seresnext26t-32x4d"}
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_identify_names_each_export(tmp_path, run_cli, file):
+    source = tmp_path / file
+    onnx.save(real_exports.load(file), str(source))
+    result = run_cli("identify", source)
+    name = LIKE[real_exports.record(file)["model"]]
+    assert result.code == 0 and result.out.splitlines()[0] == f"{source}: {name}", result.out + result.err
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_exports_are_netgens_named_nets(tmp_path, run_cli, file):
+    """diff finds each export EQUIVALENT to netgen's net of timm's name, and convert --like
+    puts the file's weights on netgen's own build: OpenCV on its prototxt and ORT on its
+    model.onnx compute the file's logits."""
+    record = real_exports.record(file)
+    name = LIKE[record["model"]]
+    source = tmp_path / file
+    onnx.save(real_exports.load(file), str(source))
+    result = run_cli("diff", source, name)
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
+    result = run_cli("convert", source, "--like", name, "-o", tmp_path / "like")
+    assert result.code == 0, result.err
+    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    want = next(iter(create_session(onnx.load(str(source)), "cpu").run(x).values()))
+    got = create_session(onnx.load(str(tmp_path / "like" / "model.onnx")), "cpu").run(x)["fc1000"]
+    assert rel_err(got, want) <= TOLERANCE
+    cv2 = pytest.importorskip("cv2")
+    deploy = tmp_path / "like" / "deploy.prototxt"
+    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
+    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    reader.enableWinograd(False)
+    reader.setInput(x)
+    got = np.asarray(reader.forward("fc1000")).reshape(want.shape)
+    assert rel_err(got, want) <= TOLERANCE
