@@ -86,9 +86,12 @@ class _Graph:
             return [int(v) for v in self.consts[node.input[1]].reshape(-1)]
         return None
 
-    def dims(self, tensor: str) -> list[int | None] | None:
+    def dims(self, tensor: str) -> list | None:
+        """The tensor's dims, "N" for a symbolic batch (as the messages show them)."""
         t = self.inferred.get(tensor)
-        return None if t is None or t.dims is None else list(t.dims)
+        if t is None or t.dims is None:
+            return None
+        return ["N" if d is None and i == 0 else d for i, d in enumerate(t.dims)]
 
     def stack(self, node: onnx.NodeProto) -> _Unit | None:
         """The unit whose stack `node` is: a Concat on axis 1 of Unsqueezes of 4-D tensors of
@@ -102,7 +105,7 @@ class _Graph:
             return None
         paths = [u.input[0] for u in unsqueezes]
         dims = [self.dims(p) for p in paths]
-        if any(d is None or len(d) != 4 or None in d[1:] for d in dims) \
+        if any(d is None or len(d) != 4 or None in d for d in dims) \
                 or any(d[1:] != dims[0][1:] for d in dims):
             return None
         return _Unit(node, unsqueezes, paths, int(dims[0][1]))
