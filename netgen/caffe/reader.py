@@ -548,6 +548,19 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
             folded = True
             i += 3
             continue
+        if first.type == "Deconvolution" and product is not None \
+                and _is_broadcast_product(first, product, uses):
+            # a gate product on its own (targets' mnn form of a selective-kernel unit's first
+            # weighted path): the IR's Flatten and two-bottom Scale
+            x = next(b for b in product.bottoms if b != first.tops[0])
+            out.append(ir.Layer(first.name, "Flatten", first.bottoms, first.tops,
+                                ir.FlattenParam(), stage=first.stage))
+            out.append(ir.Layer(product.name, "Scale", (x, first.tops[0]), product.tops,
+                                ir.ScaleParam(axis=0), stage=product.stage))
+            constants.append(first.name)
+            folded = True
+            i += 2
+            continue
         out.append(first)
         i += 1
     if not folded:
@@ -569,8 +582,9 @@ def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str
             and uses.get(flat.tops[0]) == 1 and uses.get(scale.tops[0]) == 1)
 
 
-def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
-                       uses: dict[str, int]) -> bool:
+def _is_broadcast_product(wide: ir.Layer, product: ir.Layer, uses: dict[str, int]) -> bool:
+    """A Deconvolution that broadcasts an N x C x 1 x 1 gate over H x W (group C, kernel
+    H x W; its weights are checked to be ones) read by one Eltwise PROD with x alone."""
     p: ir.ConvolutionParam = wide.param
     gate_shape = wide.bottoms and wide.top_shapes and wide.top_shapes[0]
     if not gate_shape or len(gate_shape) != 4:
@@ -581,7 +595,12 @@ def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
             and product.type == "Eltwise" and product.param.operation == "PROD"
             and not product.param.coeff and len(product.bottoms) == 2
             and wide.tops[0] in product.bottoms and product.bottoms[0] != product.bottoms[1]
-            and product.tops[0] not in product.bottoms
+            and product.tops[0] not in product.bottoms and uses.get(wide.tops[0]) == 1)
+
+
+def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
+                       uses: dict[str, int]) -> bool:
+    return (_is_broadcast_product(wide, product, uses)
             and total.type == "Eltwise" and total.param.operation == "SUM"
             and all(v == 1 for v in total.param.coeff) and len(total.bottoms) == 2
             and product.tops[0] in total.bottoms and total.bottoms[0] != total.bottoms[1]
