@@ -22,6 +22,7 @@ from netgen.errors import NetgenError
 from netgen.jobs.convert import convert
 from netgen.onnx.reader import import_model
 from netgen.onnx.runtime import create_session
+from netgen.runtimes import installed_version, mnn, openvino
 
 TOLERANCE = 1e-4
 # model -> (SK units, input scale). skresnet34's refilled weights (BatchNorms that do not
@@ -94,11 +95,16 @@ def test_export_converts_exactly(tmp_path, file):
     assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
 
 
-def test_mnn_form_converts_exactly_and_reads_back(tmp_path, run_cli):
-    """--target mnn writes each gate product as a Deconvolution of ones and Eltwise PROD (no
-    two-bottom Scale, which MNN's converter rejects); OpenCV computes it exactly and netgen
-    reads it back as the same network."""
-    file = SK18[0]
+@pytest.mark.parametrize("file", FILES)
+def test_mnn_form_runs_exactly_in_opencv_mnn_and_openvino(tmp_path, run_cli, file):
+    """--target mnn writes each gate product as a Deconvolution of ones and Eltwise PROD (MNN's
+    converter rejects the two-bottom Scale) and each softmax over the two paths as the
+    sigmoids of the logits' differences (MNN's Softmax does not subtract the largest input:
+    it gives 0.70 / 0.30 where both logits are below -87); OpenCV and MNN run those files,
+    OpenVINO the ONNX written back from them, all within 1e-4 of ORT on the export; netgen
+    reads them back as the same network."""
+    record = real_exports.record(file)
+    units, scale = MODELS[record["model"]]
     model = real_exports.load(file)
     source = tmp_path / file
     onnx.save(model, str(source))
@@ -106,12 +112,29 @@ def test_mnn_form_converts_exactly_and_reads_back(tmp_path, run_cli):
     convert(source, None, deploy, caffe_target="mnn")
     net = caffe_proto.parse_net(deploy.read_text(), "deploy")
     kinds = Counter(layer.type for layer in net.layer)
-    assert "Scale" not in kinds and kinds["Deconvolution"] == 16
-    x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    assert "Scale" not in kinds and "Softmax" not in kinds
+    assert kinds["Deconvolution"] == kinds["Sigmoid"] == 2 * units
+    diffs = [l for l in net.layer if l.type == "Eltwise" and list(l.eltwise_param.coeff)]
+    assert len(diffs) == 2 * units and all(list(l.eltwise_param.coeff) == [1, -1] for l in diffs)
+    x = (np.random.default_rng(1).standard_normal(record["input_shape"]) * scale).astype(np.float32)
     want = next(iter(create_session(model, "cpu").run(x).values()))
     assert rel_err(opencv(deploy, x, want.shape), want) <= TOLERANCE
     result = run_cli("diff", source, deploy.parent)
     assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
+
+    if installed_version("mnn", "MNN", "_tools") is None \
+            or installed_version("openvino", "openvino") is None:
+        pytest.skip("MNN and OpenVINO are in the test extra: pip install -e '.[test]'")
+    caffe = read_prototxt(deploy)
+    top = caffe.outputs[0]
+    got = mnn.run_caffe(deploy, deploy.with_name("model.caffemodel"),
+                        {caffe.inputs[0].name: x}, [top], tmp_path / "mnn-run")[top]
+    assert rel_err(got.reshape(want.shape), want) <= TOLERANCE
+    back = tmp_path / "back.onnx"
+    convert(deploy, deploy.with_name("model.caffemodel"), back)
+    name = onnx.load(str(back)).graph.output[0].name
+    got = openvino.run_onnx(back, {caffe.inputs[0].name: x}, [name])[name]
+    assert rel_err(got.reshape(want.shape), want) <= TOLERANCE
 
 
 def test_diff_identify_and_draw_name_the_sk_units(tmp_path, run_cli):

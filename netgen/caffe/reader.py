@@ -27,6 +27,7 @@ from netgen.arch.shapes import infer, pool_out, rounding_matters
 from netgen.arch.stages import assign_stages, f32, is_subsample_pattern, mark_fixed_by_weights
 from netgen.arch.weights import Weights, initial_weights
 from netgen.caffe import proto as caffe_proto
+from netgen.caffe.sk_softmax import from_sigmoids
 from netgen.errors import InputShapeNeeded, NetgenError, first_line
 
 PHASES = ("TRAIN", "TEST")
@@ -695,8 +696,11 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     if not layers:
         raise NetgenError(f"{source}: has no layers to read for phase {phase}")
     name = net.name or Path(source).stem
-    graph, constants = _fold_se(_canonical_rounding(infer(name, inputs, assign_stages(layers)),
-                                                    crops))
+    graph = _canonical_rounding(infer(name, inputs, assign_stages(layers)), crops)
+    softmaxes = from_sigmoids(list(graph.layers))  # targets' mnn form of an SK softmax
+    if softmaxes is not None:
+        graph = infer(name, graph.inputs, softmaxes)
+    graph, constants = _fold_se(graph)
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]

@@ -14,6 +14,9 @@ nets of two or three layers:
   exactly. A gate product on its own (a two-bottom Scale of a flattened N x C x 1 x 1 gate
   that no Eltwise SUM adds to a shortcut: a selective-kernel unit's first weighted path) is
   the same Deconvolution and Eltwise PROD.
+- MNN's Softmax does not subtract the largest input (netgen.caffe.sk_softmax): a
+  selective-kernel unit's softmax over two paths is written as the sigmoids of the two
+  logits' differences, which it is exactly.
 - A blob written in place does not name one tensor in MNN: the converter names an in-place
   layer's output after the layer, and the blob's name stays with its first writer. A user who
   reads a face-recognition embedding by its blob name (`embedding`, written by a BatchNorm and
@@ -40,6 +43,7 @@ import numpy as np
 
 from netgen.arch import ir, shapes
 from netgen.arch.weights import Weights
+from netgen.caffe.sk_softmax import to_sigmoids
 from netgen.errors import NetgenError
 
 TARGETS = ("bvlc", "mnn")
@@ -177,6 +181,7 @@ def realize(graph: ir.Graph, weights: Weights | None,
         if out_weights is not None:
             out_weights[parts[0].name] = [np.ones((x[1], 1, *x[2:]), np.float32)]
         layers.extend(parts)
+    layers = to_sigmoids(layers, taken)
     blobs = {blob.name for blob in graph.inputs} | {t for layer in layers for t in layer.tops}
     layers = _out_of_place(layers, blobs)
     return shapes.infer(graph.name, graph.inputs,
