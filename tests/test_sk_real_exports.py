@@ -206,3 +206,82 @@ def test_weighted_sum_keeping_the_paths_axis_is_refused():
         "node 'node_sum_2' (ReduceSum): keepdims=1 in timm's selective-kernel unit of 2 paths "
         "stacked at 'node_stack': the 5-D sum it keeps has no Caffe equivalent; only "
         "keepdims=0 (an N x C x H x W sum) maps")
+
+
+def _sk_unit(paths: int, split: bool) -> onnx.ModelProto:
+    """A selective-kernel unit as timm writes it and torch.onnx.export spells it (opset 17):
+    `paths` 3x3 paths of dilation 1, 2, 3 ..., on all 8 input channels or (split) each on
+    its share, stacked, summed, pooled, fc_reduce + ReLU, fc_select, the 5-D view, softmax
+    over the paths, the weighted sum."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    c, share = 8, 8 // paths if split else 8
+    init, nodes, stacked = [], [], []
+
+    def const(name, value):
+        init.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    source = ["x"]
+    if split:
+        nodes.append(helper.make_node("Split", ["x", const("sizes", np.full(paths, share, np.int64))],
+                                      [f"s{i}" for i in range(paths)], axis=1))
+        source = [f"s{i}" for i in range(paths)]
+    const("one", np.array([1], np.int64))
+    for i in range(paths):
+        w = const(f"w{i}", rng.standard_normal((c, share, 3, 3)).astype(np.float32) * 0.3)
+        b = const(f"b{i}", rng.standard_normal(c).astype(np.float32) * 0.1)
+        nodes.append(helper.make_node("Conv", [source[i if split else 0], w, b], [f"c{i}"],
+                                      kernel_shape=[3, 3], pads=[i + 1] * 4,
+                                      dilations=[i + 1] * 2))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"]))
+        nodes.append(helper.make_node("Unsqueeze", [f"r{i}", "one"], [f"u{i}"]))
+        stacked.append(f"u{i}")
+    nodes += [
+        helper.make_node("Concat", stacked, ["stack"], axis=1),
+        helper.make_node("ReduceSum", ["stack", "one"], ["total"], keepdims=0),
+        helper.make_node("ReduceMean", ["total"], ["pooled"], axes=[2, 3], keepdims=1),
+        helper.make_node("Conv", ["pooled", const("fr", rng.standard_normal((4, c, 1, 1)).astype(
+            np.float32)), const("frb", np.zeros(4, np.float32))], ["reduced"]),
+        helper.make_node("Relu", ["reduced"], ["act"]),
+        helper.make_node("Conv", ["act", const("fs", rng.standard_normal(
+            (paths * c, 4, 1, 1)).astype(np.float32))], ["select"]),
+        helper.make_node("Reshape", ["select", const("view", np.array([1, paths, c, 1, 1],
+                                                                      np.int64))], ["viewed"]),
+        helper.make_node("Softmax", ["viewed"], ["weights"], axis=1),
+        helper.make_node("Mul", ["stack", "weights"], ["weighted"]),
+        helper.make_node("ReduceSum", ["weighted", "one"], ["y"], keepdims=0),
+    ]
+    graph = helper.make_graph(nodes, "sk", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 8, 6, 6])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, c, 6, 6])], init)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("paths, split", [(3, False), (2, True), (4, True)])
+def test_units_of_any_number_of_paths_convert_exactly(tmp_path, paths, split):
+    """Not only timm's two: P paths give P gate products (one on its own, P - 1 Axpys), split
+    input or not, and the analysis names the unit."""
+    from netgen.analysis.ops import logical_ops, sk_text
+
+    model = _sk_unit(paths, split)
+    graph, _ = import_model(model)
+    ops, _, _ = logical_ops(graph, canonical=True)
+    (sk,) = [op for op in ops if op.type == "SK"]
+    assert [op.type for op in ops] == ["Input", "SK"]
+    dilations = ", ".join(["3x3"] + [f"3x3 dilation {d}" for d in range(2, paths + 1)])
+    assert sk_text(sk.attrs) == f"SK {paths} branches ({dilations})"
+    assert sk.attrs["split"] == split and sk.attrs["reduced"] == 4
+    source = tmp_path / "sk.onnx"
+    onnx.save(model, str(source))
+    x = np.random.default_rng(0).standard_normal((1, 8, 6, 6)).astype(np.float32)
+    want = next(iter(create_session(model, "cpu").run(x).values()))
+    for target in ("bvlc", "mnn"):
+        deploy = tmp_path / target / "deploy.prototxt"
+        convert(source, None, deploy, caffe_target=target)
+        assert rel_err(opencv(deploy, x, want.shape), want) <= TOLERANCE
+        back = tmp_path / f"{target}.onnx"
+        convert(deploy, deploy.with_name("model.caffemodel"), back)
+        again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
+        assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
