@@ -225,8 +225,9 @@ def _sk_unit(paths: int, split: bool) -> onnx.ModelProto:
 
     source = ["x"]
     if split:
-        nodes.append(helper.make_node("Split", ["x", const("sizes", np.full(paths, share, np.int64))],
-                                      [f"s{i}" for i in range(paths)], axis=1))
+        sizes = const("sizes", np.full(paths, share, np.int64))
+        nodes.append(helper.make_node("Split", ["x", sizes], [f"s{i}" for i in range(paths)],
+                                      axis=1))
         source = [f"s{i}" for i in range(paths)]
     const("one", np.array([1], np.int64))
     for i in range(paths):

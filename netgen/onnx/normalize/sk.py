@@ -11,8 +11,9 @@ tensor and mixes them with an attention computed from their sum:
 
 Both exporters write the stack as Unsqueeze(axis 1) of each path and a Concat on axis 1, the
 sums as ReduceSum over axis 1 (keepdims 0), the view as a 5-D Reshape (constant after
-`fold_constants`). Caffe has no 5-D Softmax input of this kind to broadcast and no ReduceSum
-over one axis, but every step has a 4-D equivalent that computes the same numbers:
+`fold_constants`). Caffe has no sum over one axis, and its Eltwise does not broadcast the
+N x P x C x 1 x 1 weights over H and W; but every step has a 4-D equivalent that computes the
+same numbers:
 
 - the sum of the stacked paths is the Sum of the paths (Eltwise SUM);
 - the N x PC x 1 x 1 attention viewed as N x P x C x 1 (Reshape), Softmax over axis 1 (the
