@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from netgen.arch.spec import (DEFAULT_CLASSES, DEFAULT_INPUT, STEM_POOLS, ArchSpec,
-                              default_stem_pool)
+from netgen.arch.spec import (DEFAULT_CLASSES, DEFAULT_INPUT, STEM_POOL_CONV, STEM_POOLS,
+                              ArchSpec, default_stem_pool)
 
 PLAIN = "plain"
 
@@ -164,7 +164,7 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
         ("seresnext101-32x4d", "48,955,416"), ("resnet18d", "11,708,744"),
         ("resnet34d", "21,816,904"), ("resnet26d", "16,014,408"), ("resnet50c", "25,576,264"),
         ("resnet50d", "25,576,264"), ("resnet101d", "44,568,392"),
-        ("resnet152d", "60,212,040"),
+        ("resnet152d", "60,212,040"), ("resnet200d", "64,693,064"),
         # timm 1.0.31's ECA nets and tiered-stem (*t) nets (sum(p.numel()), timm.create_model)
         ("ecaresnet26t", "16,011,916"), ("ecaresnet50d", "25,576,350"),
         ("ecaresnet101d", "44,568,563"), ("resnet50t", "25,573,728"),
@@ -193,7 +193,8 @@ def option_of(spec: ArchSpec) -> str:
 
 
 def is_paper_network(spec: ArchSpec) -> bool:
-    return (not spec.family and spec.is_paper_layout and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
+    """The paper's nets: ResNet-RS's stem convolution (stem_pool "conv") is not theirs."""
+    return (not spec.family and spec.stem_pool != STEM_POOL_CONV and spec.is_paper_layout and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
             and spec.input_size == DEFAULT_INPUT[spec.dataset])
 
 
