@@ -194,7 +194,8 @@ def option_of(spec: ArchSpec) -> str:
 
 def is_paper_network(spec: ArchSpec) -> bool:
     """The paper's nets: ResNet-RS's stem convolution (stem_pool "conv") is not theirs."""
-    return (not spec.family and spec.stem_pool != STEM_POOL_CONV and spec.is_paper_layout and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
+    return (not spec.family and spec.stem_pool != STEM_POOL_CONV and spec.is_paper_layout
+            and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
             and spec.input_size == DEFAULT_INPUT[spec.dataset])
 
 
