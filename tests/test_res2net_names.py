@@ -138,3 +138,26 @@ def test_diff_names_the_splits_and_draw_labels_them(run_cli, tmp_path):
     svg = (tmp_path / "r.svg").read_text()
     for width in (26, 52, 104, 208):  # a stage's first block and its repeated ones
         assert svg.count(f"Res2Net split, 4 x {width}<") == 2
+
+
+def test_which_split_a_3x3_reads_is_architecture():
+    """A Slice's tops are one logical op; the units still tell its pieces apart, so a file
+    whose first 3x3s read other splits is another network, and --like pairs each 3x3 with
+    the one on the same split."""
+    from dataclasses import replace as replaced
+
+    from netgen.analysis.units import compare_units, first_difference
+
+    graph = build(spec_from_name("res2net50-26w-4s-input64"))
+    same, again = compare_units(graph, build(spec_from_name("res2net50-26w-4s-input64")))
+    assert first_difference(same, again, "res2net50-26w-4s") is None
+    layers = list(graph.layers)
+    for k, layer in enumerate(layers):
+        if layer.name in ("res2a_branch2b_1", "res2a_branch2b_2"):
+            other = "res2a_branch2a_split2" if layer.name.endswith("_1") else \
+                "res2a_branch2a_split1"
+            layers[k] = replaced(layer, bottoms=(other,))
+    swapped = replaced(graph, layers=tuple(layers))
+    target, source = compare_units(graph, swapped)
+    found = first_difference(target, source, "res2net50-26w-4s")
+    assert found is not None and found.target.layers[0].name == "res2a_branch2b"  # the Concat
