@@ -161,3 +161,15 @@ def test_which_split_a_3x3_reads_is_architecture():
     target, source = compare_units(graph, swapped)
     found = first_difference(target, source, "res2net50-26w-4s")
     assert found is not None and found.target.layers[0].name == "res2a_branch2b"  # the Concat
+
+
+def test_the_nearest_listed_nets_of_a_res2net_are_res2nets():
+    from netgen.analysis.identify import nearest_listed
+    from netgen.analysis.topology import analyse
+    from netgen.jobs.diff.sides import load_side
+    from netgen.jobs.identify import listed_specs
+
+    analysis = analyse(load_side("res2net50-26w-5s-input64"), canonical=True)
+    assert [b.kind for b in analysis.blocks] == ["res2net"] * 16
+    near = nearest_listed(analysis, listed_specs())
+    assert all(spec.res2net_scale for spec in near), [spec.name for spec in near]

@@ -500,6 +500,12 @@ def _signature(analysis: Analysis) -> tuple:
             any(b.se is not None for b in blocks))
 
 
+def spec_kind(spec: ArchSpec) -> str:
+    """The block kind an analysis reads off `spec`'s build (Block.kind): a Res2Net's
+    bottlenecks are res2net."""
+    return "res2net" if spec.res2net_scale else spec.block
+
+
 def nearest_listed(analysis: Analysis, specs: list[ArchSpec],
                    count: int = NEAREST_LISTED) -> list[ArchSpec]:
     """The `count` listed networks whose outline (blocks, stages, block kind, wiring, SE)
@@ -513,7 +519,7 @@ def nearest_listed(analysis: Analysis, specs: list[ArchSpec],
 
     def distance(spec: ArchSpec) -> tuple:
         return (abs(sum(spec.stages) - blocks) + 4 * abs(len(spec.stages) - stages)
-                + 2 * (kind is not None and spec.block != kind) + (spec.preact != preact)
+                + 2 * (kind is not None and spec_kind(spec) != kind) + (spec.preact != preact)
                 + (bool(spec.se_reduction) != se),)
 
     out = []
