@@ -16,6 +16,8 @@ from netgen.onnx.runtime import create_session
 TOLERANCE = 1e-4
 LIKE = {"timm_res2net50_26w_4s": "res2net50-26w-4s", "timm_resnetrs50": "resnetrs50"}
 FILES = [r["file"] for r in real_exports.manifest() if r["model"] in LIKE]
+# the second exporter's files of the same nets: 4-6 s each, with the slow tests (CI runs them)
+CASES = [pytest.param(f, marks=[pytest.mark.slow] if ".dynamo." in f else []) for f in FILES]
 
 
 def rel_err(got: np.ndarray, want: np.ndarray) -> float:
@@ -28,7 +30,7 @@ def test_every_export_is_here():
     assert counts == {"timm_res2net50_26w_4s": 25_699_120, "timm_resnetrs50": 35_691_912}
 
 
-@pytest.mark.parametrize("file", FILES)
+@pytest.mark.parametrize("file", CASES)
 def test_identify_diff_and_like(tmp_path, run_cli, file):
     name = LIKE[real_exports.record(file)["model"]]
     source = tmp_path / file
