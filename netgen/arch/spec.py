@@ -308,6 +308,8 @@ class ArchSpec:
         other than the net's default: -torchpool (resnet18-B-torchpool) or -msrapool
         (resnext50-32x4d-msrapool). CIFAR-10 nets with Table 1's stages:
         -imagenetstages after the depth and layout (cifar10-resnet18-imagenetstages).
+        timm's Res2Nets give split width and scale after the depth (res2net50-26w-4s); its
+        ResNet-RS is one word for ResNet-D, SE 1/4 and -convpool (resnetrs50).
         """
         prefix = "cifar10-" if self.dataset == "cifar10" else ""
         wide = self.wide_factor
