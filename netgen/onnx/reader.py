@@ -437,6 +437,12 @@ class _Importer:
 
     def _gated_sum(self, node):
         """gate * x + shortcut: SENet's Axpy(gate, x, shortcut), the IR's SE product and sum."""
+        if all(t in self.gated for t in node.input):
+            # Gate products summed with no shortcut (split attention's radix 2): each
+            # product in stock Caffe, then their sum.
+            for i, t in enumerate(node.input):
+                self._gate_product(node, *self.gated.pop(t), t, f"{self.node_name(node)}_gate{i}")
+            return self._eltwise(node, "SUM")
         product = next(t for t in node.input if t in self.gated)
         other = node.input[1] if node.input[0] == product else node.input[0]
         gate, x = self.gated.pop(product)

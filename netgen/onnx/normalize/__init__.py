@@ -58,6 +58,7 @@ from netgen.onnx.normalize.noops import drop_noops
 from netgen.onnx.normalize.pads import fold_pads
 from netgen.onnx.normalize.prune import prune_unused
 from netgen.onnx.normalize.slices import merge_slices
+from netgen.onnx.normalize.split_attention import split_attention_to_4d
 
 Pass = Callable[[onnx.ModelProto], None]
 
@@ -67,6 +68,8 @@ PASSES: tuple[Pass, ...] = (
     drop_broadcast_expands,     # Expand to the shape of what a Mul/Add broadcasts it with
     fold_constants,             # constant and shape subgraphs -> initializers (batch -> 0)
     eca_to_2d,                  # timm's ECA conv1d across channels -> a 1 x k Conv
+    # Before the layout pass, which would read the radix softmax's Transpose as channels-last:
+    split_attention_to_4d,      # timm's split attention (ResNeSt) 5-D -> Split, Softmax, Sum
     merge_slices,               # Slice of a Slice on other axes -> one Slice
     to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
     fuse_affine,                # Conv + Add -> conv bias; Sub/Mul/Add -> BatchNormalization
