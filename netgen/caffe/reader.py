@@ -520,6 +520,10 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
     - caffe.targets' mnn form: a Deconvolution of ones broadcasting the gate to x's shape,
       Eltwise PROD with x, Eltwise SUM with the shortcut.
 
+    A sum of two gate products (split attention's radix parts) has no shortcut: it stays the
+    products and an Eltwise SUM, as the ONNX import gives it; the mnn form's product alone
+    (Deconvolution of ones, Eltwise PROD) reads as the stock one (Flatten, two-bottom Scale).
+
     Returns the graph and the names of the Deconvolutions folded away, whose weights must be
     ones (weights_for checks them)."""
     layers = list(graph.layers)
@@ -529,6 +533,7 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
             uses[bottom] = uses.get(bottom, 0) + 1
     out: list[ir.Layer] = []
     constants: list[str] = []
+    products: set[str] = set()  # tops of gate products (no shortcut of an SE unit)
     folded = False
     i = 0
     while i < len(layers):
@@ -537,6 +542,23 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
             and _is_se_form(first, product, total, uses)
         broadcast = first.type == "Deconvolution" and product is not None \
             and total is not None and _is_broadcast_form(first, product, total, uses)
+        if (stock or broadcast) and any(b in products for b in total.bottoms):
+            stock = broadcast = False
+        if not stock and not broadcast and first.type == "Deconvolution" \
+                and product is not None and _is_broadcast_product(first, product, uses):
+            x = next(b for b in product.bottoms if b != first.tops[0])
+            gate = f"{product.tops[0]}_gate"
+            out.append(ir.Layer(f"{product.name}_flat", "Flatten", first.bottoms, (gate,),
+                                ir.FlattenParam(), stage=product.stage))
+            out.append(ir.Layer(product.name, "Scale", (x, gate), product.tops,
+                                ir.ScaleParam(axis=0), stage=product.stage))
+            products.add(product.tops[0])
+            constants.append(first.name)
+            folded = True
+            i += 2
+            continue
+        if first.type == "Scale" and len(first.bottoms) == 2:
+            products.add(first.tops[0])
         if stock or broadcast:
             x = product.bottoms[0] if stock else \
                 next(b for b in product.bottoms if b != first.tops[0])
@@ -569,8 +591,9 @@ def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str
             and uses.get(flat.tops[0]) == 1 and uses.get(scale.tops[0]) == 1)
 
 
-def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
-                       uses: dict[str, int]) -> bool:
+def _is_broadcast_product(wide: ir.Layer, product: ir.Layer, uses: dict[str, int]) -> bool:
+    """The mnn form's gate product: Deconvolution broadcasting an N x C x 1 x 1 gate to
+    N x C x H x W (group C, kernel H x W), Eltwise PROD with x."""
     p: ir.ConvolutionParam = wide.param
     gate_shape = wide.bottoms and wide.top_shapes and wide.top_shapes[0]
     if not gate_shape or len(gate_shape) != 4:
@@ -581,11 +604,16 @@ def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
             and product.type == "Eltwise" and product.param.operation == "PROD"
             and not product.param.coeff and len(product.bottoms) == 2
             and wide.tops[0] in product.bottoms and product.bottoms[0] != product.bottoms[1]
-            and product.tops[0] not in product.bottoms
+            and product.tops[0] not in product.bottoms and uses.get(wide.tops[0]) == 1)
+
+
+def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
+                       uses: dict[str, int]) -> bool:
+    return (_is_broadcast_product(wide, product, uses)
             and total.type == "Eltwise" and total.param.operation == "SUM"
             and all(v == 1 for v in total.param.coeff) and len(total.bottoms) == 2
             and product.tops[0] in total.bottoms and total.bottoms[0] != total.bottoms[1]
-            and uses.get(wide.tops[0]) == 1 and uses.get(product.tops[0]) == 1)
+            and uses.get(product.tops[0]) == 1)
 
 
 def _v1_format(first: Any, source: str) -> NetgenError:

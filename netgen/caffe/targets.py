@@ -11,7 +11,8 @@ nets of two or three layers:
   the N x C x 1 x 1 gate to N x C x H x W with a Deconvolution of ones (group C, kernel H x W,
   stride 1, no bias: each output pixel is the one input pixel times 1), multiplies by
   Eltwise PROD and adds the shortcut by Eltwise SUM. BVLC Caffe, OpenCV and MNN compute it
-  exactly.
+  exactly. A gate product with no shortcut (the radix parts of timm's split attention, the
+  IR's Flatten and two-bottom Scale) is the same Deconvolution and Eltwise PROD.
 - A blob written in place does not name one tensor in MNN: the converter names an in-place
   layer's output after the layer, and the blob's name stays with its first writer. A user who
   reads a face-recognition embedding by its blob name (`embedding`, written by a BatchNorm and
@@ -88,6 +89,41 @@ def _se_broadcast(layer: ir.Layer, shape: ir.Shape, taken: set[str]) -> list[ir.
     ]
 
 
+def _gate_broadcast(scale: ir.Layer, gate: str, shape: ir.Shape, taken: set[str]) -> list[ir.Layer]:
+    """A gate product with no shortcut (Flatten of the gate, two-bottom Scale with axis 0:
+    split attention's radix parts) as Deconvolution(gate) of ones and Eltwise PROD with x."""
+    _, channels, height, width = shape
+    wide = _fresh(f"{scale.name}{BROADCAST_SUFFIX}", taken)
+    return [
+        ir.Layer(wide, "Deconvolution", (gate,), (wide,),
+                 ir.ConvolutionParam(num_output=channels, kernel=(height, width),
+                                     group=channels, bias_term=False),
+                 stage=scale.stage, fixed=True),
+        ir.Layer(scale.name, "Eltwise", (wide, scale.bottoms[0]), scale.tops,
+                 ir.EltwiseParam("PROD"), stage=scale.stage),
+    ]
+
+
+def _flattened_gates(graph: ir.Graph) -> dict[str, str]:
+    """Flatten layer name -> its N x C x 1 x 1 gate, for each Flatten read only by the
+    second bottom of a two-bottom Scale with axis 0 (the IR's stock gate product)."""
+    uses: dict[str, int] = {}
+    for layer in graph.layers:
+        for bottom in layer.bottoms:
+            uses[bottom] = uses.get(bottom, 0) + 1
+    flats = {layer.tops[0]: layer for layer in graph.layers if layer.type == "Flatten"
+             and len(layer.tops) == 1 and layer.param == ir.FlattenParam()}
+    found = {}
+    for layer in graph.layers:
+        if layer.type == "Scale" and len(layer.bottoms) == 2 and layer.param.axis % 4 == 0 \
+                and layer.bottoms[1] in flats and uses.get(layer.bottoms[1]) == 1 \
+                and layer.top_shapes and len(layer.top_shapes[0]) == 4:
+            flat = flats[layer.bottoms[1]]
+            if flat.top_shapes and len(flat.top_shapes[0]) == 2:
+                found[flat.name] = flat.bottoms[0]
+    return found
+
+
 def _out_of_place(layers: list[ir.Layer], taken: set[str]) -> list[ir.Layer]:
     """`layers` with every in-place layer writing a blob named after itself (fresh where that
     name is a blob already) and every later reader of the blob reading that one instead."""
@@ -121,16 +157,24 @@ def realize(graph: ir.Graph, weights: Weights | None,
     current = {blob.name: blob.shape for blob in graph.inputs}
     layers: list[ir.Layer] = []
     out_weights: Weights | None = None if weights is None else dict(weights)
+    flattened = _flattened_gates(graph)
+    gate_of: dict[str, str] = {}  # a dropped Flatten's top -> the gate it flattened
     for layer in graph.layers:
         bottom_shapes = [current[b] for b in layer.bottoms]
         current.update(zip(layer.tops, layer.top_shapes))
-        if layer.type != "Axpy":
+        if layer.name in flattened:
+            gate_of[layer.tops[0]] = flattened[layer.name]
+            continue
+        if layer.type == "Scale" and len(layer.bottoms) == 2 and layer.bottoms[1] in gate_of:
+            parts = _gate_broadcast(layer, gate_of[layer.bottoms[1]], bottom_shapes[0], taken)
+        elif layer.type == "Axpy":
+            parts = _se_broadcast(layer, bottom_shapes[1], taken)
+        else:
             layers.append(layer)
             continue
-        parts = _se_broadcast(layer, bottom_shapes[1], taken)
+        x_shape = bottom_shapes[0] if layer.type == "Scale" else bottom_shapes[1]
         if out_weights is not None:
-            out_weights[parts[0].name] = [np.ones((bottom_shapes[1][1], 1,
-                                                   *bottom_shapes[1][2:]), np.float32)]
+            out_weights[parts[0].name] = [np.ones((x_shape[1], 1, *x_shape[2:]), np.float32)]
         layers.extend(parts)
     blobs = {blob.name for blob in graph.inputs} | {t for layer in layers for t in layer.tops}
     layers = _out_of_place(layers, blobs)

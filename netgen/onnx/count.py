@@ -36,7 +36,9 @@ class OnnxCounts:
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple]:
-    inferred = onnx.shape_inference.infer_shapes(model)
+    # data_prop: shapes a Reshape takes from Shape -> Gather -> Concat (TorchScript's views,
+    # e.g. timm's split attention) stay known past it.
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     out = {}
     for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
         if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from netgen.arch.spec import STEM_POOLS
 from netgen.analysis.compare import attr_diff, same_shortcut
+from netgen.analysis.ops import op_word
 from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths,
                                       layout_text, se_text, stage_text)
 
@@ -311,7 +312,8 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
     types_x = [e.op.type for e in body_x]
     types_y = [e.op.type for e in body_y]
     if types_x != types_y:
-        facts.append((("body", "residual branch", " ".join(types_x), " ".join(types_y)), None))
+        facts.append((("body", "residual branch", " ".join(op_word(e.op) for e in body_x),
+                       " ".join(op_word(e.op) for e in body_y)), None))
     else:
         conv_index = 0
         for ex, ey in zip(body_x, body_y):

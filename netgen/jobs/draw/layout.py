@@ -132,6 +132,11 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         return f"SE, {attrs['channels']} -> {attrs['reduced']}", "op"
     if op_type == "ECA":
         return f"ECA k={attrs['k']}, {attrs['channels']}", "op"
+    if op_type == "SplitAttention":
+        text = f"split attention radix {attrs['radix']}, {attrs['channels']}"
+        if attrs["cardinality"] != 1:
+            text += f", cardinality {attrs['cardinality']}"
+        return text, "op"
     if op_type == "PReLU":
         return "PReLU", "op"
     if op_type == "Subsample" and attrs["stride"] == [1, 1] and "pad" in attrs:
