@@ -243,6 +243,17 @@ def test_mnn_errors_come_back_as_one_line(tmp_path):
 
 # ----------------------------------------------------------------- other people's files
 
+# Measured, not netgen's: the refilled ResNeSts' split-attention logits reach 164 (26d) and
+# more, and MNN 3.6.1's Softmax loses them past about 87 (logits -109.3, -106.6 give it 0.5,
+# 0.5 for 0.058, 0.942; resnest26d's last unit, 1.5e-2 at the output; OpenCV, OpenVINO and
+# the ONNX written back agree with ORT to 2e-6). resnest50d at N(0, 1) is beyond float32
+# besides: ORT on the source with graph optimisations on and off differs by 2.6e-3.
+KNOWN_WRONG = {
+    "timm_resnest26d": "MNN's Softmax of logits past about 87 (the refilled weights')",
+    "timm_resnest50d": "MNN's Softmax past about 87; float32 conditioning of the refilled net",
+}
+
+
 def _fixtures() -> list:
     """(id, loader) of every real export fixture: torch (TorchScript and dynamo exporters),
     Keras (torch and TensorFlow backends, channels-last), MXNet Gluon."""
@@ -252,6 +263,8 @@ def _fixtures() -> list:
     for record in real_exports.manifest():
         marks = [pytest.mark.slow] if any(s in record["file"] for s in slow) or (
             record["file"].startswith("timm_") and ".dynamo." in record["file"]) else []
+        if record["model"] in KNOWN_WRONG:
+            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[record["model"]]))
         found.append(pytest.param(record["file"], marks=marks, id=record["file"]))
     found += [pytest.param(f"keras:{name}", id=f"keras-{name}") for name in keras_exports.FILES]
     found += [pytest.param(f"mxnet:{name}", id=f"mxnet-{name}") for name in mxnet_exports.NAMES]

@@ -360,17 +360,18 @@ def _replaced(ops: list[Op], new: dict[int, Op], drop: set[int]) -> list[Op]:
     return kept
 
 
-# The attention of a split-attention unit, walked back from the softmax's reshape.
+# The attention of a split-attention unit, walked back from the gates' Slice.
 SPLIT_GATE = ("Reshape", "Softmax", "Reshape", "Conv", "ReLU", "Conv", "Pool", "Add")
 
 
 def _split_attention(ops: list[Op], total: Op) -> tuple[list[int], dict, Op] | None:
     """The ids of the split-attention unit (timm's SplitAttn, as netgen's ONNX import writes
-    it) whose sum of gated radix parts is `total`, all but `total` and the convolution's
-    output it reads (first to last), its attributes and its pooling; or None. The unit: a Slice of x into R radix parts;
-    their sum, global average pooling, fc1 (1x1 conv), ReLU, fc2; a Reshape to (card, R,
-    C'), Softmax over R, a Reshape back and a Slice into the gates (Concats of a gate's
-    cardinality pieces); each radix part times its gate (a two-bottom Scale); the sum."""
+    it) whose sum of gated radix parts is `total`: all but `total` and the convolution's
+    output it reads, in order; its attributes and its pooling; or None. The unit: a Slice
+    of x into R radix parts; their sum, global average pooling, fc1 (1x1 conv), ReLU, fc2;
+    a Reshape to (card, R, C'), Softmax over R, a Reshape back and a Slice into the gates
+    (Concats of a gate's cardinality pieces); each radix part times its gate (a two-bottom
+    Scale); the sum."""
     products = [ops[i] for i in total.inputs]
     if total.type != "Add" or len(products) < 2 or any(
             p.type != "Scale" or len(p.inputs) != 2 for p in products):

@@ -141,13 +141,13 @@ def _match(transpose, view, softmax, producer, readers, consts, outputs, inferre
                       f"N x {card * radix * width} x 1 x 1 output of the attention's fc2 {why}")
     channels = card * width
     # Softmax -> Reshape ... -> Reshape to (N, R, C, 1, 1), one reader each.
-    gate = softmax
-    while (nxt := _only_reader(readers, outputs, gate)) is not None and nxt.op_type == "Reshape":
-        gate = nxt
-        if _dims(inferred, gate.output[0]) is not None \
-                and len(_dims(inferred, gate.output[0])) == 5:
+    gate, dims = softmax, None
+    while dims is None or len(dims) != 5:
+        after = _only_reader(readers, outputs, gate)
+        if after is None or after.op_type != "Reshape":
             break
-    if gate is softmax or (_dims(inferred, gate.output[0]) or ())[1:] != (radix, channels, 1, 1):
+        gate, dims = after, _dims(inferred, after.output[0]) or ()
+    if gate is softmax or (dims or ())[1:] != (radix, channels, 1, 1):
         raise _refuse(gate, f"the radix softmax does not end in a reshape to (N, {radix}, "
                       f"{channels}, 1, 1) {why}")
     mul = _only_reader(readers, outputs, gate)
@@ -156,11 +156,12 @@ def _match(transpose, view, softmax, producer, readers, consts, outputs, inferre
         raise _refuse(gate, f"the radix gate is not multiplied, alone, with the radix parts "
                       f"of a convolution's output {why}")
     x5 = mul.input[1] if mul.input[0] == gate.output[0] else mul.input[0]
-    split = producer.get(x5)
-    x = split.input[0] if split is not None and split.op_type == "Reshape" else None
+    view5 = producer.get(x5)
+    x = view5.input[0] if view5 is not None and view5.op_type == "Reshape" else None
     shape = _dims(inferred, x) if x else None
     if x is None or shape is None or len(shape) != 4 or shape[1] != radix * channels \
-            or None in shape[2:] or (_dims(inferred, x5) or ())[1:] != (radix, channels, *shape[2:]):
+            or None in shape[2:] \
+            or (_dims(inferred, x5) or ())[1:] != (radix, channels, *shape[2:]):
         raise _refuse(mul, f"the radix gate multiplies {x5!r}, not an N x {radix} x {channels} "
                       f"x H x W view of an N x {radix * channels} x H x W tensor {why}")
     total = _only_reader(readers, outputs, mul)
@@ -169,12 +170,13 @@ def _match(transpose, view, softmax, producer, readers, consts, outputs, inferre
                       f"radix axis (ReduceSum axis 1, keepdims 0) {why}")
     others = [n for n in readers.get(x5, []) if n is not mul]
     if len(others) != 1 or not _radix_sum(others[0], consts) or x5 in outputs:
-        raise _refuse(split, f"the radix parts {x5!r} are read other than by the unit's product "
+        raise _refuse(view5, f"the radix parts {x5!r} are read other than by the unit's product "
                       f"and one sum over the radix axis (the pooled branch) {why}")
     return _Unit(x, radix, card, channels, view, transpose, softmax, gate, mul, total, others[0])
 
 
-def _split(graph, taken, opset: int, x: str, parts: int, size: int, stem: str) -> tuple[onnx.NodeProto, list[str]]:
+def _split(graph: onnx.GraphProto, taken: set[str], opset: int, x: str, parts: int, size: int,
+           stem: str) -> tuple[onnx.NodeProto, list[str]]:
     """A Split of `x` along the channels into `parts` pieces of `size` each."""
     outs = [g.fresh(f"{stem}_{i}", taken) for i in range(parts)]
     if opset >= 13:
