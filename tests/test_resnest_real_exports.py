@@ -145,13 +145,16 @@ def test_each_unit_is_one_op_and_the_exporters_are_equivalent(resnest14d, run_cl
 
 def test_caffe_files_read_back_as_the_same_units(resnest14d, tmp_path, run_cli):
     """The Caffe files (stock and mnn forms) read back to the IR the ONNX import gives: a sum
-    of two gate products is no SE unit's Axpy."""
+    of two gate products is no SE unit's Axpy, the mnn form's sigmoids are the Softmax."""
     for target in ("bvlc", "mnn"):
         out = tmp_path / target / "deploy.prototxt"
         result = run_cli("convert", resnest14d["torchscript"], "-o", out, "--target", target)
         assert result.code == 0, result.err
         text = out.read_text()
-        assert ("Deconvolution" in text) == (target == "mnn")
+        # mnn: gate products broadcast by Deconvolutions, the radix softmax as sigmoids
+        mnn = target == "mnn"
+        assert (text.count('type: "Deconvolution"'), text.count('type: "Softmax"'),
+                text.count('type: "Sigmoid"')) == ((8, 0, 8) if mnn else (0, 4, 0))
         result = run_cli("diff", resnest14d["dynamo"], out)
         assert "verdict: EQUIVALENT" in result.out, result.out + result.err
 

@@ -13,6 +13,10 @@ nets of two or three layers:
   Eltwise PROD and adds the shortcut by Eltwise SUM. BVLC Caffe, OpenCV and MNN compute it
   exactly. A gate product with no shortcut (the radix parts of timm's split attention, the
   IR's Flatten and two-bottom Scale) is the same Deconvolution and Eltwise PROD.
+- MNN's Softmax subtracts no maximum: it clamps the exponent to about +-87, so logits past
+  that come out wrong (split attention's (-109.3, -106.6) as 0.5, 0.5 for 0.058, 0.942 in a
+  refilled timm resnest26d). A Softmax over an axis of two (radix 2) of a 4-D blob is
+  written as the sigmoids of the differences (Slice, Power -1, Eltwise SUM, Sigmoid, Concat).
 - A blob written in place does not name one tensor in MNN: the converter names an in-place
   layer's output after the layer, and the blob's name stays with its first writer. A user who
   reads a face-recognition embedding by its blob name (`embedding`, written by a BatchNorm and
@@ -44,7 +48,8 @@ from netgen.errors import NetgenError
 TARGETS = ("bvlc", "mnn")
 TARGET_HELP = ("Which Caffe runtime the files are for. bvlc (default): stock BVLC Caffe "
                "forms (OpenCV reads them too). mnn: only forms MNN's Caffe converter converts "
-               "and reads right (SE's gate broadcast by a Deconvolution of ones; no layer in "
+               "and reads right (SE's gate broadcast by a Deconvolution of ones; a softmax of "
+               "two as sigmoids; no layer in "
                "place, so that each blob name is one tensor in MNN too); BVLC Caffe and OpenCV "
                "run them as well.")
 # The suffix of the layer the SE form adds; the reader recognises the form by its structure.
@@ -101,6 +106,29 @@ def _gate_broadcast(scale: ir.Layer, gate: str, shape: ir.Shape, taken: set[str]
                  stage=scale.stage, fixed=True),
         ir.Layer(scale.name, "Eltwise", (wide, scale.bottoms[0]), scale.tops,
                  ir.EltwiseParam("PROD"), stage=scale.stage),
+    ]
+
+
+def _pair_softmax(layer: ir.Layer, taken: set[str]) -> list[ir.Layer]:
+    """Softmax over an axis of two (split attention's radix 2) as the sigmoids of the two
+    differences: e^a / (e^a + e^b) = sigmoid(a - b). MNN's Softmax subtracts no maximum and
+    clamps the exponent to about +-87, which logits past that get wrong; its Sigmoid
+    saturates where the answer does."""
+    axis = layer.param.axis
+    a, b, negated, diff, flipped, first, second = (
+        _fresh(f"{layer.name}_{part}", taken)
+        for part in ("a", "b", "neg_b", "diff", "neg_diff", "p_a", "p_b"))
+    stage = layer.stage
+    return [
+        ir.Layer(f"{a}_slice", "Slice", layer.bottoms, (a, b),
+                 ir.SliceParam(axis=axis, slice_point=(1,)), stage=stage),
+        ir.Layer(negated, "Power", (b,), (negated,), ir.PowerParam(scale=-1.0), stage=stage),
+        ir.Layer(diff, "Eltwise", (a, negated), (diff,), ir.EltwiseParam("SUM"), stage=stage),
+        ir.Layer(flipped, "Power", (diff,), (flipped,), ir.PowerParam(scale=-1.0), stage=stage),
+        ir.Layer(first, "Sigmoid", (diff,), (first,), ir.NoParam(), stage=stage),
+        ir.Layer(second, "Sigmoid", (flipped,), (second,), ir.NoParam(), stage=stage),
+        ir.Layer(layer.name, "Concat", (first, second), layer.tops, ir.ConcatParam(axis=axis),
+                 stage=stage),
     ]
 
 
@@ -169,6 +197,10 @@ def realize(graph: ir.Graph, weights: Weights | None,
             parts = _gate_broadcast(layer, gate_of[layer.bottoms[1]], bottom_shapes[0], taken)
         elif layer.type == "Axpy":
             parts = _se_broadcast(layer, bottom_shapes[1], taken)
+        elif layer.type == "Softmax" and len(bottom_shapes[0]) == 4 \
+                and bottom_shapes[0][layer.param.axis % 4] == 2 and layer.param.axis % 4 > 0:
+            layers.extend(_pair_softmax(layer, taken))
+            continue
         else:
             layers.append(layer)
             continue
