@@ -47,7 +47,8 @@ MODELS = {"timm_resnest14d": (4, 1.0), "timm_resnest26d": (8, 1.0), "timm_resnes
 FILES = [r["file"] for r in real_exports.manifest() if r["model"] in MODELS]
 FAST = ("timm_resnest14d.torchscript.onnx", "timm_resnest14d.dynamo.onnx")  # ~1-2 s each
 STOCK = {"Convolution", "ReLU", "Pooling", "Slice", "Eltwise", "Reshape", "Softmax",
-         "Flatten", "Scale", "InnerProduct", "Concat", "Crop"}  # Crop: pooling rounding down
+         "Flatten", "Scale", "InnerProduct", "Concat", "Sigmoid",
+         "Crop"}  # Crop: pooling rounding down
 
 
 def rel_err(got: np.ndarray, want: np.ndarray) -> float:
@@ -284,6 +285,37 @@ def test_radix_and_cardinality_convert_exactly(tmp_path, radix, card):
     assert op_word(ops[-1]) == "split attention radix %d%s" % (
         radix, f", cardinality {card}" if card > 1 else "")
     x = np.random.default_rng(1).standard_normal((1, 2 * card * radix, 6, 6)).astype(np.float32)
+    via_opencv, written_back = convert_and_compare(tmp_path, model, x)
+    assert via_opencv <= TOLERANCE and written_back <= TOLERANCE
+
+
+def test_radix_1_is_a_sigmoid_gate_and_converts_exactly(tmp_path):
+    """timm's radix 1 (resnest50d_1s4x24d's SplitAttn): no 5-D view and no transpose, a
+    sigmoid gate on the convolution's own output; the pass leaves it to the op mapping, which
+    writes the gate product (Flatten, two-bottom Scale)."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in (
+        ("w", rng.standard_normal((16, 4, 3, 3)) * 0.3), ("w1", rng.standard_normal((8, 4, 1, 1))),
+        ("b1", rng.standard_normal(8) * 0.1), ("w2", rng.standard_normal((16, 2, 1, 1))),
+        ("b2", rng.standard_normal(16) * 0.1))]
+    inits.append(numpy_helper.from_array(np.array([0, -1, 1, 1], np.int64), "s4"))
+    nodes = [helper.make_node("Conv", ["input", "w"], ["conv"], pads=[1, 1, 1, 1], group=4,
+                              kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["conv"], ["x"]),
+             helper.make_node("ReduceMean", ["x"], ["pooled"], axes=[2, 3], keepdims=1),
+             helper.make_node("Conv", ["pooled", "w1", "b1"], ["f1"], group=4),
+             helper.make_node("Relu", ["f1"], ["a1"]),
+             helper.make_node("Conv", ["a1", "w2", "b2"], ["f2"], group=4),
+             helper.make_node("Sigmoid", ["f2"], ["s"]),
+             helper.make_node("Reshape", ["s", "s4"], ["g"]),
+             helper.make_node("Mul", ["x", "g"], ["out"])]
+    graph = helper.make_graph(
+        nodes, "radix1", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 16, 6, 6])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 16, 6, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    types = Counter(layer.type for layer in import_model(model)[0].layers)
+    assert types["Sigmoid"] == 1 and types["Scale"] == 1 and not types["Softmax"]
+    x = np.random.default_rng(1).standard_normal((1, 16, 6, 6)).astype(np.float32)
     via_opencv, written_back = convert_and_compare(tmp_path, model, x)
     assert via_opencv <= TOLERANCE and written_back <= TOLERANCE
 
