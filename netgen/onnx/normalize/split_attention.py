@@ -69,6 +69,8 @@ class _Unit:
 
 
 def split_attention_to_4d(model: onnx.ModelProto) -> None:
+    """Every split-attention unit of `model` in 4-D (see the module docstring), found from
+    its radix Transpose; other Transposes are left to the layout pass."""
     graph = model.graph
     cores = [n for n in graph.node if n.op_type == "Transpose"
              and [int(p) for p in attrs(n).get("perm", [])] == _PERM]
