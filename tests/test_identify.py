@@ -186,6 +186,11 @@ UNNAMED = {
     ("mxnet", "resnet18_v2"): "preresnet18-input64",
     ("senet", "SE-ResNet-reduced.prototxt"): "seresnet50-stride1x1-msrapool-classes10-input64",
     ("senet", "SENet-154-reduced.prototxt"): "seresnext50-64x4d-classes10-input64",
+    # timm's ResNeSt: netgen builds no split attention; the radix convolution's 2 groups
+    **{("exports", f"timm_resnest{depth}d.{exporter}.onnx"): name
+       for depth, name in ((14, "resnext14d-2x64d-1-1-1-1-bottleneck-C"),
+                           (26, "resnext26d-2x64d"), (50, "resnext50d-2x64d"))
+       for exporter in ("torchscript", "dynamo")},
 }
 
 
