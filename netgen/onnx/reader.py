@@ -90,6 +90,9 @@ class _Importer:
         # ONNX tensors that are an SE gate times a branch (a broadcast Mul) whose one reader
         # is an Add: (gate blob, branch blob), made one Axpy with the Add's other input.
         self.gated: dict[str, tuple[str, str]] = {}
+        # ONNX tensors that are the mean over H and W of a tensor whose one reader is
+        # Sub(that tensor, the mean): Caffe's MVN without variance, made at the Sub.
+        self.means: dict[str, str] = {}
 
     # ---------------------------------------------------------------- helpers
 
@@ -430,7 +433,19 @@ class _Importer:
             raise self.fail(node, "adds two constants")
         self._add_constant(node, others[0], consts[0], 1.0)
 
+    def _centring(self, node, tensor: str) -> bool:
+        """Whether `node` (a mean over H and W of `tensor`) is read only by Sub(tensor, it)."""
+        users = self.consumers.get(node.output[0], [])
+        return (node.output[0] not in self.outputs and len(users) == 1
+                and users[0].op_type == "Sub" and list(users[0].input) == [tensor, node.output[0]])
+
     def op_Sub(self, node):
+        if self.means.get(node.input[1]) == node.input[0]:
+            # x minus its mean over H and W (each n, c): Caffe's MVN without the variance
+            del self.means[node.input[1]]
+            self.add(node, self.node_name(node), "MVN", [self.bottom(node, node.input[0])],
+                     ir.MVNParam(normalize_variance=False), node.output[0])
+            return
         if self.is_const(node.input[1]) and not self.is_const(node.input[0]):
             return self._add_constant(node, node.input[0], node.input[1], -1.0)
         raise self.fail(node, "only X - constant maps onto Caffe (as a Bias)")
@@ -559,6 +574,16 @@ class _Importer:
         if not self.is_const(node.input[1]) or self.const[node.input[1]].size != 1:
             raise self.fail(node, "only a constant scalar exponent maps onto Caffe (Power)")
         power = f32(float(self.const[node.input[1]].reshape(-1)[0]))
+        x = self.bottom(node, node.input[0])
+        index = self.producer.get(x)
+        before = self.layers[index] if index is not None else None
+        if (before is not None and before.type == "Power" and before.param.power == 1
+                and before.param.scale != 0 and self.uses.get(node.input[0]) == 1
+                and node.input[0] not in self.outputs and node.output[0] not in self.outputs):
+            # (scale * x + shift) ** power is one Power layer (GroupNorm's (var + eps)^-0.5)
+            self.layers[index] = replace(before, param=replace(before.param, power=power))
+            self.alias(node.output[0], x)
+            return
         self._activation(node, "Power", ir.PowerParam(power=power))
 
     def op_Where(self, node):
@@ -647,6 +672,9 @@ class _Importer:
         x = self.bottom(node, node.input[0])
         if len(self.shape[x]) != 4:
             raise self.fail(node, f"input of shape {list(self.shape[x])}: only 4-D pooling maps onto Caffe")
+        if method == "AVE" and self._centring(node, node.input[0]):
+            self.means[node.output[0]] = node.input[0]
+            return
         self.add(node, self.node_name(node), "Pooling", [x],
                  ir.PoolingParam(method, global_pooling=True), node.output[0])
 
@@ -670,6 +698,9 @@ class _Importer:
             raise self.fail(node, f"axes {axes} of a {list(shape)} input: only the mean over H "
                             "and W of a 4-D input maps onto Caffe (global average pooling)")
         keepdims = int(a.get("keepdims", 1))
+        if keepdims and self._centring(node, node.input[0]):
+            self.means[node.output[0]] = node.input[0]
+            return
         if keepdims:
             self.add(node, self.node_name(node), "Pooling", [x],
                      ir.PoolingParam("AVE", global_pooling=True), node.output[0])
@@ -837,6 +868,13 @@ class _Importer:
         self.add(node, self.node_name(node), "Concat", bottoms, ir.ConcatParam(axis=axis),
                  node.output[0])
 
+    def op_InstanceNormalization(self, node):
+        """Normalisation rewrites every one it can (netgen.onnx.normalize.groupnorm)."""
+        shape = self.shape.get(self.blob.get(node.input[0], ""), ())
+        raise self.fail(node, f"input of shape {list(shape)}: only a 3-D or 4-D input with "
+                        "constant scale and bias maps onto Caffe (MVN, Pooling, Power, Scale); "
+                        "Caffe has no InstanceNorm layer")
+
     def op_Pad(self, node):
         """Zero channels before and/or after the input (option A's widening, PyTorch's
         F.pad(x, (0, 0, 0, 0, a, b))) -> stock layers only: a Power(scale 0) of the input is
@@ -990,6 +1028,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "Concat": ("axis",),
     "Gather": ("axis",),
     "Pad": ("mode", "pads", "value"),
+    "InstanceNormalization": ("epsilon",),
     "Split": ("axis", "num_outputs", "split"),
     "Slice": ("axes", "ends", "starts"),
 }

@@ -53,6 +53,7 @@ from netgen.onnx.normalize.affine import fuse_affine
 from netgen.onnx.normalize.constants import constants_to_initializers
 from netgen.onnx.normalize.eca import drop_broadcast_expands, eca_to_2d
 from netgen.onnx.normalize.fold import fold_constants
+from netgen.onnx.normalize.groupnorm import instance_norm_to_ops
 from netgen.onnx.normalize.layout import to_channels_first
 from netgen.onnx.normalize.noops import drop_noops
 from netgen.onnx.normalize.pads import fold_pads
@@ -67,6 +68,7 @@ PASSES: tuple[Pass, ...] = (
     drop_broadcast_expands,     # Expand to the shape of what a Mul/Add broadcasts it with
     fold_constants,             # constant and shape subgraphs -> initializers (batch -> 0)
     eca_to_2d,                  # timm's ECA conv1d across channels -> a 1 x k Conv
+    instance_norm_to_ops,       # GroupNorm/InstanceNorm -> mean, variance, Pow(v + eps, -0.5)
     merge_slices,               # Slice of a Slice on other axes -> one Slice
     to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
     fuse_affine,                # Conv + Add -> conv bias; Sub/Mul/Add -> BatchNormalization
