@@ -896,6 +896,8 @@ class _Importer:
                 value = float(self.constant(node, node.input[2], "the pad value").reshape(-1)[0])
         if len(node.input) > 3 and node.input[3]:
             raise self.fail(node, "the axes input is not supported")
+        if mode in COPY_PADS:
+            return self._copy_pad(node, x, pads, mode)
         rank = len(shape)
         begin, end = pads[:rank], pads[rank:]
         channels = shape[1] if rank > 1 else 0
@@ -925,11 +927,63 @@ class _Importer:
             tail.insert(0, pieces[1])
         self.add(node, name, "Concat", head + [x] + tail, ir.ConcatParam(axis=1), node.output[0])
 
+    def _copy_pad(self, node, x: str, pads: list[int], mode: str) -> None:
+        """A reflect, edge or wrap pad of H and W: every added row or column is a copy of one
+        of the input's, so a Caffe Slice along the axis cuts those out as pieces of their own
+        and a Concat puts copies, the whole input and copies together (axis W, then H on
+        the result: the modes act on each axis in turn, corners included)."""
+        shape = self.shape[x]
+        rank = len(shape)
+        what = f"{mode} pads {pads} of a {list(shape)} input"
+        if rank != 4 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
+            raise self.fail(node, f"{what}: only pads of H and W of a 4-D input map onto "
+                            "Caffe (Slice and Concat of rows and columns)")
+        if min(pads) < 0:
+            raise self.fail(node, f"{what}: negative pads crop; Caffe's Slice and Concat "
+                            "copy whole rows and columns only")
+        name = self.node_name(node)
+        current = x
+        for axis in (3, 2):
+            before, after, size = pads[axis], pads[axis + 4], self.shape[current][axis]
+            if not before and not after:
+                continue
+            limit = {"reflect": size - 1, "edge": None, "wrap": size}[mode]
+            if limit is not None and max(before, after) > limit:
+                raise self.fail(node, f"{what}: {mode} padding of {max(before, after)} on "
+                                f"axis {axis} of size {size} takes more than the "
+                                f"{limit} {'rows' if axis == 2 else 'columns'} it can copy")
+            if mode == "reflect":
+                head = list(range(before, 0, -1))
+                tail = list(range(size - 2, size - 2 - after, -1))
+            elif mode == "edge":
+                head, tail = [0] * before, [size - 1] * after
+            else:
+                head, tail = list(range(size - before, size)), list(range(after))
+            points = tuple(sorted({p for c in head + tail for p in (c, c + 1) if 0 < p < size}))
+            label = f"{name}_{'hw'[axis - 2]}"
+            pieces = self.add_slice(node, f"{label}_slice", current, axis, points,
+                                    tuple(f"{label}_{k}" for k in range(len(points) + 1)))
+            starts = (0,) + points
+            column = {start: top for start, top, end in zip(starts, pieces, points + (size,))
+                      if end == start + 1}
+            last = axis == 2 or not (pads[2] or pads[6])
+            current = self.add(node, label if not last else name, "Concat",
+                               [column[c] for c in head] + list(pieces)
+                               + [column[c] for c in tail], ir.ConcatParam(axis=axis),
+                               node.output[0] if last else None,
+                               top=None if last else f"{label}_padded")
+
     def add_split(self, node, name: str, bottom: str, point: int,
                   tops: tuple[str, str]) -> tuple[str, str]:
         """A Caffe Slice of `bottom` along the channels at `point`, into two tops."""
+        first, second = self.add_slice(node, name, bottom, 1, (point,), tops)
+        return first, second
+
+    def add_slice(self, node, name: str, bottom: str, axis: int, points: tuple[int, ...],
+                  tops: tuple[str, ...]) -> tuple[str, ...]:
+        """A Caffe Slice of `bottom` along `axis` at `points`, into len(points) + 1 tops."""
         name = self.unique(name)
-        layer = ir.Layer(name, "Slice", (bottom,), tops, ir.SliceParam(axis=1, slice_point=(point,)))
+        layer = ir.Layer(name, "Slice", (bottom,), tops, ir.SliceParam(axis=axis, slice_point=points))
         try:
             out, _ = shapes.RULES["Slice"](layer, [self.shape[bottom]])
         except NetgenError as exc:
@@ -1002,6 +1056,8 @@ class _Importer:
 # The ops with a Caffe equivalent: those _Importer has an op_<type> handler for.
 SUPPORTED_OPS = tuple(sorted(name[3:] for name in vars(_Importer) if name.startswith("op_")))
 
+# Pad modes whose added rows and columns copy the input's (netgen: Slice + Concat).
+COPY_PADS = ("reflect", "edge", "wrap")
 CONSTANT_VALUES = {"value": None, "value_float": np.float32, "value_floats": np.float32,
                    "value_int": np.int64, "value_ints": np.int64}
 _POOL_ATTRIBUTES = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
