@@ -422,7 +422,7 @@ def spec_space(guess: Guess) -> list[ArchSpec]:
                                                          "imagenet_stages")}
     for layout in _layouts(fields):
         for variant in variants:
-            trial = dict(base, **layout, **variant)
+            trial = {**base, **layout, **variant}  # a variant settles what base left None
             if trial.get("block") is None:
                 trial.pop("block", None)
             if trial.get("dataset") != "imagenet":
