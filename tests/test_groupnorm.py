@@ -50,3 +50,114 @@ def test_resnet50_gn_converts_exactly(tmp_path, file):
     assert types == STOCK
     print(file, by_opencv, by_onnx)
     assert by_opencv <= TOLERANCE and by_onnx <= TOLERANCE
+
+
+def _group_norm_model(shape, groups: int, seed: int = 0, eps: float = 1e-3,
+                      direct: bool = False) -> onnx.ModelProto:
+    """PyTorch's spelling of nn.GroupNorm(groups, C) on a conv output (or, `direct`, an
+    InstanceNormalization of the 4-D map itself, groups = C), with trained-looking scale,
+    bias, gamma and beta (the exporter's InstanceNormalization scale/bias are 1 and 0;
+    other values test the per-group affine)."""
+    rng = np.random.default_rng(seed)
+    n, c, h, w = shape
+    inits = [numpy_helper.from_array(rng.standard_normal((c, c, 3, 3)).astype(np.float32)
+                                     * 0.3, "w"),
+             numpy_helper.from_array(rng.uniform(0.5, 1.5, groups).astype(np.float32), "s"),
+             numpy_helper.from_array(rng.normal(0, 0.2, groups).astype(np.float32), "b"),
+             numpy_helper.from_array(rng.uniform(0.5, 1.5, (c, 1, 1)).astype(np.float32), "g"),
+             numpy_helper.from_array(rng.normal(0, 0.2, (c, 1, 1)).astype(np.float32), "beta"),
+             numpy_helper.from_array(np.array([0, groups, -1], np.int64), "to3"),
+             numpy_helper.from_array(np.array(shape, np.int64), "back")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])]
+    if direct:
+        nodes.append(helper.make_node("InstanceNormalization", ["y", "s", "b"], ["n"],
+                                      name="norm", epsilon=eps))
+    else:
+        nodes += [helper.make_node("Reshape", ["y", "to3"], ["y3"], name="to_groups"),
+                  helper.make_node("InstanceNormalization", ["y3", "s", "b"], ["n3"],
+                                   name="norm", epsilon=eps),
+                  helper.make_node("Reshape", ["n3", "back"], ["n"], name="from_groups")]
+    nodes += [helper.make_node("Mul", ["n", "g"], ["m"], name="gamma"),
+              helper.make_node("Add", ["m", "beta"], ["z"], name="beta"),
+              helper.make_node("Relu", ["z"], ["out"], name="relu")]
+    graph = helper.make_graph(nodes, "gn", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, list(shape))], [helper.make_tensor_value_info(
+            "out", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("shape, groups, direct", [
+    ((1, 8, 5, 6), 4, False), ((2, 6, 7, 3), 3, False), ((1, 6, 4, 5), 6, True)])
+def test_group_and_instance_norm_are_exact(tmp_path, shape, groups, direct):
+    model = _group_norm_model(shape, groups, direct=direct)
+    graph, _ = import_model(model)
+    types = [layer.type for layer in graph.layers]
+    # the per-group scale and bias (not 1 and 0 here) are one Scale with bias on N x G x L x 1
+    assert types.count("MVN") == 1 and types.count("Power") == 1
+    assert types.count("Reshape") == 2  # to N x G x L x 1 and back, both spellings
+    mvn = graph.layers[types.index("MVN")]
+    assert mvn.top_shapes[0][1:] == (groups, shape[1] // groups * shape[2] * shape[3], 1)
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32) * 3 + 1
+    by_opencv, by_onnx, types = caffe_and_back_errors(tmp_path, model, x)
+    assert by_opencv <= TOLERANCE and by_onnx <= TOLERANCE
+
+
+def test_variance_is_not_mvns(tmp_path):
+    """The variance goes through Power (var + eps) ** -0.5, not MVN's sqrt(var) + eps: with
+    eps 1 and a map of small variance the two differ by far more than the tolerance."""
+    model = _group_norm_model((1, 4, 3, 3), 2, eps=1.0)
+    x = np.random.default_rng(2).standard_normal((1, 4, 3, 3)).astype(np.float32) * 0.1
+    by_opencv, by_onnx, _ = caffe_and_back_errors(tmp_path, model, x)
+    assert by_opencv <= TOLERANCE and by_onnx <= TOLERANCE
+
+
+def test_mvn_prototxt_round_trip():
+    from netgen.arch.shapes import infer
+    from netgen.caffe.prototxt import render_deploy
+    from netgen.caffe.reader import read_prototxt
+
+    layers = [ir.Layer("mvn", "MVN", ("data",), ("mvn",), ir.MVNParam(eps=1e-3)),
+              ir.Layer("mean", "MVN", ("mvn",), ("mean",),
+                       ir.MVNParam(normalize_variance=False, across_channels=True))]
+    graph = infer("mvn", [ir.Blob("data", (1, 3, 4, 4))], layers)
+    text = render_deploy(graph)
+    assert "normalize_variance: false" in text and "across_channels: true" in text
+    back = read_prototxt(text)
+    assert [layer.param for layer in back.layers] == [
+        ir.MVNParam(eps=1e-3),
+        ir.MVNParam(normalize_variance=False, across_channels=True)]
+
+
+def _instance_norm(x_shape, scale_input: bool = False) -> onnx.ModelProto:
+    c = x_shape[1]
+    inits = [numpy_helper.from_array(np.ones(c, np.float32), "s"),
+             numpy_helper.from_array(np.zeros(c, np.float32), "b")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))]
+    if scale_input:
+        inits = inits[1:]
+        inputs.append(helper.make_tensor_value_info("s", TensorProto.FLOAT, [c]))
+    graph = helper.make_graph(
+        [helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], name="in1")],
+        "in", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("model", [_instance_norm((1, 2, 3, 4, 5)),
+                                   _instance_norm((1, 2, 6, 6), scale_input=True)],
+                         ids=["5-D", "computed scale"])
+def test_instance_norm_refused_in_one_line(model):
+    with pytest.raises(NetgenError) as info:
+        import_model(model)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("node 'in1' (InstanceNormalization): input of shape")
+    assert "Caffe has no InstanceNorm layer" in text
+
+
+def test_refusal_cli_writes_nothing(tmp_path, run_cli):
+    source = tmp_path / "in5d.onnx"
+    onnx.save(_instance_norm((1, 2, 3, 4, 5)), str(source))
+    result = run_cli("convert", source, "-o", tmp_path / "out" / "deploy.prototxt")
+    assert result.code != 0 and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1 and "'in1'" in result.err
+    assert not (tmp_path / "out").exists()
