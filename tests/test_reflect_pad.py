@@ -42,3 +42,59 @@ def test_resnetblur50_converts_exactly(tmp_path, file):
                      "Eltwise", "InnerProduct"}
     print(file, by_opencv, by_onnx)
     assert by_opencv <= TOLERANCE and by_onnx <= TOLERANCE
+
+
+def _pad_model(shape, pads, mode: str, opset: int = 19) -> onnx.ModelProto:
+    """x -> Pad(mode) -> a depthwise 3 x 3 convolution (stride 1: every padded value
+    reaches the output, which OpenCV and ORT are compared on)."""
+    c = shape[1]
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(np.array(pads, np.int64), "p"),
+             numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(np.float32),
+                                     "filt")]
+    nodes = [helper.make_node("Pad", ["x", "p"], ["padded"], name="pad", mode=mode),
+             helper.make_node("Conv", ["padded", "filt"], ["blur"], name="blur", group=c,
+                              kernel_shape=[3, 3])]
+    graph = helper.make_graph(nodes, "pad", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, list(shape))], [helper.make_tensor_value_info(
+            "blur", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize("mode, pads", [
+    ("reflect", [0, 0, 1, 1, 0, 0, 1, 1]),
+    ("reflect", [0, 0, 2, 0, 0, 0, 1, 3]),   # asymmetric, H only before, W only after
+    ("reflect", [0, 0, 4, 6, 0, 0, 4, 6]),   # the largest reflect pads of a 5 x 7 map
+    ("edge", [0, 0, 3, 1, 0, 0, 0, 9]),      # edge pads may exceed the map
+    ("wrap", [0, 0, 5, 2, 0, 0, 1, 7]),      # wrap up to the whole axis
+])
+def test_copy_pads_are_exact(tmp_path, mode, pads):
+    shape = (1, 3, 5, 7)
+    model = _pad_model(shape, pads, mode)
+    graph, _ = import_model(model)
+    axes = [a for a in (3, 2) if pads[a] or pads[a + 4]]
+    assert [l.param.axis for l in graph.layers if l.type == "Slice"] == axes
+    assert [l.param.axis for l in graph.layers if l.type == "Concat"] == axes
+    padded = graph.layer("pad").top_shapes[0]
+    assert padded == (1, 3, 5 + pads[2] + pads[6], 7 + pads[3] + pads[7])
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    assert ort_output(model, x).shape[2:] == (padded[2] - 2, padded[3] - 2)
+    by_opencv, by_onnx, types = caffe_and_back_errors(tmp_path, model, x)
+    assert types == {"Slice", "Concat", "Convolution"}
+    assert by_opencv <= TOLERANCE and by_onnx <= TOLERANCE
+
+
+@pytest.mark.parametrize("mode, pads, message", [
+    ("reflect", [0, 1, 1, 1, 0, 0, 1, 1],
+     r"reflect pads \[0, 1, 1, 1, 0, 0, 1, 1\] of a \[1, 3, 5, 7\] input: only pads of H and "
+     r"W of a 4-D input map onto Caffe"),
+    ("reflect", [0, 0, 5, 0, 0, 0, 0, 0],
+     r"reflect padding of 5 on axis 2 of size 5 takes more than the 4 rows it can copy"),
+    ("wrap", [0, 0, 0, 8, 0, 0, 0, 0],
+     r"wrap padding of 8 on axis 3 of size 7 takes more than the 7 columns it can copy"),
+    ("edge", [0, 0, -1, 0, 0, 0, 0, 0], r"negative pads crop"),
+])
+def test_what_slice_and_concat_cannot_copy_is_refused_in_one_line(mode, pads, message):
+    with pytest.raises(NetgenError, match=r"^node 'pad' \(Pad\): .*" + message) as info:
+        import_model(_pad_model((1, 3, 5, 7), pads, mode))
+    assert "\n" not in str(info.value)
