@@ -161,3 +161,42 @@ def test_refusal_cli_writes_nothing(tmp_path, run_cli):
     assert result.code != 0 and "Traceback" not in result.err
     assert len(result.err.strip().splitlines()) == 1 and "'in1'" in result.err
     assert not (tmp_path / "out").exists()
+
+
+def test_analysis_folds_each_group_norm(tmp_path, run_cli):
+    """Strict: 53 GroupNorm ops of 32 groups; canonical: each inside its convolution (`norm`),
+    as BatchNorm is. diff against resnet50-torchpool: the norms are one finding for all
+    blocks and shortcuts, one for the stem; the two exporters' files are EQUIVALENT; draw
+    boxes each GroupNorm; identify names a closest network."""
+    from netgen.analysis.ops import logical_ops
+
+    model = real_exports.load(FILES[0])
+    graph, _ = import_model(model)
+    strict, _, _ = logical_ops(graph)
+    norms = [op for op in strict if op.type == "GroupNorm"]
+    assert len(norms) == 53 and {(op.attrs["groups"], op.attrs["affine"], op.attrs["shift"])
+                                 for op in norms} == {(32, True, True)}
+    assert not {"MVN", "Power", "Reshape"} & {op.type for op in strict}
+    canonical, _, _ = logical_ops(graph, canonical=True)
+    convs = [op for op in canonical if op.type == "Conv"]
+    assert len(convs) == 53 and {op.attrs.get("norm") for op in convs} == {"GroupNorm 32"}
+    assert "GroupNorm" not in {op.type for op in canonical}
+
+    source = tmp_path / "gn.onnx"
+    onnx.save(model, str(source))
+    result = run_cli("diff", source, "resnet50-torchpool")
+    assert result.code == 1 and "verdict: DIFFERENT (3 differences)" in result.out, result.err
+    lines = [l for l in result.out.splitlines() if "GroupNorm" in l]
+    assert lines == ["  - normalisation of all 16 blocks: A GroupNorm 32 | B BatchNorm",
+                     "      Conv /conv1/Conv | conv1: norm A GroupNorm 32 | B BatchNorm"]
+    other = tmp_path / "gn_dynamo.onnx"
+    onnx.save(real_exports.load(FILES[1]), str(other))
+    result = run_cli("diff", source, other)
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
+    result = run_cli("draw", source, "-o", tmp_path / "gn.svg")
+    assert result.code == 0, result.err
+    # the stem's and three per block (the projections' are drawn on their arcs)
+    assert (tmp_path / "gn.svg").read_text().count(">GroupNorm 32<") == 1 + 16 * 3
+    result = run_cli("identify", source)
+    assert result.code == 1 and "the closest is resnet50-B-stride3x3-noconv1bias-torchpool (2 " \
+        "differences)" in result.out, result.out + result.err

@@ -400,8 +400,11 @@ def _group_norm(ops: list[Op], readers: dict[int, list[int]], mvn: Op) -> list[i
         if after is None or tuple(after.shape) != tuple(ops[before.inputs[0]].shape):
             return None
         chain = [before.id] + chain + [after.id]
-    affine = _only_reader(ops, readers, chain[-1], "BN")
-    if affine is not None and affine.attrs.get("affine"):
+    after = readers.get(chain[-1], [])
+    affine = ops[after[0]] if len(after) == 1 else None
+    if affine is not None and len(affine.inputs) == 1 and (
+            (affine.type == "BN" and affine.attrs.get("affine"))  # canonical
+            or (affine.type == "Scale" and affine.attrs["channels"] == ops[chain[-1]].shape[1])):
         chain.append(affine.id)
     return chain
 
@@ -449,8 +452,9 @@ def _fold_units(ops: list[Op], canonical: bool) -> list[Op]:
             x = ops[first.inputs[0]]
             power = next(ops[i] for i in chain if ops[i].type == "Power")
             groups = ops[chain[1]].shape[1] if first.type == "Reshape" else x.shape[1]
-            attrs = {"groups": groups, "channels": x.shape[1], "affine": last.type == "BN",
-                     "shift": bool(last.attrs.get("shift")) if last.type == "BN" else False}
+            affine = last.type in ("BN", "Scale")
+            attrs = {"groups": groups, "channels": x.shape[1], "affine": affine,
+                     "shift": affine and bool(last.attrs.get("shift", last.attrs.get("bias")))}
             new = Op(chain[0], "GroupNorm", attrs, [n for i in chain for n in ops[i].layers],
                      [x.id], tuple(x.shape), {"eps": power.attrs["shift"]})
             if canonical and x.type == "Conv" and readers.get(x.id) == [chain[0]]:

@@ -36,7 +36,15 @@ class OnnxCounts:
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple]:
-    inferred = onnx.shape_inference.infer_shapes(model)
+    """ONNX's inferred shapes, after folding the shape subgraphs (TorchScript's Reshape to
+    Shape(x) of a GroupNorm, F.pad's computed pads) into constants on a copy, so that the
+    tensors after them have static shapes; the nodes and tensor names counted stay."""
+    from netgen.onnx.normalize import normalize
+    from netgen.onnx.normalize.constants import constants_to_initializers
+    from netgen.onnx.normalize.fold import fold_constants
+
+    folded = normalize(model, (constants_to_initializers, fold_constants))
+    inferred = onnx.shape_inference.infer_shapes(folded, data_prop=True)
     out = {}
     for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
         if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
@@ -77,6 +85,10 @@ def count_onnx(model: onnx.ModelProto) -> OnnxCounts:
             params[op] += math.prod(dims[name])
 
     for node in model.graph.node:
+        # once per node that reads it: the dynamo exporter shares one folded constant among
+        # the layers whose values are equal (an untrained net's GroupNorm gammas), each of
+        # which holds it as a parameter of its own, as in the model and the IR
+        counted.clear()
         op = node.op_type
         if op == "BatchNormalization":
             for i in BN_PARAM_INPUTS:
