@@ -200,3 +200,24 @@ def test_analysis_folds_each_group_norm(tmp_path, run_cli):
     result = run_cli("identify", source)
     assert result.code == 1 and "the closest is resnet50-B-stride3x3-noconv1bias-torchpool (2 " \
         "differences)" in result.out, result.out + result.err
+
+
+def test_mnn_form_broadcasts_the_inverse_deviation_and_reads_back():
+    """--target mnn: MNN's converter rejects the two-bottom Scale, so the product is a
+    Deconvolution of ones (N x G x 1 x 1 -> N x G x L x 1) and Eltwise PROD; the reader
+    folds that back into the same IR (Flatten + Scale axis 0)."""
+    from netgen.caffe import prototxt, targets
+    from netgen.caffe.reader import read_net
+
+    graph, weights = import_model(_group_norm_model((1, 8, 5, 6), 4))
+    realized, realized_weights = targets.realize(graph, weights, "mnn")
+    two_bottom = [l for l in realized.layers if l.type == "Scale" and len(l.bottoms) == 2]
+    wide = [l for l in realized.layers if l.type == "Deconvolution"]
+    assert not two_bottom and "Flatten" not in {l.type for l in realized.layers}
+    assert [(l.param.group, l.param.kernel, l.top_shapes[0]) for l in wide] == [
+        (4, (60, 1), (1, 4, 60, 1))]
+    assert np.all(realized_weights[wide[0].name][0] == 1)
+    reading = read_net(prototxt.render_deploy(realized))
+    assert [(l.type, l.param, l.top_shapes) for l in reading.graph.layers] == \
+        [(l.type, l.param, l.top_shapes) for l in graph.layers]
+    assert reading.constants == (wide[0].name,)

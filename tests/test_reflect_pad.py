@@ -98,3 +98,22 @@ def test_what_slice_and_concat_cannot_copy_is_refused_in_one_line(mode, pads, me
     with pytest.raises(NetgenError, match=r"^node 'pad' \(Pad\): .*" + message) as info:
         import_model(_pad_model((1, 3, 5, 7), pads, mode))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("file", [
+    FILES[0], "timm_resnet50_gn.torchscript.onnx",
+    *(pytest.param(f, marks=pytest.mark.slow) for f in (FILES[1], "timm_resnet50_gn.dynamo.onnx"))])
+def test_counts_off_the_file_are_the_irs(file):
+    """validate's check 4: the file's own counts equal the IR's. TorchScript writes the blur
+    filter as a Constant node and the pads (and a GroupNorm's Reshape back) from Shape(x);
+    the dynamo exporter shares one folded (C, 1, 1) gamma among GroupNorms of equal width."""
+    from netgen.arch.counting import count
+    from netgen.onnx.count import count_onnx
+
+    model = real_exports.load(file)
+    graph, _ = import_model(model)
+    ir_counts, file_counts = count(graph), count_onnx(model)
+    assert (file_counts.params, file_counts.macs) == (ir_counts.params, ir_counts.macs)
+    # timm's 25,557,032 less the BatchNorms folded into biases, plus the 4 blur filters
+    expected = 25_557_032 if "gn" in file else 25_557_032 - 26_560 + 9 * (64 + 128 + 256 + 512)
+    assert ir_counts.params == expected

@@ -541,6 +541,19 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
             and _is_se_form(first, product, total, uses)
         broadcast = first.type == "Deconvolution" and product is not None \
             and total is not None and _is_broadcast_form(first, product, total, uses)
+        if not stock and not broadcast and first.type == "Deconvolution" \
+                and product is not None and _is_broadcast_product(first, product, uses):
+            # the mnn form of a gate product without the sum: the stock Flatten + Scale
+            x = next(b for b in product.bottoms if b != first.tops[0])
+            flat = f"{product.name}_gate"
+            out += [ir.Layer(flat, "Flatten", first.bottoms, (flat,), ir.FlattenParam(),
+                             stage=product.stage),
+                    ir.Layer(product.name, "Scale", (x, flat), product.tops,
+                             ir.ScaleParam(axis=0), stage=product.stage)]
+            constants.append(first.name)
+            folded = True
+            i += 2
+            continue
         if stock or broadcast:
             x = product.bottoms[0] if stock else \
                 next(b for b in product.bottoms if b != first.tops[0])
@@ -573,8 +586,9 @@ def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str
             and uses.get(flat.tops[0]) == 1 and uses.get(scale.tops[0]) == 1)
 
 
-def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
-                       uses: dict[str, int]) -> bool:
+def _is_broadcast_product(wide: ir.Layer, product: ir.Layer, uses: dict[str, int]) -> bool:
+    """A Deconvolution broadcasting an N x C x 1 x 1 gate to N x C x H x W (group C, kernel
+    H x W), read only by an Eltwise PROD with another blob."""
     p: ir.ConvolutionParam = wide.param
     gate_shape = wide.bottoms and wide.top_shapes and wide.top_shapes[0]
     if not gate_shape or len(gate_shape) != 4:
@@ -585,7 +599,12 @@ def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
             and product.type == "Eltwise" and product.param.operation == "PROD"
             and not product.param.coeff and len(product.bottoms) == 2
             and wide.tops[0] in product.bottoms and product.bottoms[0] != product.bottoms[1]
-            and product.tops[0] not in product.bottoms
+            and product.tops[0] not in product.bottoms and uses.get(wide.tops[0]) == 1)
+
+
+def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
+                       uses: dict[str, int]) -> bool:
+    return (_is_broadcast_product(wide, product, uses)
             and total.type == "Eltwise" and total.param.operation == "SUM"
             and all(v == 1 for v in total.param.coeff) and len(total.bottoms) == 2
             and product.tops[0] in total.bottoms and total.bottoms[0] != total.bottoms[1]

@@ -71,6 +71,14 @@ def count_onnx(model: onnx.ModelProto) -> OnnxCounts:
     # TorchScript's exporter stores identical tensors once and hands each user an Identity of
     # it (an untrained net's BatchNorm weights are all ones): each Identity is a parameter of
     # its own, as it was in the model and is in the IR.
+    # A convolution's weight or bias given as a Constant node (TorchScript writes timm's
+    # BlurPool filter, a non-persistent buffer, so) is that convolution's, as in the IR.
+    constants = {node.output[0]: tuple(node.attribute[0].t.dims) for node in model.graph.node
+                 if node.op_type == "Constant" and len(node.attribute) == 1
+                 and node.attribute[0].name == "value"}
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            dims.update((name, constants[name]) for name in node.input[1:] if name in constants)
     for node in model.graph.node:
         if node.op_type == "Identity" and node.input and node.input[0] in dims:
             dims[node.output[0]] = dims[node.input[0]]
