@@ -117,3 +117,34 @@ def test_counts_off_the_file_are_the_irs(file):
     # timm's 25,557,032 less the BatchNorms folded into biases, plus the 4 blur filters
     expected = 25_557_032 if "gn" in file else 25_557_032 - 26_560 + 9 * (64 + 128 + 256 + 512)
     assert ir_counts.params == expected
+
+
+def test_analysis_names_each_blur_pool(tmp_path, run_cli):
+    """The reflect pad's Slices and Concats and the depthwise filter after them are one
+    BlurPool op: diff against resnet50-torchpool names it in the stem and the first block of
+    stages 3 to 5, draw boxes it, the two exporters' files are EQUIVALENT."""
+    from netgen.analysis.ops import logical_ops
+
+    model = real_exports.load(FILES[0])
+    graph, _ = import_model(model)
+    ops, _, _ = logical_ops(graph, canonical=True)
+    blurs = [op for op in ops if op.type == "BlurPool"]
+    assert [(op.attrs["channels"], op.attrs["pads"], op.attrs["stride"]) for op in blurs] == [
+        (c, [2, 2], [2, 2]) for c in (64, 128, 256, 512)]
+    assert not {"Slice", "Concat", "Pad"} & {op.type for op in ops}
+    source = tmp_path / "blur.onnx"
+    onnx.save(model, str(source))
+    result = run_cli("diff", source, "resnet50-torchpool")
+    assert result.code == 1 and "verdict: DIFFERENT (2 differences)" in result.out
+    assert ("  - residual branch of the first block of stages 3 to 5 (A /layer2/layer2.0, "
+            "/layer3/layer3.0, /layer4/layer4.0; B res3a, res4a, res5a): A Conv ReLU Conv "
+            "ReLU BlurPool Conv | B Conv ReLU Conv ReLU Conv") in result.out.splitlines()
+    assert ("  - stem: A 7x7 conv 64 /2, ReLU, 3x3 max pool /1, blur pool /2 | B 7x7 conv 64 "
+            "/2, ReLU, 3x3 max pool /2") in result.out.splitlines()
+    other = tmp_path / "blur_dynamo.onnx"
+    onnx.save(real_exports.load(FILES[1]), str(other))
+    result = run_cli("diff", source, other)
+    assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
+    result = run_cli("draw", source, "-o", tmp_path / "blur.svg")
+    assert result.code == 0, result.err
+    assert (tmp_path / "blur.svg").read_text().count(">blur pool 3x3, /2<") == 4
