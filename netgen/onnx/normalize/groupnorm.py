@@ -47,6 +47,7 @@ def instance_norm_to_ops(model: onnx.ModelProto) -> None:
     inferred = shapes.infer(model, None)
     taken = g.all_names(graph)
     nodes: list[onnx.NodeProto] = []
+    stale: set[str] = set()
     for node in graph.node:
         x = inferred.get(node.input[0]) if node.op_type == "InstanceNormalization" else None
         if (x is None or x.dims is None or len(x.dims) not in (3, 4)
@@ -55,7 +56,12 @@ def instance_norm_to_ops(model: onnx.ModelProto) -> None:
             nodes.append(node)
             continue
         nodes.extend(_chain(graph, node, x.dims, consts, producers, readers, outputs, taken))
+        stale.update((node.input[0], node.output[0]))
     replace_nodes(graph, nodes)
+    # shapes an exporter recorded for the tensors rewritten (N x G x L is now 4-D)
+    kept = [v for v in graph.value_info if v.name not in stale]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
 
 
 def _chain(graph, node, dims, consts, producers, readers, outputs, taken) -> list[onnx.NodeProto]:
