@@ -186,6 +186,12 @@ UNNAMED = {
     ("mxnet", "resnet18_v2"): "preresnet18-input64",
     ("senet", "SE-ResNet-reduced.prototxt"): "seresnet50-stride1x1-msrapool-classes10-input64",
     ("senet", "SENet-154-reduced.prototxt"): "seresnext50-64x4d-classes10-input64",
+    # timm's GroupNorm ResNet-50: the norms (blocks and stem) are its two differences
+    **{("exports", f"timm_resnet50_gn.{e}.onnx"): "resnet50-B-stride3x3-noconv1bias-torchpool"
+       for e in ("torchscript", "dynamo")},
+    # timm's BlurPool ResNet-50: the blur pools (stem, first block of stages 3 to 5)
+    **{("exports", f"timm_resnetblur50.{e}.onnx"): "resnet50-B-noconv1bias"
+       for e in ("torchscript", "dynamo")},
 }
 
 
