@@ -148,3 +148,9 @@ def test_analysis_names_each_blur_pool(tmp_path, run_cli):
     result = run_cli("draw", source, "-o", tmp_path / "blur.svg")
     assert result.code == 0, result.err
     assert (tmp_path / "blur.svg").read_text().count(">blur pool 3x3, /2<") == 4
+
+
+def test_a_reflect_pad_of_nothing_is_no_layer():
+    graph, _ = import_model(_pad_model((1, 3, 5, 7), [0] * 8, "reflect"))
+    assert [layer.type for layer in graph.layers] == ["Convolution"]
+    assert graph.layers[0].top_shapes[0] == (1, 3, 3, 5)

@@ -22,8 +22,11 @@ graph computes:
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
   Reshape, Pad of zero channels before and/or after the input becomes Power(scale 0) zero
   blocks, a Slice of one where a piece is smaller than the input's channels, and a Concat
-  (option A), a strided Slice of H and W becomes the fixed depthwise subsample convolution,
-  Split becomes Caffe's Slice.
+  (option A), a reflect, edge or wrap Pad of H and W becomes a Slice of the rows and
+  columns it copies and a Concat, a strided Slice of H and W becomes the fixed depthwise
+  subsample convolution, Split becomes Caffe's Slice;
+- x - mean(x over H and W) becomes Caffe's MVN without variance (a GroupNorm, which
+  normalisation writes in such ops), (a * x + b) ** p one Power.
 
 The model is normalised first (netgen.onnx.normalize): constants are initializers, the
 shape subgraphs of hand-written PyTorch code (`out.view(out.size(0), -1)`, F.pad's pads)
@@ -941,6 +944,9 @@ class _Importer:
         if min(pads) < 0:
             raise self.fail(node, f"{what}: negative pads crop; Caffe's Slice and Concat "
                             "copy whole rows and columns only")
+        if not any(pads):
+            self.alias(node.output[0], x)
+            return
         name = self.node_name(node)
         current = x
         for axis in (3, 2):
