@@ -193,6 +193,14 @@ def test_analysis_folds_each_group_norm(tmp_path, run_cli):
     onnx.save(real_exports.load(FILES[1]), str(other))
     result = run_cli("diff", source, other)
     assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
+    # netgen's ONNX of the Caffe files (the product's factor reshaped to N x G x 1 x 1)
+    deploy = tmp_path / "caffe" / "deploy.prototxt"
+    assert run_cli("convert", source, "-o", deploy).code == 0
+    back = tmp_path / "back.onnx"
+    assert run_cli("convert", deploy, deploy.with_name("model.caffemodel"), "-o", back).code == 0
+    for written in (deploy, back):
+        result = run_cli("diff", written, source)
+        assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
     result = run_cli("draw", source, "-o", tmp_path / "gn.svg")
     assert result.code == 0, result.err
     # the stem's and three per block (the projections' are drawn on their arcs)

@@ -390,10 +390,14 @@ def _group_norm(ops: list[Op], readers: dict[int, list[int]], mvn: Op) -> list[i
     pool = _only_reader(ops, readers, square.id, "Pool")
     power = pool and _only_reader(ops, readers, pool.id, "Power")
     if pool is None or not pool.attrs.get("global") or pool.attrs["pool"] != "AVE" \
-            or power is None or (power.attrs["power"], power.attrs["scale"]) != (-0.5, 1.0) \
-            or sorted(scale.inputs) != sorted([mvn.id, power.id]):
+            or power is None or (power.attrs["power"], power.attrs["scale"]) != (-0.5, 1.0):
         return None
-    chain = [mvn.id, square.id, pool.id, power.id, scale.id]
+    factor = [power.id]  # and the reshapes of it to N x G x 1 x 1 (netgen's ONNX of it)
+    while (reshape := _only_reader(ops, readers, factor[-1], "Reshape")) is not None:
+        factor.append(reshape.id)
+    if sorted(scale.inputs) != sorted([mvn.id, factor[-1]]):
+        return None
+    chain = [mvn.id, square.id, pool.id, *factor, scale.id]
     before = ops[mvn.inputs[0]]
     if before.type == "Reshape" and len(readers.get(before.id, [])) == 1:
         after = _only_reader(ops, readers, scale.id, "Reshape")

@@ -535,8 +535,11 @@ class _Importer:
     def _gate_product(self, node, gate: str, x: str, output: str, name: str) -> None:
         """gate * x in stock Caffe: Flatten the N x C x 1 x 1 gate to N x C, then a
         two-bottom Scale with axis 0 (bottom[1] must equal bottom[0]'s leading axes)."""
+        top = f"{output}_gate"
+        while top in self.shape:  # a file's own tensor of that name (netgen's ONNX of it)
+            top += "_"
         flat = self.add(node, f"{name}_flat", "Flatten", [gate], ir.FlattenParam(), None,
-                        top=f"{output}_gate")
+                        top=top)
         self.add(node, name, "Scale", [x, flat], ir.ScaleParam(axis=0), output)
 
     def op_Mul(self, node):
