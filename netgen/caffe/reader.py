@@ -27,6 +27,7 @@ from netgen.arch.shapes import infer, pool_out, rounding_matters
 from netgen.arch.stages import assign_stages, f32, is_subsample_pattern, mark_fixed_by_weights
 from netgen.arch.weights import Weights, initial_weights
 from netgen.caffe import proto as caffe_proto
+from netgen.caffe.sk_softmax import from_sigmoids
 from netgen.errors import InputShapeNeeded, NetgenError, first_line
 
 PHASES = ("TRAIN", "TEST")
@@ -541,19 +542,6 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
             and _is_se_form(first, product, total, uses)
         broadcast = first.type == "Deconvolution" and product is not None \
             and total is not None and _is_broadcast_form(first, product, total, uses)
-        if not stock and not broadcast and first.type == "Deconvolution" \
-                and product is not None and _is_broadcast_product(first, product, uses):
-            # the mnn form of a gate product without the sum: the stock Flatten + Scale
-            x = next(b for b in product.bottoms if b != first.tops[0])
-            flat = f"{product.name}_gate"
-            out += [ir.Layer(flat, "Flatten", first.bottoms, (flat,), ir.FlattenParam(),
-                             stage=product.stage),
-                    ir.Layer(product.name, "Scale", (x, flat), product.tops,
-                             ir.ScaleParam(axis=0), stage=product.stage)]
-            constants.append(first.name)
-            folded = True
-            i += 2
-            continue
         if stock or broadcast:
             x = product.bottoms[0] if stock else \
                 next(b for b in product.bottoms if b != first.tops[0])
@@ -564,6 +552,19 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
                 constants.append(first.name)
             folded = True
             i += 3
+            continue
+        if first.type == "Deconvolution" and product is not None \
+                and _is_broadcast_product(first, product, uses):
+            # a gate product on its own (targets' mnn form of a selective-kernel unit's first
+            # weighted path): the IR's Flatten and two-bottom Scale
+            x = next(b for b in product.bottoms if b != first.tops[0])
+            out.append(ir.Layer(first.name, "Flatten", first.bottoms, first.tops,
+                                ir.FlattenParam(), stage=first.stage))
+            out.append(ir.Layer(product.name, "Scale", (x, first.tops[0]), product.tops,
+                                ir.ScaleParam(axis=0), stage=product.stage))
+            constants.append(first.name)
+            folded = True
+            i += 2
             continue
         out.append(first)
         i += 1
@@ -587,8 +588,8 @@ def _is_se_form(flat: ir.Layer, scale: ir.Layer, total: ir.Layer, uses: dict[str
 
 
 def _is_broadcast_product(wide: ir.Layer, product: ir.Layer, uses: dict[str, int]) -> bool:
-    """A Deconvolution broadcasting an N x C x 1 x 1 gate to N x C x H x W (group C, kernel
-    H x W), read only by an Eltwise PROD with another blob."""
+    """A Deconvolution that broadcasts an N x C x 1 x 1 gate over H x W (group C, kernel
+    H x W; its weights are checked to be ones) read by one Eltwise PROD with x alone."""
     p: ir.ConvolutionParam = wide.param
     gate_shape = wide.bottoms and wide.top_shapes and wide.top_shapes[0]
     if not gate_shape or len(gate_shape) != 4:
@@ -699,8 +700,11 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     if not layers:
         raise NetgenError(f"{source}: has no layers to read for phase {phase}")
     name = net.name or Path(source).stem
-    graph, constants = _fold_se(_canonical_rounding(infer(name, inputs, assign_stages(layers)),
-                                                    crops))
+    graph = _canonical_rounding(infer(name, inputs, assign_stages(layers)), crops)
+    softmaxes = from_sigmoids(list(graph.layers))  # targets' mnn form of an SK softmax
+    if softmaxes is not None:
+        graph = infer(name, graph.inputs, softmaxes)
+    graph, constants = _fold_se(graph)
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]

@@ -5,14 +5,18 @@ reads it otherwise. MNN's Caffe converter (the `mnn` wheel, 3.6) is the case in 
 by experiment with the real wheel against ONNX Runtime and OpenCV, on whole networks and on
 nets of two or three layers:
 
-- SE's stock product (Flatten of the gate, then a two-bottom Scale with axis 0), and any
-  gate product in that form (a GroupNorm's (var + eps) ** -0.5 times x - mean), is rejected:
+- SE's stock product (Flatten of the gate, then a two-bottom Scale with axis 0) is rejected:
   MNN's Scale wants a weight blob (`w0->blobs_size() >= 1 ==> caffemodel error!`, and the
   converter process then crashes). MNN has no Caffe Tile either. The "mnn" target broadcasts
   the N x C x 1 x 1 gate to N x C x H x W with a Deconvolution of ones (group C, kernel H x W,
   stride 1, no bias: each output pixel is the one input pixel times 1), multiplies by
   Eltwise PROD and adds the shortcut by Eltwise SUM. BVLC Caffe, OpenCV and MNN compute it
-  exactly. A product without the sum is the Deconvolution and Eltwise PROD alone.
+  exactly. A gate product on its own (a two-bottom Scale of a flattened N x C x 1 x 1 gate
+  that no Eltwise SUM adds to a shortcut: a selective-kernel unit's first weighted path, a
+  GroupNorm's (var + eps)^-0.5 times x - mean) is the same Deconvolution and Eltwise PROD.
+- MNN's Softmax does not subtract the largest input (netgen.caffe.sk_softmax): a
+  selective-kernel unit's softmax over two paths is written as the sigmoids of the two
+  logits' differences, which it is exactly.
 - A blob written in place does not name one tensor in MNN: the converter names an in-place
   layer's output after the layer, and the blob's name stays with its first writer. A user who
   reads a face-recognition embedding by its blob name (`embedding`, written by a BatchNorm and
@@ -39,6 +43,7 @@ import numpy as np
 
 from netgen.arch import ir, shapes
 from netgen.arch.weights import Weights
+from netgen.caffe.sk_softmax import to_sigmoids
 from netgen.errors import NetgenError
 
 TARGETS = ("bvlc", "mnn")
@@ -71,40 +76,55 @@ def _fresh(name: str, taken: set[str]) -> str:
     return name
 
 
-def _broadcast(layer: ir.Layer, gate: str, shape: ir.Shape, taken: set[str]) -> ir.Layer:
-    """The N x C x 1 x 1 `gate` as N x C x H x W: a Deconvolution of ones, group C."""
+def _broadcast_product(name: str, gate: str, x: str, shape: ir.Shape, stage: str,
+                       product: str, taken: set[str]) -> list[ir.Layer]:
+    """gate * x as Deconvolution(gate) of ones (the N x C x 1 x 1 gate made N x C x H x W)
+    and Eltwise PROD `name` with x, writing `product`."""
     _, channels, height, width = shape
-    wide = _fresh(f"{layer.name}{BROADCAST_SUFFIX}", taken)
-    return ir.Layer(wide, "Deconvolution", (gate,), (wide,),
-                    ir.ConvolutionParam(num_output=channels, kernel=(height, width),
-                                        group=channels, bias_term=False),
-                    stage=layer.stage, fixed=True)
+    wide = _fresh(f"{name}{BROADCAST_SUFFIX}", taken)
+    return [
+        ir.Layer(wide, "Deconvolution", (gate,), (wide,),
+                 ir.ConvolutionParam(num_output=channels, kernel=(height, width),
+                                     group=channels, bias_term=False),
+                 stage=stage, fixed=True),
+        ir.Layer(name, "Eltwise", (wide, x), (product,), ir.EltwiseParam("PROD"), stage=stage),
+    ]
 
 
 def _se_broadcast(layer: ir.Layer, shape: ir.Shape, taken: set[str]) -> list[ir.Layer]:
     """Axpy(gate, x, y) as Deconvolution(gate) of ones, Eltwise PROD with x, Eltwise SUM."""
     gate, x, y = layer.bottoms
-    wide = _broadcast(layer, gate, shape, taken)
     product = _fresh(f"{layer.name}_se_prod", taken)
-    return [
-        wide,
-        ir.Layer(product, "Eltwise", (wide.tops[0], x), (product,), ir.EltwiseParam("PROD"),
-                 stage=layer.stage),
+    return _broadcast_product(product, gate, x, shape, layer.stage, product, taken) + [
         ir.Layer(layer.name, "Eltwise", (y, product), layer.tops, ir.EltwiseParam("SUM"),
                  stage=layer.stage),
     ]
 
 
-def _gate_of_scale(layer: ir.Layer, layers: list[ir.Layer], uses: dict[str, int],
-                   current: dict[str, ir.Shape]) -> ir.Layer | None:
-    """The Flatten of an N x C x 1 x 1 gate that alone feeds this two-bottom Scale (axis 0:
-    the stock product of a gate, e.g. a GroupNorm's (var + eps) ** -0.5), else None."""
-    flat = next((l for l in reversed(layers) if layer.bottoms[1] in l.tops), None)
-    if (flat is None or flat.type != "Flatten" or uses.get(flat.tops[0]) != 1
-            or layer.param.axis % 4 != 0):
-        return None
-    gate, x = current[flat.bottoms[0]], current[layer.bottoms[0]]
-    return flat if len(x) == 4 and tuple(gate) == (x[0], x[1], 1, 1) else None
+def _gate_products(graph: ir.Graph) -> dict[str, ir.Layer]:
+    """The gate products the ONNX importer writes on their own (a two-bottom Scale with axis
+    0 of x, N x C x H x W, by a Flatten of an N x C x 1 x 1 gate that nothing else reads: a
+    selective-kernel unit's first weighted path, an SE product not added to a shortcut), by
+    the Flatten's top."""
+    shape = {blob.name: blob.shape for blob in graph.inputs}
+    flats: dict[str, ir.Layer] = {}
+    uses: dict[str, int] = {}
+    for layer in graph.layers:
+        for bottom in layer.bottoms:
+            uses[bottom] = uses.get(bottom, 0) + 1
+        if layer.type == "Flatten" and layer.param == ir.FlattenParam():
+            flats[layer.tops[0]] = layer
+        shape.update(zip(layer.tops, layer.top_shapes))
+    found = {}
+    for layer in graph.layers:
+        if layer.type != "Scale" or len(layer.bottoms) != 2 or layer.bottoms[1] not in flats \
+                or uses.get(layer.bottoms[1]) != 1 or layer.param.bias_term:
+            continue
+        x = shape[layer.bottoms[0]]
+        gate = shape[flats[layer.bottoms[1]].bottoms[0]]
+        if len(x) == 4 and layer.param.axis % 4 == 0 and gate == (x[0], x[1], 1, 1):
+            found[layer.bottoms[1]] = flats[layer.bottoms[1]]
+    return found
 
 
 def _out_of_place(layers: list[ir.Layer], taken: set[str]) -> list[ir.Layer]:
@@ -140,32 +160,28 @@ def realize(graph: ir.Graph, weights: Weights | None,
     current = {blob.name: blob.shape for blob in graph.inputs}
     layers: list[ir.Layer] = []
     out_weights: Weights | None = None if weights is None else dict(weights)
-    uses: dict[str, int] = {}
-    for layer in graph.layers:
-        for bottom in layer.bottoms:
-            uses[bottom] = uses.get(bottom, 0) + 1
+    gates = _gate_products(graph)
     for layer in graph.layers:
         bottom_shapes = [current[b] for b in layer.bottoms]
-        flat = (_gate_of_scale(layer, layers, uses, current)
-                if layer.type == "Scale" and len(layer.bottoms) == 2 else None)
         current.update(zip(layer.tops, layer.top_shapes))
-        if flat is not None:  # Flatten + two-bottom Scale -> Deconvolution of ones, PROD
-            layers.remove(flat)
-            wide = _broadcast(layer, flat.bottoms[0], bottom_shapes[0], taken)
+        if layer.type == "Flatten" and layer.tops[0] in gates:
+            continue  # the Deconvolution broadcasts the gate itself
+        if layer.type == "Scale" and len(layer.bottoms) == 2 and layer.bottoms[1] in gates:
+            x = bottom_shapes[0]
+            parts = _broadcast_product(layer.name, gates[layer.bottoms[1]].bottoms[0],
+                                       layer.bottoms[0], x, layer.stage, layer.tops[0], taken)
             if out_weights is not None:
-                out_weights[wide.name] = [np.ones((bottom_shapes[0][1], 1,
-                                                   *bottom_shapes[0][2:]), np.float32)]
-            layers += [wide, ir.Layer(layer.name, "Eltwise", (wide.tops[0], layer.bottoms[0]),
-                                      layer.tops, ir.EltwiseParam("PROD"), stage=layer.stage)]
-            continue
-        if layer.type != "Axpy":
+                out_weights.pop(layer.name, None)
+        elif layer.type == "Axpy":
+            x = bottom_shapes[1]
+            parts = _se_broadcast(layer, x, taken)
+        else:
             layers.append(layer)
             continue
-        parts = _se_broadcast(layer, bottom_shapes[1], taken)
         if out_weights is not None:
-            out_weights[parts[0].name] = [np.ones((bottom_shapes[1][1], 1,
-                                                   *bottom_shapes[1][2:]), np.float32)]
+            out_weights[parts[0].name] = [np.ones((x[1], 1, *x[2:]), np.float32)]
         layers.extend(parts)
+    layers = to_sigmoids(layers, taken)
     blobs = {blob.name for blob in graph.inputs} | {t for layer in layers for t in layer.tops}
     layers = _out_of_place(layers, blobs)
     return shapes.infer(graph.name, graph.inputs,

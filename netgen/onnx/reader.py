@@ -454,7 +454,13 @@ class _Importer:
         raise self.fail(node, "only X - constant maps onto Caffe (as a Bias)")
 
     def _gated_sum(self, node):
-        """gate * x + shortcut: SENet's Axpy(gate, x, shortcut), the IR's SE product and sum."""
+        """gate * x + shortcut: SENet's Axpy(gate, x, shortcut), the IR's SE product and sum.
+        Where both addends are gate products (the weighted paths of a selective-kernel unit),
+        the first is a product of its own and the second the Axpy's: the IR the Caffe reader
+        folds netgen's stock layers of either into (it folds the last product and sum)."""
+        if all(t in self.gated for t in node.input) and node.input[0] != node.input[1]:
+            gate, x = self.gated.pop(node.input[0])
+            self._gate_product(node, gate, x, node.input[0], f"{self.node_name(node)}_first")
         product = next(t for t in node.input if t in self.gated)
         other = node.input[1] if node.input[0] == product else node.input[0]
         gate, x = self.gated.pop(product)

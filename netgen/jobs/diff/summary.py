@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from netgen.arch.spec import STEM_POOLS
 from netgen.analysis.compare import attr_diff, same_shortcut
+from netgen.analysis.ops import sk_text
 from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths,
                                       layout_text, se_text, stage_text)
 
@@ -211,6 +212,8 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
             findings.append(_se_finding(found, place))
         elif kind == "eca":
             findings.append(_eca_finding(found, place))
+        elif kind == "sk":
+            findings.append(_sk_finding(found, place))
         elif kind == "wiring":
             findings.append(_finding("wiring", f"wiring of {place}: A {key[1]} | B {key[2]}"))
         elif kind == "shortcut":
@@ -244,10 +247,11 @@ WIRING_TEXT = {"post-activation": "post-activation (conv-BN-ReLU, a ReLU after t
 
 
 def _branch(block: Block, rewired: bool) -> list[Entry]:
-    """The residual branch without its SE or ECA unit (a finding of its own); between the two
+    """The residual branch without its SE, ECA or SK unit (a finding of its own: an SK unit
+    stands for a convolution, which _sk_facts takes off the other side); between the two
     wirings without the BN-ReLU that a pre-activation block puts before its first
     convolution (the wiring finding names it)."""
-    body = [e for e in block.body if e.op.type not in ("SE", "ECA")]
+    body = [e for e in block.body if e.op.type not in ("SE", "ECA", "SK")]
     if rewired:
         while body and body[0].op.type in ("BN", "ReLU", "PReLU"):
             body = body[1:]
@@ -260,6 +264,24 @@ def _se_width(op) -> tuple[int, int] | None:
 
 def _eca_k(op) -> int | None:
     return None if op is None else op.attrs["k"]
+
+
+def _sk_label(op) -> str | None:
+    return None if op is None else sk_text(op.attrs)
+
+
+def _sk_finding(found: list, place: str) -> dict:
+    """Selective-kernel units on one side only, or other ones: one line, the units per stage
+    where they differ (`SK 2 branches (3x3, 3x3 dilation 2)`)."""
+    by_stage: dict[int, tuple] = {}
+    for _, _, (stage, la, lb) in found:
+        by_stage.setdefault(stage, (la, lb))
+    texts = []
+    for side in (0, 1):
+        labels = list(dict.fromkeys(by_stage[s][side] for s in sorted(by_stage)))
+        texts.append("none" if labels == [None] else
+                     ", ".join(str(label or "none") for label in labels))
+    return _finding("sk", f"selective kernels of {place}: A {texts[0]} | B {texts[1]}")
 
 
 def _eca_finding(found: list, place: str) -> dict:
@@ -315,7 +337,22 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
                       (x.stage, _eca_k(eca_x), _eca_k(eca_y))))
     if _norm_keys(x) != _norm_keys(y):  # a GroupNorm on either side (BatchNorm: `shift`)
         facts.append((("norm", _norms(x), _norms(y)), None))
+    sk_x, sk_y = x.sk, y.sk
     body_x, body_y = _branch(x, rewired), _branch(y, rewired)
+    if (sk_x is None) != (sk_y is None) or (sk_x is not None and sk_x.attrs != sk_y.attrs):
+        facts.append((("sk", sk_x is not None, sk_y is not None),
+                      (x.stage, _sk_label(sk_x), _sk_label(sk_y))))
+    if (sk_x is None) != (sk_y is None):
+        # the plain side's convolution (and its BN and ReLU, which the SK unit's paths
+        # have inside) where the other has its SK unit
+        plain, unit = (body_y, x) if sk_y is None else (body_x, y)
+        at = next(i for i, op in enumerate(unit.convs) if op.type == "SK")
+        convs = [i for i, e in enumerate(plain) if e.op.type == "Conv"]
+        if at < len(convs):
+            end = convs[at] + 1
+            while end < len(plain) and plain[end].op.type in ("BN", "ReLU"):
+                end += 1
+            del plain[convs[at]:end]
     types_x = [e.op.type for e in body_x]
     types_y = [e.op.type for e in body_y]
     if types_x != types_y:

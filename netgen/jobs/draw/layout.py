@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from netgen.analysis.ops import logical_ops
+from netgen.analysis.ops import logical_ops, sk_text
 from netgen.analysis.topology import Entry, main_path
 from netgen.arch import ir
 from netgen.arch.counting import count
@@ -132,6 +132,11 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         return f"SE, {attrs['channels']} -> {attrs['reduced']}", "op"
     if op_type == "ECA":
         return f"ECA k={attrs['k']}, {attrs['channels']}", "op"
+    if op_type == "SK":
+        text = f"{sk_text(attrs)}, {attrs['out_channels']}"
+        if attrs["stride"] != [1, 1]:
+            text += f", /{_pair(attrs['stride'])}"
+        return text, "op"
     if op_type == "PReLU":
         return "PReLU", "op"
     if op_type == "GroupNorm":

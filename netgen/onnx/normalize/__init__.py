@@ -58,6 +58,7 @@ from netgen.onnx.normalize.layout import to_channels_first
 from netgen.onnx.normalize.noops import drop_noops
 from netgen.onnx.normalize.pads import fold_pads
 from netgen.onnx.normalize.prune import prune_unused
+from netgen.onnx.normalize.sk import sk_to_4d
 from netgen.onnx.normalize.slices import merge_slices
 
 Pass = Callable[[onnx.ModelProto], None]
@@ -68,6 +69,8 @@ PASSES: tuple[Pass, ...] = (
     drop_broadcast_expands,     # Expand to the shape of what a Mul/Add broadcasts it with
     fold_constants,             # constant and shape subgraphs -> initializers (batch -> 0)
     eca_to_2d,                  # timm's ECA conv1d across channels -> a 1 x k Conv
+    sk_to_4d,                   # timm's selective-kernel 5-D stack -> 4-D sums and gates
+    #                             (after folding: its view's target and sums' axes constant)
     instance_norm_to_ops,       # GroupNorm/InstanceNorm -> mean, variance, Pow(v + eps, -0.5)
     merge_slices,               # Slice of a Slice on other axes -> one Slice
     to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
