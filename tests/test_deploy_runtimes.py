@@ -44,7 +44,8 @@ NAMES = ["iresnet18", "resnet18-A", "resnet18-B", "resnet18-C", "plain18", "resn
          "resnext50-32x4d-input64", "wide-resnet50-2-input64", "seresnet18",
          "seresnet50-stride1x1-msrapool", "seresnext50-32x4d-msrapool-input64", "resnet18d",
          "resnet26d", "resnet50c", "cifar10-resnet18-imagenetstages",
-         "cifar10-preresnet18-imagenetstages"] + [
+         "cifar10-preresnet18-imagenetstages", "res2net26-26w-4s-input64",
+         "resnetrs26-input64"] + [
     pytest.param(name, marks=pytest.mark.slow) for name in FULL_SIZE]
 
 

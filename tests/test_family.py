@@ -208,8 +208,9 @@ def test_resnext_and_wide_bottlenecks():
 
 def test_block_kinds_table():
     assert sorted(BLOCK_KINDS) == ["basic", "bottleneck", "improved-basic", "preact-basic",
-                                   "preact-bottleneck"]
+                                   "preact-bottleneck", "res2net"]
     assert spec_from_name("iresnet50").block_kind == "improved-basic"
+    assert spec_from_name("res2net50-26w-4s").block_kind == "res2net"
     assert spec_from_name("cifar10-preresnet1001").block_kind == "preact-bottleneck"
     assert spec_from_name("resnext50-32x4d").block_kind == "bottleneck"
 

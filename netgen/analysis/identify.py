@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
-from netgen.analysis.topology import Analysis, Block, inner_widths, se_rule
+from netgen.analysis.topology import (Analysis, Block, inner_widths, res2net_base_width,
+                                      se_rule)
 from netgen.arch.spec import (BASE_WIDTH, BOTTLENECK_EXPANSION, CIFAR_WIDTHS, IMAGENET_LAYOUTS,
                               IMAGENET_WIDTHS, IRESNET_EMBEDDING, PREACT_IMAGENET_LAYOUTS,
-                              RESNEXT_CIFAR_WIDTHS, STEM_KERNELS, STEM_POOLS, ArchSpec,
+                              RESNEXT_CIFAR_WIDTHS, STEM_KERNELS, STEM_POOL_CONV, STEM_POOLS,
+                              ArchSpec,
                               TIERED_STEM_WIDTHS, eca_kernel, inner_width, make_spec,
                               spec_from_name)
 from netgen.errors import NetgenError
@@ -61,6 +63,11 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
     if not convs:
         misfits.append("stem: no convolution before the first block")
         return out
+    last = convs[-1].attrs
+    if len(convs) in (2, 4) and not pools and last["kernel"] == [3, 3] \
+            and last["stride"] == [2, 2] and last["in_channels"] == last["out_channels"]:
+        out["stem_pool"] = STEM_POOL_CONV  # ResNet-RS: a strided 3x3 for pool1
+        convs = convs[:-1]
     conv = convs[0].attrs
     deep = [op.attrs for op in convs[:3]]
     read = [(c["kernel"], c["stride"][0], c["out_channels"]) for c in deep]
@@ -78,7 +85,9 @@ def _stem(analysis: Analysis, misfits: list[str]) -> dict:
         # a (non-zero) bias right before BatchNorm: the published ResNet-50's conv1
         out["conv1_bias"] = bool(convs[0].extra.get("bias") and convs[0].extra.get("bn"))
         pool = pools[0].attrs if pools else None
-        if pool is None or pool.get("global") or (pool["pool"], pool["kernel"], pool["stride"]) \
+        if out.get("stem_pool") == STEM_POOL_CONV:
+            pass
+        elif pool is None or pool.get("global") or (pool["pool"], pool["kernel"], pool["stride"]) \
                 != ("MAX", [3, 3], [2, 2]):
             misfits.append("stem: no 3x3 max pooling of stride 2 after conv1")
         else:
@@ -143,10 +152,13 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
     """Layout, block kind, widths, groups, stride placement, shortcut and wiring."""
     blocks = analysis.blocks
     kinds = {b.kind for b in blocks}
-    if len(kinds) != 1 or not kinds <= {"basic", "bottleneck"}:
+    if len(kinds) != 1 or not kinds <= {"basic", "bottleneck", "res2net"}:
         misfits.append("blocks: " + ", ".join(sorted(kinds)))
         return
     kind = kinds.pop()
+    if kind == "res2net":
+        _res2net(analysis, out, misfits)
+        kind = "bottleneck"  # a Res2Net block is netgen's bottleneck with res2net_scale
     out["block"] = kind
     out["stages"] = tuple(len(stage_blocks) for _, stage_blocks in analysis.layout)
     wirings = {b.wiring for b in blocks}
@@ -167,7 +179,7 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
         planes = width // expansion
         widths.append(planes)
         groups.add(group)
-        if kind == "bottleneck" and planes:
+        if kind == "bottleneck" and planes and stage_blocks[0].res2net is None:
             wpg = inner * BASE_WIDTH // (planes * group)
             per_group.add(wpg if inner_width(planes, group, wpg) == inner else None)
     expected = IMAGENET_WIDTHS if out.get("dataset") == "imagenet" else CIFAR_WIDTHS
@@ -200,6 +212,21 @@ def _blocks(analysis: Analysis, out: dict, misfits: list[str]) -> None:
         out["avg_down"] = True
     _se(analysis, out, misfits)
     _eca(analysis, out, misfits)
+
+
+def _res2net(analysis: Analysis, out: dict, misfits: list[str]) -> None:
+    """timm's Res2Net: one scale and one base width in every block (split widths
+    floor(planes * w / 64)), the hierarchical sums wherever the block does not project."""
+    found = {(b.res2net["scale"], res2net_base_width(b)) for b in analysis.blocks}
+    if len(found) != 1:
+        misfits.append("Res2Net blocks of " + ", ".join(f"{w}w x {s}" for s, w in sorted(found)))
+        return
+    scale, width = found.pop()
+    planes = [b.convs[-1].attrs["out_channels"] // BOTTLENECK_EXPANSION for b in analysis.blocks]
+    if any(p * width // BASE_WIDTH != b.res2net["width"] for p, b in zip(planes, analysis.blocks)):
+        misfits.append(f"Res2Net split widths that are not floor(planes x {width} / 64)")
+        return
+    out["res2net_scale"], out["res2net_width"] = scale, width
 
 
 def _eca(analysis: Analysis, out: dict, misfits: list[str]) -> None:
@@ -315,7 +342,8 @@ def _make(fields: dict, misfits: list[str]) -> ArchSpec | None:
             return make_spec(**fields)
         except NetgenError as exc:
             # drop the least structural field first; what remains is the closest spec
-            for key in ("stride_in", "width_per_group", "groups", "shortcut", "imagenet_stages",
+            for key in ("stride_in", "width_per_group", "groups", "res2net_width",
+                        "res2net_scale", "shortcut", "imagenet_stages",
                         "stages", "block", "se_width", "se", "eca", "avg_down",
                         "tiered_stem", "deep_stem",
                         "stem_kernel", "stem_bn", "final_bn", "input_size", "num_classes",
@@ -427,7 +455,7 @@ def spec_space(guess: Guess) -> list[ArchSpec]:
                                                          "imagenet_stages")}
     for layout in _layouts(fields):
         for variant in variants:
-            trial = {**base, **layout, **variant}  # a variant settles what base left None
+            trial = {**base, **layout, **variant}  # a variant's value wins over the layout's
             if trial.get("block") is None:
                 trial.pop("block", None)
             if trial.get("dataset") != "imagenet":
@@ -477,6 +505,12 @@ def _signature(analysis: Analysis) -> tuple:
             any(b.se is not None for b in blocks))
 
 
+def spec_kind(spec: ArchSpec) -> str:
+    """The block kind an analysis reads off `spec`'s build (Block.kind): a Res2Net's
+    bottlenecks are res2net."""
+    return "res2net" if spec.res2net_scale else spec.block
+
+
 def nearest_listed(analysis: Analysis, specs: list[ArchSpec],
                    count: int = NEAREST_LISTED) -> list[ArchSpec]:
     """The `count` listed networks whose outline (blocks, stages, block kind, wiring, SE)
@@ -490,7 +524,7 @@ def nearest_listed(analysis: Analysis, specs: list[ArchSpec],
 
     def distance(spec: ArchSpec) -> tuple:
         return (abs(sum(spec.stages) - blocks) + 4 * abs(len(spec.stages) - stages)
-                + 2 * (kind is not None and spec.block != kind) + (spec.preact != preact)
+                + 2 * (kind is not None and spec_kind(spec) != kind) + (spec.preact != preact)
                 + (bool(spec.se_reduction) != se),)
 
     out = []

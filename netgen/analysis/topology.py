@@ -139,8 +139,25 @@ class Block:
         return next((e.op for e in self.body if e.op.type == "SK"), None)
 
     @property
+    def res2net(self) -> dict | None:
+        """A Res2Net block's split width and scale (timm's Bottle2neck: a 1x1, a Slice of
+        its output into `scale` splits, a 3x3 on each but the last, their Concat, a 1x1),
+        else None."""
+        slices = [e.op for e in self.body if e.op.type == "Slice" and e.op.attrs["axis"] == 1]
+        kernels = [tuple(op.attrs["kernel"]) for op in self.convs]
+        if len(slices) != 1 or len(kernels) < 3 or kernels[0] != (1, 1) \
+                or kernels[-1] != (1, 1) or set(kernels[1:-1]) != {(3, 3)} \
+                or len(kernels) - 1 != slices[0].attrs["tops"] \
+                or not any(e.op.type == "Concat" for e in self.body):
+            return None
+        return {"width": self.convs[1].attrs["out_channels"], "scale": slices[0].attrs["tops"]}
+
+    @property
     def kind(self) -> str:
-        """basic (3x3, 3x3), bottleneck (1x1, 3x3, 1x1), or the kernels as written."""
+        """basic (3x3, 3x3), bottleneck (1x1, 3x3, 1x1), res2net (Res2Net's split 3x3s
+        between the 1x1s), or the kernels as written."""
+        if self.res2net is not None:
+            return "res2net"
         kernels = [tuple(op.attrs["kernel"]) for op in self.convs]
         if kernels == [(3, 3), (3, 3)]:
             return "basic"
@@ -151,7 +168,8 @@ class Block:
     @property
     def stride(self) -> int:
         product = 1
-        for op in self.convs:
+        # a Res2Net block's split 3x3s run side by side: one of them strides the block
+        for op in self.convs[:2] + self.convs[-1:] if self.res2net else self.convs:
             product *= op.attrs["stride"][0]
         shortcut = self.join_entry.shortcut
         if product == 1 and shortcut is not None and shortcut.kind in ("zero-pad", "subsample"):
@@ -379,13 +397,31 @@ def inner_widths(block: Block) -> tuple[int, int, int]:
     convs = block.convs
     if not convs:
         return 0, 0, 1
-    inner = convs[1] if block.kind == "bottleneck" else convs[0]
+    inner = convs[1] if block.kind in ("bottleneck", "res2net") else convs[0]
     return (inner.attrs["out_channels"], convs[-1].attrs["out_channels"],
             max(op.attrs["group"] for op in convs))
 
 
+def res2net_base_width(block: Block) -> int | None:
+    """A Res2Net block's base width (timm's base_width, the 26 of 26w): its split width
+    over its planes (a quarter of its output), x 64; None for other blocks."""
+    found = block.res2net
+    planes = block.convs[-1].attrs["out_channels"] // 4 if found else 0
+    if not found or not planes:
+        return None
+    return found["width"] * 64 // planes
+
+
+def kind_text(block: Block) -> str:
+    """The block's kind in words: basic, bottleneck, Res2Net 26w x 4 ..."""
+    found = block.res2net
+    if found is None:
+        return block.kind
+    return f"Res2Net {res2net_base_width(block)}w x {found['scale']}"
+
+
 def stage_text(blocks: list[Block]) -> str:
-    kinds = Counter(b.kind for b in blocks)
+    kinds = Counter(kind_text(b) for b in blocks)
     kind = next(iter(kinds)) if len(kinds) == 1 else "mixed"
     inner, out, groups = inner_widths(blocks[0])
     width = f"width {inner}" + (f" -> {out}" if out != inner else "")
@@ -412,7 +448,7 @@ def architecture(analysis: Analysis) -> dict:
 def layout_text(analysis: Analysis) -> str:
     if not analysis.blocks:
         return f"no residual blocks (plain), depth {analysis.depth}"
-    kinds = sorted({b.kind for b in analysis.blocks})
+    kinds = sorted({kind_text(b) for b in analysis.blocks})
     kind = kinds[0] if len(kinds) == 1 else "/".join(kinds)
     counts = "-".join(str(len(blocks)) for _, blocks in analysis.layout)
     return f"{len(analysis.blocks)} {kind} blocks {counts}, depth {analysis.depth}"

@@ -29,6 +29,11 @@ from netgen.errors import NetgenError
 UNKEYED = {"Conv": ("shift",), "FC": ("bias",)}
 
 
+def _input_order(value: int | tuple[int, int]) -> tuple[int, int]:
+    """An input id, or (id, piece) of a Slice's top, as one sortable pair."""
+    return value if isinstance(value, tuple) else (value, -1)
+
+
 def _freeze(value):
     if isinstance(value, dict):
         return tuple((k, _freeze(v)) for k, v in value.items())
@@ -64,11 +69,18 @@ class Units:
         by_name = {layer.name: layer for layer in graph.layers}
         self.units = [Unit(op, [by_name[n] for n in op.layers if n in by_name],
                            tuple(op.inputs)) for op in ops]
+        pieces = {top: piece for unit in self.units if unit.kind == "Slice" and unit.layers
+                  for piece, top in enumerate(unit.layers[0].tops)}
         for unit in self.units:
             key = self._key(unit.op)
             inputs = tuple(self.units[i].id for i in unit.inputs)
+            if pieces and unit.layers and len(unit.layers[0].bottoms) == len(unit.inputs):
+                # a Slice's tops are one op: which piece a unit reads is in its bottom's name
+                # (a Res2Net block's 3x3s each take their own split)
+                inputs = tuple((i, pieces[b]) if b in pieces else i
+                               for i, b in zip(inputs, unit.layers[0].bottoms))
             if unit.kind == "Add":
-                inputs = tuple(sorted(inputs))
+                inputs = tuple(sorted(inputs, key=_input_order))
             elif unit.kind == "Concat" and self._has_zeros(unit):
                 # where the zero channels sit is a permutation of channels (channel_orders)
                 inputs = tuple(self.units[i].id for i in unit.inputs

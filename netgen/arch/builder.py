@@ -14,7 +14,12 @@ ArcFace's IResNet: conv1_prelu in the stem; in a block bn2a_branch2 / scale2a_br
 BN that opens the branch), res2a_branch2a, bn2a_branch2a, scale2a_branch2a,
 res2a_branch2a_prelu, res2a_branch2b (the stride), bn2a_branch2b, scale2a_branch2b and the
 sum res2a; the head bn_head / scale_head, fc512, bn_embedding / scale_embedding (blob
-`embedding`).
+`embedding`). A Res2Net block: res2a_branch2a (+ BN, Scale, ReLU), its Slice
+res2a_branch2a_split, per split i the sum res2a_branch2b_i_in (from the second on, where the
+block is not a stage's first), res2a_branch2b_i (+ bn2a_branch2b_i, scale2a_branch2b_i,
+res2a_branch2b_i_relu), the last split's res2a_branch2b_pool (a stage's first block), the
+Concat res2a_branch2b, then res2a_branch2c as a bottleneck's. ResNet-RS's pool1 is
+pool1_conv, bn_pool1_conv, scale_pool1_conv, pool1_conv_relu.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Callable
 
 from netgen.arch import ir
 from netgen.arch.shapes import conv_out, infer, pool_out, rounding_matters
-from netgen.arch.spec import (IRESNET_EMBEDDING, STEM_POOLS, ArchSpec,
+from netgen.arch.spec import (IRESNET_EMBEDDING, STEM_POOL_CONV, STEM_POOLS, ArchSpec,
                               eca_kernel, se_width_of)
 from netgen.errors import NetgenError
 
@@ -53,6 +58,7 @@ class _Net:
 
     layers: list[ir.Layer] = field(default_factory=list)
     stage: str = ""
+    size: int = 0  # the map size entering the block being built (a pooling's rounding)
 
     def add(self, name: str, type_: str, bottoms: list[str], param: ir.LayerParam | None = None,
             top: str | None = None, fixed: bool = False) -> str:
@@ -254,6 +260,62 @@ def pre_activation(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int,
     return net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
 
 
+def res2net_units(spec: ArchSpec, s: int, stride: int) -> list[Unit]:
+    """timm's Bottle2neck: the 1x1 to scale x width, one 3x3 of `width` per split but the
+    last (all with the stride), the closing 1x1."""
+    width, scale = spec.res2net_widths[s], spec.res2net_scale
+    return [Unit("branch2a", width * scale, 1)] + [
+        Unit(f"branch2b_{i}", width, 3, stride) for i in range(1, scale)] + [
+        Unit("branch2c", spec.out_channels[s], 1)]
+
+
+def res2net(net: _Net, spec: ArchSpec, x: str, block: str, c_in: int, units: list[Unit],
+            stride: int, entry: bool) -> str:
+    """timm's Res2Net block (Bottle2neck.forward) in stock layers: the 1x1 + BN-ReLU, a
+    Slice into the splits, each 3x3 + BN-ReLU on its split (plus the previous 3x3's output
+    from the second on, an Eltwise sum, except in a block that projects: timm's is_first),
+    the last split as it is or, where the block projects, through timm's
+    AvgPool2d(3, stride, padding=1) (pad counted, as Caffe's AVE pooling does, rounding
+    down where that changes the size), the Concat of all, then the closing 1x1 + BN, the
+    sum with the shortcut and ReLU as the paper's unit. The convolutions are written in
+    timm's order (the splits' first, then the pooling), as its exports have them, so that
+    the units of both files pair up in order."""
+    first, *splits, last = units
+    c_out = last.channels
+    project = _needs_projection(spec, c_in, c_out, stride)
+    shortcut = (projection(net, spec, x, block, c_out, stride) if project
+                else _identity(net, x, block, c_in, c_out, stride))
+    conv, bn, scale, relu = _unit_names(block, first.branch)
+    y = net.conv_unit(x, conv, bn, scale, relu, first.channels, 1)
+    width = splits[0].channels
+    count = len(splits) + 1
+    pieces = [f"{conv}_split{i}" for i in range(1, count + 1)]
+    net.layers.append(ir.Layer(f"{conv}_split", "Slice", (y,), tuple(pieces),
+                               ir.SliceParam(1, tuple(width * i for i in range(1, count))),
+                               stage=net.stage))
+    outs: list[str] = []
+    for i, unit in enumerate(splits):
+        piece = pieces[i]
+        if outs and not project:
+            piece = net.add(f"res{block}_{unit.branch}_in", "Eltwise", [outs[-1], piece],
+                            ir.EltwiseParam("SUM"))
+        conv, bn, scale, relu = _unit_names(block, unit.branch)
+        outs.append(net.conv_unit(piece, conv, bn, scale, relu, unit.channels, unit.kernel,
+                                  unit.stride))
+    rest = pieces[-1]
+    if project:
+        param = ir.PoolingParam("AVE", (3, 3), (stride, stride), (1, 1), round_mode="FLOOR")
+        if not rounding_matters(param, (net.size, net.size)):
+            param = ir.PoolingParam("AVE", (3, 3), (stride, stride), (1, 1))
+        rest = net.add(f"res{block}_branch2b_pool", "Pooling", [rest], param)
+    y = net.add(f"res{block}_branch2b", "Concat", outs + [rest], ir.ConcatParam(axis=1))
+    conv, bn, scale, _ = _unit_names(block, last.branch)
+    y = net.conv_unit(y, conv, bn, scale, None, c_out, 1)
+    y = net.add(f"res{block}", "Eltwise", [shortcut, y], ir.EltwiseParam("SUM"))
+    net.add(f"res{block}_relu", "ReLU", [y], ir.ReLUParam(), top=y)
+    return y
+
+
 def improved_units(spec: ArchSpec, s: int, stride: int) -> list[Unit]:
     """IResNet's 3x3, 3x3 with the stride on the second (insightface's IBasicBlock.conv2)."""
     width = spec.widths[s]
@@ -315,6 +377,7 @@ BLOCK_KINDS: dict[str, BlockKind] = {
     "preact-basic": BlockKind(basic_units, pre_activation),
     "preact-bottleneck": BlockKind(bottleneck_units, pre_activation),
     "improved-basic": BlockKind(improved_units, improved),
+    "res2net": BlockKind(res2net_units, res2net),
 }
 
 
@@ -373,9 +436,15 @@ def build(spec: ArchSpec) -> ir.Graph:
             x = net.conv_unit("data", "conv1", "bn_conv1", "scale_conv1", "conv1_relu", 64, 7,
                               2, bias=spec.conv1_bias)
             size = conv_out(size, 7, 2, 3)
-        pool = stem_pool_param(spec, size)
-        x = net.add("pool1", "Pooling", [x], pool)
-        size = pool_out(size, 3, 2, pool.pad[0], pool.round_mode)
+        if spec.stem_pool == STEM_POOL_CONV:
+            # ResNet-RS (timm's replace_stem_pool): a 3x3 stride-2 convolution, BN, ReLU
+            x = net.conv_unit(x, "pool1_conv", "bn_pool1_conv", "scale_pool1_conv",
+                              "pool1_conv_relu", 64, 3, 2)
+            size = conv_out(size, 3, 2, 1)
+        else:
+            pool = stem_pool_param(spec, size)
+            x = net.add("pool1", "Pooling", [x], pool)
+            size = pool_out(size, 3, 2, pool.pad[0], pool.round_mode)
         c_in = 64
     else:
         c_in = spec.widths[0]
@@ -390,6 +459,7 @@ def build(spec: ArchSpec) -> ir.Graph:
         for i, block_id in enumerate(ids[s]):
             stride = 2 if (i == 0 and (s > 0 or spec.iresnet)) else 1
             entry = not (s == 0 and i == 0 and stem_activated)
+            net.size = size
             x = kind.wiring(net, spec, x, f"{first_stage + s}{block_id}", c_in,
                             kind.units(spec, s, stride), stride, entry)
             size = conv_out(size, 3, stride, 1)

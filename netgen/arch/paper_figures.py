@@ -31,7 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from netgen.arch.spec import DEFAULT_CLASSES, DEFAULT_INPUT, ArchSpec, default_stem_pool
+from netgen.arch.spec import (DEFAULT_CLASSES, DEFAULT_INPUT, STEM_POOL_CONV, STEM_POOLS,
+                              ArchSpec, default_stem_pool)
 
 PLAIN = "plain"
 
@@ -163,11 +164,17 @@ FAMILY_FIGURES: dict[str, tuple[Figure, ...]] = {
         ("seresnext101-32x4d", "48,955,416"), ("resnet18d", "11,708,744"),
         ("resnet34d", "21,816,904"), ("resnet26d", "16,014,408"), ("resnet50c", "25,576,264"),
         ("resnet50d", "25,576,264"), ("resnet101d", "44,568,392"),
-        ("resnet152d", "60,212,040"),
+        ("resnet152d", "60,212,040"), ("resnet200d", "64,693,064"),
         # timm 1.0.31's ECA nets and tiered-stem (*t) nets (sum(p.numel()), timm.create_model)
         ("ecaresnet26t", "16,011,916"), ("ecaresnet50d", "25,576,350"),
         ("ecaresnet101d", "44,568,563"), ("resnet50t", "25,573,728"),
-        ("seresnext26t-32x4d", "16,806,976"))},
+        ("seresnext26t-32x4d", "16,806,976"),
+        # timm 1.0.31's Res2Nets and ResNet-RS nets (the same count)
+        ("res2net50-26w-4s", "25,699,120"), ("res2net50-48w-2s", "25,287,304"),
+        ("res2net50-14w-8s", "25,059,816"), ("res2net50-26w-6s", "37,051,448"),
+        ("res2net50-26w-8s", "48,403,776"), ("res2net101-26w-4s", "45,206,688"),
+        ("resnetrs50", "35,691,912"), ("resnetrs101", "63,618,696"),
+        ("resnetrs152", "86,621,576"), ("resnetrs200", "93,209,992"))},
     **{name: (Figure("parameters", count, 1, _SENET),) for name, count in (
         ("seresnet50-stride1x1", "28,088,024"), ("seresnet101-stride1x1", "49,326,872"),
         ("seresnet152-stride1x1", "66,821,848"))},
@@ -186,15 +193,20 @@ def option_of(spec: ArchSpec) -> str:
 
 
 def is_paper_network(spec: ArchSpec) -> bool:
-    return (not spec.family and spec.is_paper_layout and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
+    """The paper's nets: ResNet-RS's stem convolution (stem_pool "conv") is not theirs."""
+    return (not spec.family and spec.stem_pool != STEM_POOL_CONV and spec.is_paper_layout
+            and spec.num_classes == DEFAULT_CLASSES[spec.dataset]
             and spec.input_size == DEFAULT_INPUT[spec.dataset])
 
 
 def figures_for(spec: ArchSpec) -> list[Figure]:
     """Every paper/reference figure that applies to `spec` (empty for custom networks)."""
     if spec.family:
-        # The stem's pooling changes no count: the figures of the default stem apply.
-        default = replace(spec, stem_pool=default_stem_pool(spec.dataset, True))
+        # The stem's pooling changes no count: the figures of the default stem apply (not
+        # to ResNet-RS's convolution, which has weights).
+        default = spec
+        if spec.stem_pool in STEM_POOLS:
+            default = replace(spec, stem_pool=default_stem_pool(spec.dataset, True))
         return list(FAMILY_FIGURES.get(default.name, ()))
     if not is_paper_network(spec):
         return []

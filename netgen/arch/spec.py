@@ -63,6 +63,17 @@ sigmoid, the channel-wise product (ecaresnet50d, ecaresnet26t); `tiered_stem` is
 stem_type="deep_tiered" of the *t nets, ResNet-C's three 3x3 convolutions at 24, 32, 64
 instead of 32, 32, 64, always with ResNet-D's projection in timm (resnet50t,
 seresnext26t_32x4d), which netgen's names take as the letter t.
+
+Two more, appended last, are timm's Res2Net (Gao et al., TPAMI 2021; timm's Bottle2neck):
+`res2net_scale` s and `res2net_width` w make every bottleneck a Res2Net block: a 1x1
+convolution to s splits of floor(planes * w / 64) channels each, hierarchical 3x3
+convolutions on the first s - 1 splits (from the second on each adds the previous one's
+output, except in a stage's first block), the last split passed on (average-pooled 3x3 with
+the block's stride and pad 1 in a stage's first block), the concatenation, the closing 1x1
+(res2net50-26w-4s). ResNet-RS (Bello et al., 2021; timm's resnetrs*) is one value more of
+`stem_pool`, "conv": the stem's max pooling replaced by a 3x3 stride-2 convolution with BN
+and ReLU (timm's replace_stem_pool); with ResNet-D's stem and projection and SE of
+reduction 4 it is the net netgen names resnetrs50.
 """
 
 from __future__ import annotations
@@ -116,6 +127,18 @@ STEM_POOL_SUFFIX = {"msra": "msrapool", "torchvision": "torchpool"}
 STEM_POOL_OWNER = {"msra": "MSRA's", "torchvision": "torchvision's"}
 STEM_POOL_TEXT = {pool: f"pool1 pad {pad} rounding {'down' if mode == 'FLOOR' else 'up'} "
                         f"({STEM_POOL_OWNER[pool]} stem)" for pool, (pad, mode) in STEM_POOLS.items()}
+# ResNet-RS's stem "pooling": a 3x3 stride-2 convolution + BN + ReLU (timm's replace_stem_pool).
+# Not a pooling, so not in STEM_POOLS (whose entries are max poolings' pad and rounding).
+STEM_POOL_CONV = "conv"
+STEM_POOL_CHOICES = (*STEM_POOLS, STEM_POOL_CONV)
+STEM_POOL_SUFFIX[STEM_POOL_CONV] = "convpool"
+STEM_POOL_TEXT[STEM_POOL_CONV] = ("pool1 a 3x3 stride-2 convolution with BN and ReLU "
+                                  "(ResNet-RS's stem)")
+# ResNet-RS: timm's resnetrs* are SE nets of reduction 4 (rd_ratio 0.25) on ResNet-D.
+RESNETRS_SE_REDUCTION = 4
+# Res2Net: timm's Bottle2neck defaults (base_width 26); a scale of 1 is no split at all.
+RES2NET_DEFAULT_WIDTH = 26
+RES2NET_MIN_SCALE = 2
 
 # SE: the reduced width of a C-channel branch. "floor": C // R; "timm": make_divisible(C / R, 8).
 SE_WIDTHS = ("floor", "timm")
@@ -128,8 +151,9 @@ DEEP_STEM_WIDTHS = (32, 32, 64)
 # timm's stem_type="deep_tiered" (the *t nets): 3 * (stem_width // 4), stem_width, 2 * stem_width.
 TIERED_STEM_WIDTHS = (24, 32, 64)
 # timm's layout table: Table 1 plus ResNet-26 (resnet26, resnet26d, seresnext26d_32x4d).
+# 200: timm's resnet200d and resnetrs200 (3, 24, 36, 3), as the pre-activation paper's.
 TIMM_IMAGENET_LAYOUTS: dict[int, tuple[str, tuple[int, ...]]] = {
-    **IMAGENET_LAYOUTS, 26: ("bottleneck", (2, 2, 2, 2))}
+    **IMAGENET_LAYOUTS, 26: ("bottleneck", (2, 2, 2, 2)), 200: ("bottleneck", (3, 24, 36, 3))}
 
 # ArcFace's IResNets (insightface's arcface_torch backbones): depth -> basic blocks per stage.
 # The depth is insightface's name for the layout (iresnet200 has 2 + 2 * 98 = 198 weighted
@@ -194,11 +218,31 @@ class ArchSpec:
     iresnet: bool = False  # ArcFace's IResNet: improved blocks, PReLU, embedding head
     eca: bool = False  # timm's ECA unit on every residual branch
     tiered_stem: bool = False  # timm's deep_tiered stem (24, 32, 64); deep_stem is True too
+    res2net_scale: int = 0  # splits of a Res2Net block; 0: plain bottlenecks
+    res2net_width: int = 0  # Res2Net's base width (timm's base_width) where res2net_scale
 
     @property
     def timm(self) -> bool:
-        """An SE, ECA, ResNet-C or ResNet-D net: timm's conventions and layout table apply."""
-        return self.se_reduction > 0 or self.deep_stem or self.avg_down or self.eca
+        """An SE, ECA, ResNet-C, ResNet-D or Res2Net net: timm's conventions and layout
+        table apply."""
+        return (self.se_reduction > 0 or self.deep_stem or self.avg_down or self.eca
+                or self.res2net_scale > 0)
+
+    @property
+    def resnetrs(self) -> bool:
+        """timm's ResNet-RS: ResNet-D with the convolution for pool1 and SE of reduction 4,
+        named resnetrsD (resnetrs50)."""
+        return (self.stem_pool == STEM_POOL_CONV and self.deep_stem and not self.tiered_stem
+                and self.avg_down and self.se_reduction == RESNETRS_SE_REDUCTION
+                and self.groups == 1 and self.width_per_group == BASE_WIDTH)
+
+    @property
+    def res2net_widths(self) -> tuple[int, ...]:
+        """Each stage's split width (timm's Bottle2neck: floor(planes * base_width / 64));
+        empty for other nets."""
+        if not self.res2net_scale:
+            return ()
+        return tuple(w * self.res2net_width // BASE_WIDTH for w in self.widths)
 
     @property
     def eca_kernels(self) -> tuple[int, ...]:
@@ -241,6 +285,8 @@ class ArchSpec:
         improved-basic (IResNet's)."""
         if self.iresnet:
             return f"improved-{self.block}"
+        if self.res2net_scale:
+            return "res2net"
         return f"preact-{self.block}" if self.preact else self.block
 
     @property
@@ -262,6 +308,8 @@ class ArchSpec:
         other than the net's default: -torchpool (resnet18-B-torchpool) or -msrapool
         (resnext50-32x4d-msrapool). CIFAR-10 nets with Table 1's stages:
         -imagenetstages after the depth and layout (cifar10-resnet18-imagenetstages).
+        timm's Res2Nets give split width and scale after the depth (res2net50-26w-4s); its
+        ResNet-RS is one word for ResNet-D, SE 1/4 and -convpool (resnetrs50).
         """
         prefix = "cifar10-" if self.dataset == "cifar10" else ""
         wide = self.wide_factor
@@ -270,16 +318,22 @@ class ArchSpec:
             kind = "plain"
         elif self.iresnet:
             kind = "iresnet"
+        elif self.res2net_scale:
+            kind = "res2net"
+        elif self.resnetrs:
+            kind = "resnetrs"
         else:
             kind = (("pre" if self.preact else "") + ("se" if self.se_reduction else "")
                     + ("eca" if self.eca else "") + ("resnext" if grouped else "resnet"))
         variant = ("t" if self.tiered_stem else "d" if self.avg_down else "c") \
-            if self.deep_stem else ""
+            if self.deep_stem and not self.resnetrs else ""
         base = f"{prefix}{'wide-' if wide else ''}{kind}{self.depth}{variant}"
         if grouped:
             base += f"-{self.groups}x{self.width_per_group}d"
         if wide:
             base += f"-{wide}"
+        if self.res2net_scale:
+            base += f"-{self.res2net_width}w-{self.res2net_scale}s"
         if not self.is_paper_layout:
             base += "-" + "-".join(str(n) for n in self.stages) + f"-{self.block}"
         if self.imagenet_stages:
@@ -293,12 +347,12 @@ class ArchSpec:
         if self.dataset == "imagenet" and self.conv1_bias != default_conv1_bias(
                 self.block, self.stages, self.family):
             base += "-conv1bias" if self.conv1_bias else "-noconv1bias"
-        if self.stem_pool is not None and self.stem_pool != default_stem_pool(self.dataset,
-                                                                              self.family):
+        if self.stem_pool is not None and not self.resnetrs \
+                and self.stem_pool != default_stem_pool(self.dataset, self.family):
             base += f"-{STEM_POOL_SUFFIX[self.stem_pool]}"
         if self.avg_down and not self.deep_stem:
             base += "-avgdown"
-        if self.se_reduction and self.se_reduction != SE_DEFAULT_REDUCTION:
+        if self.se_reduction and self.se_reduction != SE_DEFAULT_REDUCTION and not self.resnetrs:
             base += f"-r{self.se_reduction}"
         if self.se_reduction and self.se_width != DEFAULT_SE_WIDTH[self.dataset]:
             base += f"-se{self.se_width}"
@@ -370,6 +424,10 @@ class ArchSpec:
             data["eca_kernels"] = list(self.eca_kernels)
         if not self.tiered_stem:
             del data["tiered_stem"]
+        if not self.res2net_scale:
+            del data["res2net_scale"], data["res2net_width"]
+        else:
+            data["res2net_widths"] = list(self.res2net_widths)
         data["stages"] = list(self.stages)
         data["widths"] = list(self.widths)
         data["plain"] = self.plain
@@ -497,6 +555,8 @@ def make_spec(
     iresnet: bool = False,
     eca: bool = False,
     tiered_stem: bool = False,
+    res2net_scale: int | None = None,
+    res2net_width: int | None = None,
 ) -> ArchSpec:
     """Validate user choices and fill the paper's defaults; every error names what is allowed.
 
@@ -510,10 +570,15 @@ def make_spec(
     A grouped CIFAR-10 net is the ResNeXt paper's: planes 64, 128, 256, bottleneck blocks;
     iresnet builds ArcFace's IResNet (IRESNET_LAYOUTS; num_classes is then the train_val's
     identities). eca adds timm's ECA units; tiered_stem is timm's *t stem (deep, 24/32/64),
-    with avg_down as timm's *t nets have it.
+    with avg_down as timm's *t nets have it. res2net_scale makes the bottlenecks Res2Net
+    blocks of that many splits, res2net_width None is RES2NET_DEFAULT_WIDTH (timm's 26);
+    stem_pool "conv" is ResNet-RS's strided convolution for pool1.
     """
     _check_timm_options(dataset, plain, preact, shortcut, se, se_width, deep_stem, avg_down)
     _check_attention_options(dataset, plain, preact, se, eca, deep_stem, avg_down, tiered_stem)
+    res2net_width = _check_res2net_options(
+        res2net_scale, res2net_width, dataset, plain, preact, se, eca, deep_stem or tiered_stem,
+        avg_down, groups, width_per_group, width_factor, stride_in, block, iresnet, stem_pool)
     deep_stem = deep_stem or tiered_stem
     final_bn = True if final_bn is None else final_bn
     stem_kernel = 3 if stem_kernel is None else stem_kernel
@@ -522,7 +587,7 @@ def make_spec(
         _check_iresnet_options(dataset, plain, preact, se or eca, deep_stem, avg_down,
                                imagenet_stages, groups, width_per_group, width_factor, stride_in,
                                stem_pool, block)
-    timm = bool(se) or deep_stem or avg_down or eca
+    timm = bool(se) or deep_stem or avg_down or eca or bool(res2net_scale)
     if dataset not in DATASETS:
         raise NetgenError(f"unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
     if block is not None and block not in BLOCKS:
@@ -531,10 +596,11 @@ def make_spec(
         raise NetgenError(f"unknown shortcut option {shortcut!r}; allowed: A, B, C")
     if stride_in is not None and stride_in not in STRIDE_PLACEMENTS:
         raise NetgenError(f"unknown stride placement {stride_in!r}; allowed: 1x1, 3x3")
-    if stem_pool is not None and stem_pool not in STEM_POOLS:
+    if stem_pool is not None and stem_pool not in STEM_POOL_CHOICES:
         raise NetgenError(f"unknown stem pooling {stem_pool!r}; allowed: "
-                          + ", ".join(STEM_POOLS) + " (pad 0 rounding up as MSRA's Caffe models, "
-                          "or pad 1 rounding down as torchvision)")
+                          + ", ".join(STEM_POOL_CHOICES) + " (pad 0 rounding up as MSRA's Caffe "
+                          "models, pad 1 rounding down as torchvision, or ResNet-RS's 3x3 "
+                          "stride-2 convolution)")
     if stem_pool is not None and dataset != "imagenet":
         raise NetgenError("--stem-pool applies to ImageNet nets only: CIFAR-10 nets have no "
                           "pool1 (their stem is conv1 alone); drop --stem-pool")
@@ -612,7 +678,8 @@ def make_spec(
     spec = ArchSpec(dataset, depth, block, stages, widths, shortcut, num_classes, input_size,
                     stride_in, conv1_bias, preact, groups, width_per_group, stem_pool,
                     imagenet_stages, se or 0, None, deep_stem, avg_down, final_bn, stem_bn,
-                    stem_kernel, iresnet, eca, tiered_stem)
+                    stem_kernel, iresnet, eca, tiered_stem, res2net_scale or 0,
+                    res2net_width)
     if se:
         spec = _with_se_width(spec, se_width or DEFAULT_SE_WIDTH[dataset])
     _check_size(spec)
@@ -662,6 +729,39 @@ def _check_attention_options(dataset: str, plain: bool, preact: bool, se: int | 
     if tiered_stem and not avg_down:
         raise NetgenError("--tiered-stem is the stem of timm's *t nets, which all have "
                           "ResNet-D's pooled projection: add --avg-down")
+
+
+def _check_res2net_options(scale: int | None, width: int | None, dataset: str, plain: bool,
+                           preact: bool, se: int | None, eca: bool, deep_stem: bool,
+                           avg_down: bool, groups: int | None, width_per_group: int | None,
+                           width_factor: int | None, stride_in: str | None, block: str | None,
+                           iresnet: bool, stem_pool: str | None) -> int:
+    """--res2net-scale and --res2net-width: timm's Res2Net (res2net50_26w_4s ...), whose
+    stem, projection and block wiring are fixed; returns the width (0 without Res2Net)."""
+    _positive(scale, "--res2net-scale")
+    _positive(width, "--res2net-width")
+    if width is not None and not scale:
+        raise NetgenError("--res2net-width sets the width of a Res2Net block's splits; give "
+                          "--res2net-scale S too")
+    if not scale:
+        return 0
+    if scale < RES2NET_MIN_SCALE:
+        raise NetgenError(f"--res2net-scale {scale}: a Res2Net block splits its channels into "
+                          f"at least {RES2NET_MIN_SCALE} scales (one is a plain bottleneck)")
+    given = [flag for flag, on in (
+        ("--dataset cifar10", dataset != "imagenet"), ("--plain", plain), ("--preact", preact),
+        ("--se", bool(se)), ("--eca", eca), ("--deep-stem/--tiered-stem", deep_stem),
+        ("--avg-down", avg_down), ("--iresnet", iresnet),
+        ("--groups/--width-per-group/--width-factor",
+         groups not in (None, 1) or width_per_group not in (None, BASE_WIDTH)
+         or bool(width_factor)),
+        ("--stride-in 1x1", stride_in == "1x1"), ("--block basic", block == "basic"),
+        ("--stem-pool conv", stem_pool == STEM_POOL_CONV)) if on]
+    if given:
+        raise NetgenError(f"--res2net-scale builds timm's Res2Net (7x7 stem, Res2Net "
+                          f"bottlenecks, strides on their 3x3s); it does not take "
+                          f"{', '.join(given)}")
+    return width or RES2NET_DEFAULT_WIDTH
 
 
 def _check_cifar_code_options(dataset: str, preact: bool, final_bn: bool, stem_bn: bool,
@@ -814,6 +914,8 @@ def _check_size(spec: ArchSpec) -> None:
         layers += 7 * sum(spec.stages)
     if spec.eca:  # pool, Reshape, conv, Sigmoid, Reshape; Flatten and Scale in stock Caffe
         layers += 7 * sum(spec.stages)
+    if spec.res2net_scale:  # Slice, a conv-BN-Scale-ReLU and a sum per split, pool, Concat
+        layers += 5 * spec.res2net_scale * sum(spec.stages)
     if layers > MAX_LAYERS:
         raise NetgenError(f"that network would have about {layers} layers; the limit is "
                           f"{MAX_LAYERS} (use fewer blocks per stage)")
@@ -835,7 +937,7 @@ NAME_EXAMPLES = ("resnet50-B", "resnet18-A", "plain34", "cifar10-resnet20-A", "c
                  "seresnext50-32x4d-msrapool", "resnet50d", "resnet26d", "resnet50c",
                  "seresnet18-sefloor", "cifar10-resnext29-8x64d",
                  "cifar10-preresnet18-imagenetstages-nofinalbn", "iresnet50", "ecaresnet50d",
-                 "resnet50t")
+                 "resnet50t", "res2net50-26w-4s", "resnetrs50")
 # The family: names that only take the shortcut letter where it is not B, see ArchSpec.name.
 FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnext50-32x4d", "resnext101-32x8d", "resnext101-64x4d", "wide-resnet50-2",
@@ -850,18 +952,23 @@ FAMILY_NAMES = ("cifar10-preresnet164", "cifar10-preresnet1001", "preresnet200",
                 "resnet50c",
                 # timm's ECA nets and tiered-stem (*t) nets
                 "ecaresnet26t", "ecaresnet50d", "ecaresnet101d", "resnet50t",
-                "seresnext26t-32x4d") + RESNEXT_CIFAR_NAMES
+                "seresnext26t-32x4d",
+                # timm's Res2Nets and ResNet-RS nets
+                "res2net50-26w-4s", "res2net50-48w-2s", "res2net50-14w-8s", "res2net50-26w-6s",
+                "res2net50-26w-8s", "res2net101-26w-4s", "resnetrs50", "resnetrs101",
+                "resnetrs152", "resnetrs200") + RESNEXT_CIFAR_NAMES
 _NAME = re.compile(
     r"^(?P<cifar>cifar10-)?(?P<wide>wide-)?"
     r"(?P<kind>preseresnext|preseresnet|preresnext|preresnet|seresnext|seresnet|ecaresnext|ecaresnet"
-    r"|resnext|iresnet|resnet"
+    r"|resnext|iresnet|res2net|resnetrs|resnet"
     r"|plain)(?P<depth>\d+)"
     r"(?P<variant>[cdt])?"
     r"(?:-(?P<groups>\d+)x(?P<wpg>\d+)d)?(?(wide)-(?P<factor>\d+))"
+    r"(?:-(?P<r2width>\d+)w-(?P<r2scale>\d+)s)?"
     r"(?:-(?P<stages>\d+(?:-\d+)*)-(?P<block>basic|bottleneck))?"
     r"(?:-(?P<istages>imagenetstages))?"
     r"(?:-(?P<shortcut>[ABC]))?(?:-stride(?P<stride>1x1|3x3))?(?:-(?P<bias>conv1bias|noconv1bias))?"
-    r"(?:-(?P<pool>torchpool|msrapool))?(?P<avgdown>-avgdown)?(?:-r(?P<se_r>\d+))?"
+    r"(?:-(?P<pool>torchpool|msrapool|convpool))?(?P<avgdown>-avgdown)?(?:-r(?P<se_r>\d+))?"
     r"(?:-se(?P<se_width>floor|timm))?(?:-stem(?P<stem_kernel>\d+)x(?P=stem_kernel))?"
     r"(?P<stembn>-stembn)?(?P<nofinalbn>-nofinalbn)?"
     r"(?:-classes(?P<classes>\d+))?(?:-input(?P<input>\d+))?$")
@@ -887,12 +994,16 @@ def spec_from_name(name: str) -> ArchSpec:
         raise NetgenError(f"{name!r}: plain nets have no shortcut option; write "
                           f"{name[:match.start('shortcut') - 1]}")
     se_kind = g["kind"].startswith(("se", "prese"))
+    resnetrs = g["kind"] == "resnetrs"  # ResNet-D, SE 1/4, the stem's strided convolution
     if (g["se_r"] or g["se_width"]) and not se_kind:
         raise NetgenError(f"{name!r}: -rR and -seWIDTH describe SE units; an SE net's name "
                           f"starts with se (seresnet50-r8)")
     if g["variant"] in ("d", "t") and g["avgdown"]:
         raise NetgenError(f"{name!r}: the {g['variant']} of ResNet-D (and of timm's *t) already "
                           f"means -avgdown; drop it")
+    if (g["kind"] == "res2net") != bool(g["r2scale"]):
+        raise NetgenError(f"{name!r}: a Res2Net name, and only one, gives the split width and "
+                          f"the scale after the depth, e.g. res2net50-26w-4s")
     if "resnext" in g["kind"] and not g["groups"]:
         raise NetgenError(f"{name!r}: a ResNeXt name gives cardinality and width per group "
                           f"after the depth, e.g. resnext50-32x4d")
@@ -908,16 +1019,20 @@ def spec_from_name(name: str) -> ArchSpec:
                          groups=int(g["groups"]) if g["groups"] else None,
                          width_per_group=int(g["wpg"]) if g["wpg"] else None,
                          width_factor=int(g["factor"]) if g["factor"] else None,
-                         stem_pool=_STEM_POOL_OF_SUFFIX.get(g["pool"]),
+                         stem_pool=_STEM_POOL_OF_SUFFIX.get(
+                             g["pool"], STEM_POOL_CONV if resnetrs else None),
                          imagenet_stages=bool(g["istages"]),
                          se=(int(g["se_r"]) if g["se_r"] else SE_DEFAULT_REDUCTION)
-                         if se_kind else None,
-                         se_width=g["se_width"], deep_stem=g["variant"] is not None,
-                         avg_down=g["variant"] in ("d", "t") or bool(g["avgdown"]),
+                         if se_kind else RESNETRS_SE_REDUCTION if resnetrs else None,
+                         se_width=g["se_width"],
+                         deep_stem=g["variant"] is not None or resnetrs,
+                         avg_down=g["variant"] in ("d", "t") or bool(g["avgdown"]) or resnetrs,
                          eca=g["kind"].startswith("eca"), tiered_stem=g["variant"] == "t",
                          final_bn=not g["nofinalbn"], stem_bn=bool(g["stembn"]),
                          stem_kernel=int(g["stem_kernel"]) if g["stem_kernel"] else None,
-                         iresnet=g["kind"] == "iresnet")
+                         iresnet=g["kind"] == "iresnet",
+                         res2net_scale=int(g["r2scale"]) if g["r2scale"] else None,
+                         res2net_width=int(g["r2width"]) if g["r2width"] else None)
     except NetgenError as exc:
         raise NetgenError(f"{name!r}: {exc}") from None
     # The paper's residual nets may leave out their shortcut letter (resnet50 is resnet50-B);

@@ -34,7 +34,7 @@ def spec_options(func: Callable) -> Callable:
     """--dataset --depth --shortcut --plain --stages --block --classes --input-size --stride-in
     --conv1-bias --stem-pool, and the family's --preact --groups --width-per-group
     --width-factor --imagenet-stages --se --se-width --deep-stem --avg-down --iresnet --eca
-    --tiered-stem, and the
+    --tiered-stem --res2net-scale --res2net-width, and the
     CIFAR code's --no-final-bn --stem-bn --stem-kernel."""
     options = [
         click.option("--dataset", default="imagenet", show_default=True,
@@ -57,8 +57,9 @@ def spec_options(func: Callable) -> Callable:
         click.option("--stem-pool", default=None,
                      help="ImageNet pool1 (3x3, stride 2): msra (pad 0, rounding up, as the "
                           "published Caffe models) or torchvision (pad 1, rounding down, as "
-                          "torchvision and fb.resnet.torch). [default: torchvision for "
-                          "ResNeXt, Wide and --preact nets, else msra]"),
+                          "torchvision and fb.resnet.torch), or conv (ResNet-RS's 3x3 stride-2 "
+                          "convolution with BN and ReLU instead of the pooling). [default: "
+                          "torchvision for ResNeXt, Wide and --preact nets, else msra]"),
         click.option("--preact", is_flag=True,
                      help="Pre-activation units (He et al., ECCV 2016): BN-ReLU-conv, nothing after "
                           "the sum; on CIFAR-10 depth 164 and 1001 are bottleneck nets (9n+2)."),
@@ -95,6 +96,13 @@ def spec_options(func: Callable) -> Callable:
         click.option("--tiered-stem", is_flag=True,
                      help="timm's *t stem: 3x3 convolutions of 24 (stride 2), 32, 64 channels "
                           "instead of ResNet-C's 32, 32, 64; with --avg-down (resnet50t)."),
+        click.option("--res2net-scale", type=int, default=None,
+                     help="timm's Res2Net blocks of S splits: a 1x1 to S x W channels, "
+                          "hierarchical 3x3s on the first S - 1 splits, the concatenation, "
+                          "the closing 1x1 (res2net50-26w-4s: S 4, W 26)."),
+        click.option("--res2net-width", type=int, default=None,
+                     help="A Res2Net split's base width W: floor(planes x W / 64) channels "
+                          "per split. [default: 26]"),
         click.option("--final-bn/--no-final-bn", default=None,
                      help="A pre-activation net's BN-ReLU after its last block (the PyTorch "
                           "CIFAR code's PreActResNet and SENet have none). [default: with]"),
@@ -124,7 +132,8 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
               se: int | None = None, se_width: str | None = None, deep_stem: bool = False,
               avg_down: bool = False, final_bn: bool | None = None, stem_bn: bool = False,
               stem_kernel: int | None = None, iresnet: bool = False, eca: bool = False,
-              tiered_stem: bool = False) -> ArchSpec:
+              tiered_stem: bool = False, res2net_scale: int | None = None,
+              res2net_width: int | None = None) -> ArchSpec:
     return make_spec(dataset=dataset, depth=depth, shortcut=shortcut, plain=plain,
                      stages=parse_int_list(stages, "--stages"), block=block,
                      num_classes=num_classes, input_size=input_size, stride_in=stride_in,
@@ -133,7 +142,8 @@ def spec_from(dataset: str, depth: int | None, shortcut: str | None, plain: bool
                      stem_pool=stem_pool, imagenet_stages=imagenet_stages, se=se,
                      se_width=se_width, deep_stem=deep_stem, avg_down=avg_down,
                      final_bn=final_bn, stem_bn=stem_bn, stem_kernel=stem_kernel,
-                     iresnet=iresnet, eca=eca, tiered_stem=tiered_stem)
+                     iresnet=iresnet, eca=eca, tiered_stem=tiered_stem,
+                     res2net_scale=res2net_scale, res2net_width=res2net_width)
 
 
 def parse_input_shape(text: str | None) -> tuple[int, int, int, int] | None:

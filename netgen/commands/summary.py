@@ -33,6 +33,10 @@ def _blocks(spec: ArchSpec) -> str:
         reduced = "/".join(str(w) for w in spec.se_widths)
         text += (f", SE units of reduction {spec.se_reduction} ({spec.se_width} widths "
                  f"{reduced})")
+    if spec.res2net_scale:
+        widths = "/".join(str(w) for w in spec.res2net_widths)
+        text += (f" ({spec.res2net_scale} splits of {spec.res2net_width}w: widths {widths} per "
+                 "split)")
     if spec.eca:
         kernels = "/".join(str(k) for k in spec.eca_kernels)
         text += f", ECA units (kernels {kernels})"

@@ -93,6 +93,9 @@ def build_command(spec: ArchSpec) -> list[str]:
     if spec.se_reduction:
         args += ["--se", str(spec.se_reduction)]
         kwargs["se"] = spec.se_reduction
+    if spec.res2net_scale:
+        args += ["--res2net-scale", str(spec.res2net_scale)]
+        kwargs["res2net_scale"] = spec.res2net_scale
     if spec.preact:
         args.append("--preact")
         kwargs["preact"] = True
@@ -111,7 +114,8 @@ def build_command(spec: ArchSpec) -> list[str]:
     options = (("num_classes", "--classes"), ("input_size", "--input-size"),
                ("shortcut", "--shortcut"), ("stride_in", "--stride-in"),
                ("stem_pool", "--stem-pool"), ("se_width", "--se-width"),
-               ("stem_kernel", "--stem-kernel"), ("conv1_bias", None), ("final_bn", None))
+               ("stem_kernel", "--stem-kernel"), ("res2net_width", "--res2net-width"),
+               ("conv1_bias", None), ("final_bn", None))
     for attr, flag in options:
         if getattr(make_spec(**kwargs), attr) == getattr(spec, attr):
             continue

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from netgen.arch.spec import STEM_POOLS
 from netgen.analysis.compare import attr_diff, same_shortcut
 from netgen.analysis.ops import sk_text
-from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths,
+from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths, kind_text,
                                       layout_text, se_text, stage_text)
 
 if TYPE_CHECKING:
@@ -355,7 +355,11 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
             del plain[convs[at]:end]
     types_x = [e.op.type for e in body_x]
     types_y = [e.op.type for e in body_y]
-    if types_x != types_y:
+    split_x, split_y = kind_text(x), kind_text(y)
+    if x.kind == y.kind == "res2net" and split_x != split_y:
+        # another base width or scale: one finding, not the splits' ops one by one
+        facts.append((("res2net", "Res2Net splits", split_x, split_y), None))
+    elif types_x != types_y:
         facts.append((("body", "residual branch", " ".join(types_x), " ".join(types_y)), None))
     else:
         conv_index = 0

@@ -182,6 +182,9 @@ def picture(graph: ir.Graph, title: str | None = None, source: str = "") -> Pict
             label = f"BN, {label}, BN"  # the embedding head, as the ArcFace paper writes it
         first = layer_by_name[op.layers[0]]
         last = layer_by_name[op.layers[-1]]
+        if op.type == "Slice" and op.attrs["axis"] == 1 and first.top_shapes:
+            # on the main path only a Res2Net block splits its channels (S splits of W)
+            label = f"Res2Net split, {len(first.tops)} x {first.top_shapes[0][1]}"
         boxes.append({"label": label, "kind": kind, "stage": first.stage,
                       "size": _size(last.top_shapes[0]) if last.top_shapes else "",
                       "layers": pending + list(op.layers), "unit": None,
