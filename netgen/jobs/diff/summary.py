@@ -429,9 +429,10 @@ def _norms(block: Block) -> str:
     return ", ".join(dict.fromkeys(_norm(op) for op in convs)) or "none"
 
 
-def _norm_keys(block: Block) -> list:
+def _norm_keys(block: Block) -> set:
+    """Which GroupNorms (None: BatchNorm or none) a block's convolutions have, however many."""
     convs = list(block.convs) + [op for op in block.join_entry.shortcut.ops if op.type == "Conv"]
-    return [op.attrs.get("norm") for op in convs]
+    return {op.attrs.get("norm") for op in convs}
 
 
 def _width_finding(key: tuple, found: list, place: str) -> dict:
