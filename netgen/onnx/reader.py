@@ -998,7 +998,8 @@ class _Importer:
                   tops: tuple[str, ...]) -> tuple[str, ...]:
         """A Caffe Slice of `bottom` along `axis` at `points`, into len(points) + 1 tops."""
         name = self.unique(name)
-        layer = ir.Layer(name, "Slice", (bottom,), tops, ir.SliceParam(axis=axis, slice_point=points))
+        layer = ir.Layer(name, "Slice", (bottom,), tops,
+                         ir.SliceParam(axis=axis, slice_point=points))
         try:
             out, _ = shapes.RULES["Slice"](layer, [self.shape[bottom]])
         except NetgenError as exc:

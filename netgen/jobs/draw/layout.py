@@ -144,7 +144,8 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
     if op_type == "Pad":
         return f"pad {_pair(attrs['pads'])}", "op"
     if op_type == "BlurPool":
-        return f"blur pool {attrs['kernel'][0]}x{attrs['kernel'][1]}, /{_pair(attrs['stride'])}", "pool"
+        kernel = "x".join(str(k) for k in attrs["kernel"])
+        return f"blur pool {kernel}, /{_pair(attrs['stride'])}", "pool"
     if op_type == "Subsample" and attrs["stride"] == [1, 1] and "pad" in attrs:
         return f"zero pad {_pair(attrs['pad'])}", "op"
     if op_type == "Subsample":
