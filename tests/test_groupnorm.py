@@ -229,3 +229,22 @@ def test_mnn_form_broadcasts_the_inverse_deviation_and_reads_back():
     assert [(l.type, l.param, l.top_shapes) for l in reading.graph.layers] == \
         [(l.type, l.param, l.top_shapes) for l in graph.layers]
     assert reading.constants == (wide[0].name,)
+
+
+def test_like_carries_the_weights_between_the_two_exporters_files(tmp_path, run_cli):
+    """convert A --like B: the TorchScript file's convolutions and GroupNorm gammas/betas on
+    the dynamo file's layers compute the TorchScript file's logits (ORT and OpenCV); against
+    a BatchNorm net the refusal names the GroupNorm."""
+    source, other = tmp_path / "ts.onnx", tmp_path / "dynamo.onnx"
+    onnx.save(real_exports.load(FILES[0]), str(source))
+    onnx.save(real_exports.load(FILES[1]), str(other))
+    result = run_cli("convert", source, "--like", "resnet50-B-stride3x3-noconv1bias-torchpool",
+                     "-o", tmp_path / "bn")
+    assert result.code != 0 and "3 -> 64 channels, GroupNorm 32) there" in result.err
+    assert len(result.err.strip().splitlines()) == 1 and not (tmp_path / "bn").exists()
+    result = run_cli("convert", source, "--like", other, "-o", tmp_path / "like")
+    assert result.code == 0, result.err
+    x = np.random.default_rng(3).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    want = ort_output(onnx.load(str(source)), x)
+    got = ort_output(onnx.load(str(tmp_path / "like" / "model.onnx")), x)
+    assert float(np.max(np.abs(got - want)) / np.max(np.abs(want))) <= TOLERANCE
