@@ -244,6 +244,14 @@ def test_mnn_errors_come_back_as_one_line(tmp_path):
 
 # ----------------------------------------------------------------- other people's files
 
+# Measured, not netgen's: the refilled resnest50d at validate's N(0, 1) input is beyond
+# float32 (its split-attention logits grow with activations of 2,600): ONNX Runtime on the
+# source with graph optimisations on and off differs by 2.6e-3, and OpenCV, OpenVINO, MNN and
+# the ONNX written back by 1.3e-4 to 1.5e-2. At N(0, 0.1^2) they agree to 1e-5
+# (tests/test_resnest_real_exports.py).
+KNOWN_WRONG = {"timm_resnest50d": "float32 conditioning of the refilled net at N(0, 1)"}
+
+
 def _fixtures() -> list:
     """(id, loader) of every real export fixture: torch (TorchScript and dynamo exporters),
     Keras (torch and TensorFlow backends, channels-last), MXNet Gluon."""
@@ -258,6 +266,9 @@ def _fixtures() -> list:
             continue
         marks = [pytest.mark.slow] if any(s in record["file"] for s in slow) or (
             record["file"].startswith("timm_") and ".dynamo." in record["file"]) else []
+        if record["model"] in KNOWN_WRONG:  # 15 s each to fail: with --slow
+            marks = [pytest.mark.slow,
+                     pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[record["model"]])]
         found.append(pytest.param(record["file"], marks=marks, id=record["file"]))
     found += [pytest.param(f"keras:{name}", id=f"keras-{name}") for name in keras_exports.FILES]
     found += [pytest.param(f"mxnet:{name}", id=f"mxnet-{name}") for name in mxnet_exports.NAMES]

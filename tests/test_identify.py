@@ -191,6 +191,11 @@ UNNAMED = {
     ("exports", "timm_skresnet18.dynamo.onnx"): "resnet18-B-torchpool",
     ("exports", "timm_skresnet34.torchscript.onnx"): "resnet34-B-torchpool",
     ("exports", "timm_skresnet34.dynamo.onnx"): "resnet34-B-torchpool",
+    # timm's ResNeSt: netgen builds no split attention; the radix convolution's 2 groups
+    **{("exports", f"timm_resnest{depth}d.{exporter}.onnx"): name
+       for depth, name in ((14, "resnext14d-2x64d-1-1-1-1-bottleneck-C"),
+                           (26, "resnext26d-2x64d"), (50, "resnext50d-2x64d"))
+       for exporter in ("torchscript", "dynamo")},
     # timm's GroupNorm ResNet-50: the norms (blocks and stem) are its two differences
     **{("exports", f"timm_resnet50_gn.{e}.onnx"): "resnet50-B-stride3x3-noconv1bias-torchpool"
        for e in ("torchscript", "dynamo")},

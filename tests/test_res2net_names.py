@@ -129,8 +129,8 @@ def test_diff_names_the_splits_and_draw_labels_them(run_cli, tmp_path):
     lines = result.out.splitlines()
     assert "verdict: DIFFERENT (1 difference)" in lines
     assert "  - Res2Net splits of all 16 blocks: A Res2Net 26w x 4 | B Res2Net 14w x 8" in lines
-    assert ("architecture: A 16 Res2Net 26w x 4 blocks 3-4-6-3, depth 82 | "
-            "B 16 Res2Net 14w x 8 blocks 3-4-6-3, depth 146") in lines
+    assert ("architecture: A 16 Res2Net 26w x 4 blocks 3-4-6-3, depth 50 | "
+            "B 16 Res2Net 14w x 8 blocks 3-4-6-3, depth 50") in lines
     result = run_cli("diff", "res2net50-26w-4s", "res2net50-26w-4s")
     assert "verdict: EQUIVALENT" in result.out
     result = run_cli("draw", "res2net50-26w-4s", "-o", tmp_path / "r.svg")

@@ -99,7 +99,7 @@ def test_export_converts_exactly(tmp_path, file):
 def test_mnn_form_runs_exactly_in_opencv_mnn_and_openvino(tmp_path, run_cli, file):
     """--target mnn writes each gate product as a Deconvolution of ones and Eltwise PROD (MNN's
     converter rejects the two-bottom Scale) and each softmax over the two paths as the
-    sigmoids of the logits' differences (MNN's Softmax does not subtract the largest input:
+    sigmoids of the logits' differences (Slice, Power -1, Eltwise SUM, Sigmoid; MNN's Softmax does not subtract the largest input:
     it gives 0.70 / 0.30 where both logits are below -87); OpenCV and MNN run those files,
     OpenVINO the ONNX written back from them, all within 1e-4 of ORT on the export; netgen
     reads them back as the same network."""
@@ -114,8 +114,8 @@ def test_mnn_form_runs_exactly_in_opencv_mnn_and_openvino(tmp_path, run_cli, fil
     kinds = Counter(layer.type for layer in net.layer)
     assert "Scale" not in kinds and "Softmax" not in kinds
     assert kinds["Deconvolution"] == kinds["Sigmoid"] == 2 * units
-    diffs = [l for l in net.layer if l.type == "Eltwise" and list(l.eltwise_param.coeff)]
-    assert len(diffs) == 2 * units and all(list(l.eltwise_param.coeff) == [1, -1] for l in diffs)
+    negations = [l for l in net.layer if l.type == "Power"]
+    assert len(negations) == 2 * units and all(l.power_param.scale == -1 for l in negations)
     x = (np.random.default_rng(1).standard_normal(record["input_shape"]) * scale).astype(np.float32)
     want = next(iter(create_session(model, "cpu").run(x).values()))
     assert rel_err(opencv(deploy, x, want.shape), want) <= TOLERANCE

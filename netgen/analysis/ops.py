@@ -232,9 +232,8 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             producer[top] = op_id
             shape_of[top] = shape
             writer[top] = index
-    ops = _fold_se(ops, rep)
-    ops = _fold_sk(ops, rep)
-    ops = _fold_units(ops, canonical)
+    ops = _fold_units(_fold_split_attention(_fold_sk(_fold_se(ops, rep), rep), rep),
+                      canonical)
     if canonical:
         for op in ops:
             if op.type == "Conv" and op.extra.get("bias") and not op.extra.get("bn"):
@@ -340,20 +339,20 @@ def _fold_se(ops: list[Op], rep: Representation) -> list[Op]:
         op.type, op.attrs, op.inputs = "Add", {"inputs": 2}, [chain[0], shortcut]
         pools = set(ops[chain[0]].layers)
         rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in pools]
-    return _merged(ops, se_of, drop)
+    return _replaced(ops, se_of, drop)
 
 
-def _merged(ops: list[Op], merged: dict[int, Op], drop: set[int]) -> list[Op]:
-    """`ops` with the ops in `merged` (by id) put in place of theirs, those in `drop` left
-    out (their readers read the merged op), and the ids renumbered."""
-    if not merged and not drop:
+def _replaced(ops: list[Op], new: dict[int, Op], drop: set[int]) -> list[Op]:
+    """`ops` with the ops of `new` in place of those ids and the ids of `drop` left out,
+    renumbered (ids are list positions)."""
+    if not new and not drop:
         return ops
     renumber: dict[int, int] = {}
     kept: list[Op] = []
     for op in ops:
         if op.id in drop:
             continue
-        op = merged.get(op.id, op)
+        op = new.get(op.id, op)
         renumber[op.id] = len(kept)
         kept.append(op)
     for op in kept:
@@ -494,7 +493,7 @@ def _fold_units(ops: list[Op], canonical: bool) -> list[Op]:
         merged[chain[0]] = new
         drop.update(chain[1:])
         _reread(ops, readers, chain, chain[0])
-    return _merged(ops, merged, drop)
+    return _replaced(ops, merged, drop)
 
 
 def _blurs(conv: dict, channels: int) -> bool:
@@ -526,15 +525,10 @@ def _walk(ops: list[Op], start: int, through: frozenset[str] | None = None) -> l
     return chain
 
 
-def _sk_unit(ops: list[Op], last: Op) -> tuple[set[int], Op] | None:
-    """The ids of the selective-kernel unit (timm's SelectiveKernel, as the ONNX importer and
-    the Caffe reader give it) whose weighted sum `last` is, and its one op; or None. The
-    weighted sum is a chain of Axpy(gate_i, path_i, sum so far) down to a two-bottom Scale
-    (path_0 times gate_0); the gates are the N x C x 1 x 1 views of the pieces of one Slice
-    of a Softmax over axis 1 of the attention viewed as N x P x C x 1; the attention is
-    computed from the global average pooling of the Add of the paths; each path is
-    convolutions, BatchNorms and ReLUs from one source (a Slice of the unit's input:
-    timm's split_input, or the input itself)."""
+def _weighted_sum(ops: list[Op], last: Op) -> tuple[list[tuple[int, int]], set[int]] | None:
+    """The (gate, x) pairs, in order, of a sum of gate products ending in `last`, and the ids
+    of its products and sums; or None. The ONNX import and the Caffe reader write one as a
+    chain of Axpy(gate_i, x_i, sum so far) down to a two-bottom Scale (x_0 times gate_0)."""
     pairs, unit, cur = [], {last.id}, last
     while cur.type == "Axpy" and len(cur.inputs) == 3:
         pairs.append((cur.inputs[0], cur.inputs[1]))
@@ -544,6 +538,22 @@ def _sk_unit(ops: list[Op], last: Op) -> tuple[set[int], Op] | None:
         return None
     pairs.append((cur.inputs[1], cur.inputs[0]))
     pairs.reverse()
+    return pairs, unit
+
+
+def _sk_unit(ops: list[Op], last: Op) -> tuple[set[int], Op] | None:
+    """The ids of the selective-kernel unit (timm's SelectiveKernel, as the ONNX importer and
+    the Caffe reader give it) whose weighted sum `last` is, and its one op; or None. The
+    weighted sum is a chain of Axpy(gate_i, path_i, sum so far) down to a two-bottom Scale
+    (path_0 times gate_0); the gates are the N x C x 1 x 1 views of the pieces of one Slice
+    of a Softmax over axis 1 of the attention viewed as N x P x C x 1; the attention is
+    computed from the global average pooling of the Add of the paths; each path is
+    convolutions, BatchNorms and ReLUs from one source (a Slice of the unit's input:
+    timm's split_input, or the input itself)."""
+    found = _weighted_sum(ops, last)
+    if found is None:
+        return None
+    pairs, unit = found
     slices = set()
     for gate, _ in pairs:
         if ops[gate].type != "Reshape" or len(ops[gate].inputs) != 1:
@@ -625,7 +635,94 @@ def _fold_sk(ops: list[Op], rep: Representation) -> list[Op]:
         drop.update(unit - {op.id})
         pools = {name for i in unit for name in ops[i].layers}
         rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in pools]
-    return _merged(ops, sk_of, drop)
+    return _replaced(ops, sk_of, drop)
+
+
+# The attention of a split-attention unit, walked back from the gates' Slice.
+SPLIT_GATE = ("Reshape", "Softmax", "Reshape", "Conv", "ReLU", "Conv", "Pool", "Add")
+
+
+def _split_attention(ops: list[Op], total: Op) -> tuple[list[int], dict, Op] | None:
+    """The ids of the split-attention unit (timm's SplitAttn, as netgen's ONNX import writes
+    it) whose sum of gated radix parts is `total`: all but `total` and the convolution's
+    output it reads, in order; its attributes and its pooling; or None. The unit: a Slice
+    of x into R radix parts; their sum, global average pooling, fc1 (1x1 conv), ReLU, fc2;
+    a Reshape to (card, R, C'), Softmax over R, a Reshape back and a Slice into the gates
+    (Concats of a gate's cardinality pieces); the radix parts times their gates, summed
+    (`_weighted_sum`)."""
+    found = _weighted_sum(ops, total)
+    if found is None:
+        return None
+    pairs, sums = found
+    parts = {x for _, x in pairs}
+    gates = [ops[gate] for gate, _ in pairs]
+    joins = [g.id for g in gates if g.type == "Concat"]
+    pieces = {i for g in gates for i in (g.inputs if g.type == "Concat" else [g.id])}
+    if len(parts) != 1 or len(pieces) != 1 or len(joins) not in (0, len(gates)):
+        return None
+    part = ops[parts.pop()]
+    if part.type != "Slice" or len(part.inputs) != 1:
+        return None
+    chain, cur = [part.id, *(sums - {total.id}), *set(joins)], pieces.pop()
+    if ops[cur].type != "Slice":
+        return None
+    chain.append(cur)
+    cur = ops[cur].inputs[0]
+    for want in SPLIT_GATE:
+        op = ops[cur]
+        if op.type != want:
+            return None
+        chain.append(cur)
+        if want == "Add":
+            if set(op.inputs) != {part.id}:
+                return None
+            break
+        if len(op.inputs) != 1:
+            return None
+        cur = op.inputs[0]
+    softmax, view, fc1, pool = (ops[chain[-7]], ops[chain[-6]], ops[chain[-3]], ops[chain[-2]])
+    if len(view.attrs["out_shape"]) != 3 or softmax.attrs["axis"] != 2 \
+            or not pool.attrs.get("global") or pool.attrs["pool"] != "AVE":
+        return None
+    card, radix, _ = view.attrs["out_shape"]
+    if radix != len(pairs) or len(joins) not in (0, radix) or (card > 1) != bool(joins):
+        return None
+    attrs = {"channels": total.shape[1], "radix": radix, "cardinality": card,
+             "reduced": fc1.attrs["out_channels"]}
+    return sorted(set(chain)), attrs, pool
+
+
+def op_word(op: Op) -> str:
+    """How the reports name an op in a list of ops: its type, but a split-attention unit
+    by what tells two apart ("split attention radix 2", ", cardinality 2" where not 1)."""
+    if op.type != "SplitAttention":
+        return op.type
+    text = f"split attention radix {op.attrs['radix']}"
+    return text + (f", cardinality {op.attrs['cardinality']}"
+                   if op.attrs["cardinality"] != 1 else "")
+
+
+def _fold_split_attention(ops: list[Op], rep: Representation) -> list[Op]:
+    """Each split-attention unit as one `SplitAttention` op (channels, radix, cardinality,
+    attention width) reading the convolution's output: the layers that spell it (Slice,
+    Eltwise, Softmax ...) are how Caffe writes one computation, not architecture."""
+    new: dict[int, Op] = {}
+    drop: set[int] = set()
+    for op in ops:
+        found = _split_attention(ops, op) if op.type == "Axpy" else None
+        if found is None:
+            continue
+        chain, attrs, pool = found
+        unit = set(chain) | {op.id}
+        if any(i in unit for o in ops if o.id not in unit for i in o.inputs if i != op.id):
+            continue  # a part of the unit is read outside it: not one op
+        layers = [name for i in chain for name in ops[i].layers] + op.layers
+        new[op.id] = Op(op.id, "SplitAttention", attrs, layers, list(ops[chain[0]].inputs),
+                        op.shape)
+        drop.update(chain)
+        rep.global_pool = [(name, how) for name, how in rep.global_pool
+                           if name not in pool.layers]
+    return _replaced(ops, new, drop)
 
 
 def _zeros_first(ops: list[Op], sources: list[int]) -> bool:

@@ -378,8 +378,15 @@ class Analysis:
 
     @property
     def depth(self) -> int:
-        """Weighted layers on the main path, as the paper counts depth (ResNet-50: 50)."""
-        return sum(1 for e in self.entries if e.op.type in ("Conv", "FC", "SK"))
+        """Weighted layers on the main path, as the paper counts depth (ResNet-50: 50). A
+        Res2Net block's split 3x3s are one layer, as Gao et al. and timm count them
+        (res2net50_26w_4s is a 50-layer net, though its first split's path has 82)."""
+        weighted = ("Conv", "FC", "SK")
+        depth = sum(1 for e in self.entries if e.op.type in weighted)
+        for block in self.blocks:
+            if block.kind == "res2net":
+                depth -= sum(1 for e in block.body if e.op.type in weighted) - 3
+        return depth
 
 
 def analyse(side: Side, canonical: bool = False) -> Analysis:

@@ -27,7 +27,6 @@ from netgen.arch.shapes import infer, pool_out, rounding_matters
 from netgen.arch.stages import assign_stages, f32, is_subsample_pattern, mark_fixed_by_weights
 from netgen.arch.weights import Weights, initial_weights
 from netgen.caffe import proto as caffe_proto
-from netgen.caffe.sk_softmax import from_sigmoids
 from netgen.errors import InputShapeNeeded, NetgenError, first_line
 
 PHASES = ("TRAIN", "TEST")
@@ -515,6 +514,53 @@ def _canonical_rounding(graph: ir.Graph, crops: dict[str, ir.Pair]) -> ir.Graph:
     return graph.with_layers(layers)
 
 
+PAIR_SOFTMAX = ("Slice", "Power", "Eltwise", "Power", "Sigmoid", "Sigmoid", "Concat")
+
+
+def _fold_pair_softmax(graph: ir.Graph) -> ir.Graph:
+    """caffe.targets' mnn form of a Softmax over an axis of two (the sigmoids of the two
+    differences: Slice, Power -1, Eltwise SUM, Power -1, Sigmoid, Sigmoid, Concat, each blob
+    read only within) as the IR's one Softmax, so that a file has one IR whatever its target."""
+    layers = list(graph.layers)
+    uses: dict[str, int] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            uses[bottom] = uses.get(bottom, 0) + 1
+    out: list[ir.Layer] = []
+    i = 0
+    while i < len(layers):
+        run = layers[i:i + len(PAIR_SOFTMAX)]
+        if _is_pair_softmax(run, uses):
+            out.append(ir.Layer(run[-1].name, "Softmax", run[0].bottoms, run[-1].tops,
+                                ir.SoftmaxParam(axis=run[0].param.axis), stage=run[-1].stage))
+            i += len(run)
+            continue
+        out.append(layers[i])
+        i += 1
+    if len(out) == len(layers):
+        return graph
+    return infer(graph.name, graph.inputs, out)
+
+
+def _is_pair_softmax(run: list[ir.Layer], uses: dict[str, int]) -> bool:
+    if tuple(layer.type for layer in run) != PAIR_SOFTMAX:
+        return False
+    cut, negate, diff, flip, first, second, join = run
+    if len(cut.tops) != 2 or cut.param.slice_point != (1,) or not cut.top_shapes \
+            or len(cut.top_shapes[0]) != 4 or join.param.axis != cut.param.axis:
+        return False
+    a, b = cut.tops
+    minus = ir.PowerParam(scale=-1.0)
+    wired = (negate.bottoms == (b,) and negate.param == minus
+             and diff.bottoms == (a, negate.tops[0]) and diff.param == ir.EltwiseParam("SUM")
+             and flip.bottoms == diff.tops and flip.param == minus
+             and first.bottoms == diff.tops and second.bottoms == flip.tops
+             and join.bottoms == (first.tops[0], second.tops[0]))
+    counts = {a: 1, b: 1, negate.tops[0]: 1, diff.tops[0]: 2, flip.tops[0]: 1,
+              first.tops[0]: 1, second.tops[0]: 1}
+    return wired and all(uses.get(blob) == n for blob, n in counts.items())
+
+
 def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
     """netgen's two stock spellings of an SE product and sum as the IR's one Axpy, so that a
     file has one IR however it spells SE; anything else stays the stock layers it is. Each is
@@ -524,6 +570,10 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
       0 multiplying x, Eltwise SUM with the shortcut;
     - caffe.targets' mnn form: a Deconvolution of ones broadcasting the gate to x's shape,
       Eltwise PROD with x, Eltwise SUM with the shortcut.
+
+    A product with no sum after it (the first of a selective-kernel unit's weighted paths or of
+    split attention's radix parts) is the stock product (Flatten, two-bottom Scale), whichever
+    form it is written in; the products after it, each summed onto the one before, Axpys.
 
     Returns the graph and the names of the Deconvolutions folded away, whose weights must be
     ones (weights_for checks them)."""
@@ -609,7 +659,7 @@ def _is_broadcast_form(wide: ir.Layer, product: ir.Layer, total: ir.Layer,
             and total.type == "Eltwise" and total.param.operation == "SUM"
             and all(v == 1 for v in total.param.coeff) and len(total.bottoms) == 2
             and product.tops[0] in total.bottoms and total.bottoms[0] != total.bottoms[1]
-            and uses.get(wide.tops[0]) == 1 and uses.get(product.tops[0]) == 1)
+            and uses.get(product.tops[0]) == 1)
 
 
 def _v1_format(first: Any, source: str) -> NetgenError:
@@ -700,11 +750,8 @@ def read_net(path_or_text: str | os.PathLike, phase: str = "TEST",
     if not layers:
         raise NetgenError(f"{source}: has no layers to read for phase {phase}")
     name = net.name or Path(source).stem
-    graph = _canonical_rounding(infer(name, inputs, assign_stages(layers)), crops)
-    softmaxes = from_sigmoids(list(graph.layers))  # targets' mnn form of an SK softmax
-    if softmaxes is not None:
-        graph = infer(name, graph.inputs, softmaxes)
-    graph, constants = _fold_se(graph)
+    graph, constants = _fold_se(_fold_pair_softmax(
+        _canonical_rounding(infer(name, inputs, assign_stages(layers)), crops)))
     fixed = [replace(layer, fixed=True) if is_subsample_pattern(layer) and (
         layer.name.endswith(FIXED_SUBSAMPLE_SUFFIX) or layer.name in frozen) else layer
         for layer in graph.layers]

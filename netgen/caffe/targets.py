@@ -12,11 +12,15 @@ nets of two or three layers:
   stride 1, no bias: each output pixel is the one input pixel times 1), multiplies by
   Eltwise PROD and adds the shortcut by Eltwise SUM. BVLC Caffe, OpenCV and MNN compute it
   exactly. A gate product on its own (a two-bottom Scale of a flattened N x C x 1 x 1 gate
-  that no Eltwise SUM adds to a shortcut: a selective-kernel unit's first weighted path, a
-  GroupNorm's (var + eps)^-0.5 times x - mean) is the same Deconvolution and Eltwise PROD.
-- MNN's Softmax does not subtract the largest input (netgen.caffe.sk_softmax): a
-  selective-kernel unit's softmax over two paths is written as the sigmoids of the two
-  logits' differences, which it is exactly.
+  that no Eltwise SUM adds to a shortcut: the first of a selective-kernel unit's weighted
+  paths or of split attention's radix parts, a GroupNorm's (var + eps)^-0.5 times
+  x - mean) is the same Deconvolution and Eltwise PROD.
+- MNN's Softmax subtracts no maximum: it clamps the exponent to about +-87, so logits past
+  that come out wrong (split attention's (-109.3, -106.6) as 0.5, 0.5 for 0.058, 0.942 in a
+  refilled timm resnest26d; a refilled skresnet18's (-86.2, -107.5) as 0.70, 0.30). A
+  Softmax over an axis of two (an SK unit's two paths, radix 2) of a 4-D blob is written as
+  the sigmoids of the differences (Slice, Power -1, Eltwise SUM, Sigmoid, Concat), which it
+  is exactly.
 - A blob written in place does not name one tensor in MNN: the converter names an in-place
   layer's output after the layer, and the blob's name stays with its first writer. A user who
   reads a face-recognition embedding by its blob name (`embedding`, written by a BatchNorm and
@@ -43,13 +47,13 @@ import numpy as np
 
 from netgen.arch import ir, shapes
 from netgen.arch.weights import Weights
-from netgen.caffe.sk_softmax import to_sigmoids
 from netgen.errors import NetgenError
 
 TARGETS = ("bvlc", "mnn")
 TARGET_HELP = ("Which Caffe runtime the files are for. bvlc (default): stock BVLC Caffe "
                "forms (OpenCV reads them too). mnn: only forms MNN's Caffe converter converts "
-               "and reads right (SE's gate broadcast by a Deconvolution of ones; no layer in "
+               "and reads right (SE's gate broadcast by a Deconvolution of ones; a softmax of "
+               "two as sigmoids; no layer in "
                "place, so that each blob name is one tensor in MNN too); BVLC Caffe and OpenCV "
                "run them as well.")
 # The suffix of the layer the SE form adds; the reader recognises the form by its structure.
@@ -98,6 +102,29 @@ def _se_broadcast(layer: ir.Layer, shape: ir.Shape, taken: set[str]) -> list[ir.
     return _broadcast_product(product, gate, x, shape, layer.stage, product, taken) + [
         ir.Layer(layer.name, "Eltwise", (y, product), layer.tops, ir.EltwiseParam("SUM"),
                  stage=layer.stage),
+    ]
+
+
+def _pair_softmax(layer: ir.Layer, taken: set[str]) -> list[ir.Layer]:
+    """Softmax over an axis of two (an SK unit's two paths, split attention's radix 2) as the
+    sigmoids of the two differences: e^a / (e^a + e^b) = sigmoid(a - b). MNN's Softmax subtracts no maximum and
+    clamps the exponent to about +-87, which logits past that get wrong; its Sigmoid
+    saturates where the answer does."""
+    axis = layer.param.axis
+    cut, a, b, negated, diff, flipped, first, second = (
+        _fresh(f"{layer.name}_{part}", taken)
+        for part in ("slice", "a", "b", "neg_b", "diff", "neg_diff", "p_a", "p_b"))
+    stage = layer.stage
+    return [
+        ir.Layer(cut, "Slice", layer.bottoms, (a, b),
+                 ir.SliceParam(axis=axis, slice_point=(1,)), stage=stage),
+        ir.Layer(negated, "Power", (b,), (negated,), ir.PowerParam(scale=-1.0), stage=stage),
+        ir.Layer(diff, "Eltwise", (a, negated), (diff,), ir.EltwiseParam("SUM"), stage=stage),
+        ir.Layer(flipped, "Power", (diff,), (flipped,), ir.PowerParam(scale=-1.0), stage=stage),
+        ir.Layer(first, "Sigmoid", (diff,), (first,), ir.NoParam(), stage=stage),
+        ir.Layer(second, "Sigmoid", (flipped,), (second,), ir.NoParam(), stage=stage),
+        ir.Layer(layer.name, "Concat", (first, second), layer.tops, ir.ConcatParam(axis=axis),
+                 stage=stage),
     ]
 
 
@@ -172,6 +199,10 @@ def realize(graph: ir.Graph, weights: Weights | None,
                                        layer.bottoms[0], x, layer.stage, layer.tops[0], taken)
             if out_weights is not None:
                 out_weights.pop(layer.name, None)
+        elif layer.type == "Softmax" and len(bottom_shapes[0]) == 4 \
+                and bottom_shapes[0][layer.param.axis % 4] == 2 and layer.param.axis % 4 > 0:
+            layers.extend(_pair_softmax(layer, taken))
+            continue
         elif layer.type == "Axpy":
             x = bottom_shapes[1]
             parts = _se_broadcast(layer, x, taken)
@@ -181,7 +212,6 @@ def realize(graph: ir.Graph, weights: Weights | None,
         if out_weights is not None:
             out_weights[parts[0].name] = [np.ones((x[1], 1, *x[2:]), np.float32)]
         layers.extend(parts)
-    layers = to_sigmoids(layers, taken)
     blobs = {blob.name for blob in graph.inputs} | {t for layer in layers for t in layer.tops}
     layers = _out_of_place(layers, blobs)
     return shapes.infer(graph.name, graph.inputs,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import onnx
 
 from netgen.errors import NetgenError
+from netgen.onnx.normalize import shapes as tensor_shapes
 
 PARAM_OPS = frozenset({"Conv", "Gemm", "MatMul", "PRelu", "Mul", "Add"})
 BN_PARAM_INPUTS = (1, 2)  # scale, B; 3 and 4 are mean and var
@@ -36,35 +37,19 @@ class OnnxCounts:
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple]:
-    """Inferred shapes at batch 1. Exporters compute reshape targets from the input's shape
-    (timm's ECA: `y.view(x.shape[0], 1, -1)`); with the batch fixed and data propagation on,
-    ONNX's inference follows Shape/Gather/Concat to a static shape past the batch axis.
-    TorchScript's F.pad pads (ConstantOfShape, Slice, Transpose, Cast) are beyond data
-    propagation: the shape subgraphs are folded into constants on the copy first (the nodes
-    and tensor names counted stay)."""
+    """Each tensor's shape as onnx infers it with data propagation and the batch fixed to 1
+    (normalize.shapes): a Reshape whose target TorchScript computes by Shape -> Gather ->
+    Concat, with a -1 that only a known batch resolves (timm's split attention and ECA gate),
+    is known past it then. TorchScript's F.pad pads (ConstantOfShape, Slice, Transpose,
+    Cast: timm's BlurPool) are beyond data propagation: the shape subgraphs are folded into
+    constants on a copy first (the nodes and tensor names counted stay)."""
     from netgen.onnx.normalize import normalize
     from netgen.onnx.normalize.constants import constants_to_initializers
     from netgen.onnx.normalize.fold import fold_constants
 
-    model = normalize(_batch_one(model), (constants_to_initializers, fold_constants))
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    out = {}
-    for value in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output):
-        if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-            out[value.name] = tuple(d.dim_value if d.HasField("dim_value") else None
-                                    for d in value.type.tensor_type.shape.dim)
-    return out
-
-
-def _batch_one(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of the model whose inputs have batch 1 where the batch is symbolic."""
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    for value in copy.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if dims and not dims[0].HasField("dim_value"):
-            dims[0].dim_value = 1
-    return copy
+    folded = normalize(model, (constants_to_initializers, fold_constants))
+    return {name: t.dims for name, t in tensor_shapes.infer(folded, 1).items()
+            if t.dims is not None}
 
 
 def _per_sample(shape: tuple | None, node: onnx.NodeProto, skip_last: bool = False) -> int:

@@ -455,12 +455,26 @@ class _Importer:
 
     def _gated_sum(self, node):
         """gate * x + shortcut: SENet's Axpy(gate, x, shortcut), the IR's SE product and sum.
-        Where both addends are gate products (the weighted paths of a selective-kernel unit),
-        the first is a product of its own and the second the Axpy's: the IR the Caffe reader
-        folds netgen's stock layers of either into (it folds the last product and sum)."""
-        if all(t in self.gated for t in node.input) and node.input[0] != node.input[1]:
-            gate, x = self.gated.pop(node.input[0])
-            self._gate_product(node, gate, x, node.input[0], f"{self.node_name(node)}_first")
+        Where every addend is a gate product (the weighted paths of a selective-kernel unit,
+        the radix parts of split attention), the first is a product of its own and each next
+        one an Axpy onto the sum so far: the IR the Caffe reader folds netgen's stock layers
+        of any of these into (it folds a product and the sum after it)."""
+        name = self.node_name(node)
+        if len(set(node.input)) == len(node.input) and all(t in self.gated for t in node.input):
+            first = node.input[0]
+            self._gate_product(node, *self.gated.pop(first), first, f"{name}_first")
+            running = self.bottom(node, first)
+            for i, t in enumerate(node.input[1:], 1):
+                gate, x = self.gated.pop(t)
+                last = i == len(node.input) - 1
+                running = self.add(node, name if last else f"{name}_sum{i}", "Axpy",
+                                   [gate, x, running], ir.NoParam(),
+                                   node.output[0] if last else None)
+            return
+        if len(node.input) != 2 or node.input[0] == node.input[1]:
+            for i, t in enumerate(dict.fromkeys(t for t in node.input if t in self.gated)):
+                self._gate_product(node, *self.gated.pop(t), t, f"{name}_gate{i}")
+            return self._eltwise(node, "SUM")
         product = next(t for t in node.input if t in self.gated)
         other = node.input[1] if node.input[0] == product else node.input[0]
         gate, x = self.gated.pop(product)
@@ -528,13 +542,13 @@ class _Importer:
         return None
 
     def _sum_reader(self, tensor: str) -> onnx.NodeProto | None:
-        """The Add of two computed tensors that alone reads `tensor`, if so."""
+        """The Add (or Sum) of distinct computed tensors that alone reads `tensor`, if so."""
         users = self.consumers.get(tensor, [])
         if tensor in self.outputs or len(users) != 1 or users[0].op_type not in ("Add", "Sum"):
             return None
         add = users[0]
-        if len(add.input) != 2 or any(self.is_const(t) for t in add.input) \
-                or add.input[0] == add.input[1]:
+        if len(add.input) < 2 or any(self.is_const(t) for t in add.input) \
+                or len(set(add.input)) != len(add.input):
             return None
         return add
 

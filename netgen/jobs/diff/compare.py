@@ -4,6 +4,7 @@ by summary.py."""
 from __future__ import annotations
 
 from netgen.analysis.compare import attr_diff, same_shortcut
+from netgen.analysis.ops import op_word
 from netgen.analysis.network import Side
 from netgen.analysis.topology import Analysis, Entry, analyse
 from netgen.jobs.diff.align import align, cut_scores, key
@@ -79,8 +80,8 @@ def compare(a: Side, b: Side, strict: bool = False, left: Analysis | None = None
                 "after_b": eb[j1 - 1].op.describe() if j1 else None,
             })
         if only_a or only_b:
-            what = " ".join(e.op.type for e in only_a) or "nothing"
-            other = " ".join(e.op.type for e in only_b) or "nothing"
+            what = " ".join(op_word(e.op) for e in only_a) or "nothing"
+            other = " ".join(op_word(e.op) for e in only_b) or "nothing"
             note_first(i1, j1, f"A has {what} where B has {other}")
 
     input_difference = None

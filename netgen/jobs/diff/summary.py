@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from netgen.arch.spec import STEM_POOLS
 from netgen.analysis.compare import attr_diff, same_shortcut
-from netgen.analysis.ops import sk_text
+from netgen.analysis.ops import op_word, sk_text
 from netgen.analysis.topology import (Analysis, Block, Entry, Shortcut, inner_widths, kind_text,
                                       layout_text, se_text, stage_text)
 
@@ -360,7 +360,8 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
         # another base width or scale: one finding, not the splits' ops one by one
         facts.append((("res2net", "Res2Net splits", split_x, split_y), None))
     elif types_x != types_y:
-        facts.append((("body", "residual branch", " ".join(types_x), " ".join(types_y)), None))
+        facts.append((("body", "residual branch", " ".join(op_word(e.op) for e in body_x),
+                       " ".join(op_word(e.op) for e in body_y)), None))
     else:
         conv_index = 0
         for ex, ey in zip(body_x, body_y):

@@ -137,6 +137,11 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         if attrs["stride"] != [1, 1]:
             text += f", /{_pair(attrs['stride'])}"
         return text, "op"
+    if op_type == "SplitAttention":
+        text = f"split attention radix {attrs['radix']}, {attrs['channels']}"
+        if attrs["cardinality"] != 1:
+            text += f", cardinality {attrs['cardinality']}"
+        return text, "op"
     if op_type == "PReLU":
         return "PReLU", "op"
     if op_type == "GroupNorm":

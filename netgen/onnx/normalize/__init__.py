@@ -60,6 +60,7 @@ from netgen.onnx.normalize.pads import fold_pads
 from netgen.onnx.normalize.prune import prune_unused
 from netgen.onnx.normalize.sk import sk_to_4d
 from netgen.onnx.normalize.slices import merge_slices
+from netgen.onnx.normalize.split_attention import split_attention_to_4d
 
 Pass = Callable[[onnx.ModelProto], None]
 
@@ -71,6 +72,8 @@ PASSES: tuple[Pass, ...] = (
     eca_to_2d,                  # timm's ECA conv1d across channels -> a 1 x k Conv
     sk_to_4d,                   # timm's selective-kernel 5-D stack -> 4-D sums and gates
     #                             (after folding: its view's target and sums' axes constant)
+    # Before the layout pass, which would read the radix softmax's Transpose as channels-last:
+    split_attention_to_4d,      # timm's split attention (ResNeSt) 5-D -> Split, Softmax, Sum
     instance_norm_to_ops,       # GroupNorm/InstanceNorm -> mean, variance, Pow(v + eps, -0.5)
     merge_slices,               # Slice of a Slice on other axes -> one Slice
     to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
