@@ -93,6 +93,8 @@ UPSTREAM_NUMBERS = {
     ("ConcatParameter", "concat_dim"): 1, ("ConcatParameter", "axis"): 2,
     ("PowerParameter", "power"): 1, ("PowerParameter", "scale"): 2,
     ("PowerParameter", "shift"): 3,
+    ("LayerParameter", "mvn_param"): 120, ("MVNParameter", "normalize_variance"): 1,
+    ("MVNParameter", "across_channels"): 2, ("MVNParameter", "eps"): 3,
     ("ReLUParameter", "negative_slope"): 1, ("ReLUParameter", "engine"): 2,
     ("PReLUParameter", "filler"): 1, ("PReLUParameter", "channel_shared"): 2,
     ("SoftmaxParameter", "engine"): 1, ("SoftmaxParameter", "axis"): 2,

@@ -196,6 +196,12 @@ UNNAMED = {
        for depth, name in ((14, "resnext14d-2x64d-1-1-1-1-bottleneck-C"),
                            (26, "resnext26d-2x64d"), (50, "resnext50d-2x64d"))
        for exporter in ("torchscript", "dynamo")},
+    # timm's GroupNorm ResNet-50: the norms (blocks and stem) are its two differences
+    **{("exports", f"timm_resnet50_gn.{e}.onnx"): "resnet50-B-stride3x3-noconv1bias-torchpool"
+       for e in ("torchscript", "dynamo")},
+    # timm's BlurPool ResNet-50: the blur pools (stem, first block of stages 3 to 5)
+    **{("exports", f"timm_resnetblur50.{e}.onnx"): "resnet50-B-noconv1bias"
+       for e in ("torchscript", "dynamo")},
 }
 
 

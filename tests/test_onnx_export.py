@@ -180,6 +180,12 @@ def caffe_forward(graph: ir.Graph, weights, data: np.ndarray) -> dict[str, np.nd
             ys = [np.concatenate(xs, axis=p.axis)]
         elif t == "Power":
             ys = [(p.shift + p.scale * xs[0]) ** p.power]
+        elif t == "MVN":  # BVLC's MVNLayer: x - mean, then / (sqrt(var) + eps)
+            axes = (1, 2, 3) if p.across_channels else (2, 3)
+            y = xs[0] - xs[0].mean(axis=axes, keepdims=True)
+            if p.normalize_variance:
+                y = y / (np.sqrt((y * y).mean(axis=axes, keepdims=True)) + p.eps)
+            ys = [y]
         elif t == "Dropout":
             ys = [xs[0]]
         elif t == "Flatten":
@@ -428,6 +434,10 @@ def _zoo() -> ir.Graph:
         L("prob", "Softmax", ("fc",), ("prob",), ir.SoftmaxParam()),
         L("dc", "Deconvolution", ("data",), ("dc",), ir.ConvolutionParam(
             6, (3, 3), (2, 2), (1, 1), group=2, bias_term=True)),
+        # eps 0.5: sqrt(var) + eps and sqrt(var + eps) differ well beyond the tolerance
+        L("mvn", "MVN", ("cat",), ("mvn",), ir.MVNParam(eps=0.5)),
+        L("mvn2", "MVN", ("max",), ("mvn2",), ir.MVNParam(normalize_variance=False,
+                                                           across_channels=True)),
     ])
 
 
@@ -448,7 +458,7 @@ def test_every_layer_type_against_numpy():
         for top, name in zip(layer.tops, plan.outputs[i]):
             last[top] = name
     blobs = ("fc", "prob", "zero", "fl2", "cat", "ip2", "max", "bi", "s1", "sc", "rs", "ax",
-             "sc3", "dc")
+             "sc3", "dc", "mvn", "mvn2")
     names = [last[b] for b in blobs]
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

@@ -246,9 +246,11 @@ def test_attributes_without_meaning_in_the_ir_name_the_node_and_attribute(node, 
     (helper.make_node("Add", ["x", "c"], ["y"], name="bcast"), {"c": np.ones((8,), np.float32)},
      r"node 'bcast' \(Add\): a constant of shape \[8\] added to \[1, 3, 8, 8\]"),
     # (zero padding of H and W is a layer's padding or a fixed depthwise conv: normalize.pads)
+    # (a reflect pad of H and W is Slice + Concat: tests/test_reflect_pad.py)
     (helper.make_node("Pad", ["x", "p"], ["y"], name="spatial", mode="reflect"),
-     {"p": np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64)},
-     r"node 'spatial' \(Pad\): pads \[0, 0, 1, 1, 0, 0, 1, 1\] \(mode reflect"),
+     {"p": np.array([0, 1, 0, 0, 0, 0, 0, 0], np.int64)},
+     r"node 'spatial' \(Pad\): reflect pads \[0, 1, 0, 0, 0, 0, 0, 0\] of a \[1, 3, 8, 8\] "
+     r"input: only pads of H and W"),
     (helper.make_node("Conv", ["x", "x"], ["y"], name="dyn", kernel_shape=[1, 1]), {},
      r"node 'dyn' \(Conv\): the weight \('x'\) must be a constant"),
 ])

@@ -15,8 +15,16 @@ def attr_diff(a: dict, b: dict) -> dict:
 
 
 def same_shortcut(x: Entry, y: Entry) -> bool:
+    """The same kind with the same attributes, but for the norm after a projection's
+    convolution (the diff says which norms differ once, for the blocks and shortcuts)."""
     sx, sy = x.shortcut, y.shortcut
-    return sx.kind == sy.kind and _same(sx.attrs, sy.attrs)
+    return sx.kind == sy.kind and _same(_without_norm(sx.attrs), _without_norm(sy.attrs))
+
+
+def _without_norm(attrs: dict) -> dict:
+    if not isinstance(attrs.get("conv"), dict) or "norm" not in attrs["conv"]:
+        return attrs
+    return dict(attrs, conv={k: v for k, v in attrs["conv"].items() if k != "norm"})
 
 
 def _same(x, y) -> bool:

@@ -232,7 +232,8 @@ def logical_ops(graph: ir.Graph, canonical: bool = False, weights: Weights | Non
             producer[top] = op_id
             shape_of[top] = shape
             writer[top] = index
-    ops = _fold_split_attention(_fold_sk(_fold_se(ops, rep), rep), rep)
+    ops = _fold_units(_fold_split_attention(_fold_sk(_fold_se(ops, rep), rep), rep),
+                      canonical)
     if canonical:
         for op in ops:
             if op.type == "Conv" and op.extra.get("bias") and not op.extra.get("bn"):
@@ -344,7 +345,7 @@ def _fold_se(ops: list[Op], rep: Representation) -> list[Op]:
 def _replaced(ops: list[Op], new: dict[int, Op], drop: set[int]) -> list[Op]:
     """`ops` with the ops of `new` in place of those ids and the ids of `drop` left out,
     renumbered (ids are list positions)."""
-    if not new:
+    if not new and not drop:
         return ops
     renumber: dict[int, int] = {}
     kept: list[Op] = []
@@ -358,6 +359,155 @@ def _replaced(ops: list[Op], new: dict[int, Op], drop: set[int]) -> list[Op]:
         op.id = renumber[op.id]
         op.inputs = [renumber[i] for i in op.inputs]
     return kept
+
+
+def _readers(ops: list[Op]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for op in ops:
+        for i in dict.fromkeys(op.inputs):
+            out.setdefault(i, []).append(op.id)
+    return out
+
+
+def _only_reader(ops: list[Op], readers: dict[int, list[int]], op_id: int,
+                 kind: str) -> Op | None:
+    found = readers.get(op_id, [])
+    return ops[found[0]] if len(found) == 1 and ops[found[0]].type == kind else None
+
+
+def _group_norm(ops: list[Op], readers: dict[int, list[int]], mvn: Op) -> list[int] | None:
+    """The ids of a GroupNorm as netgen.onnx.normalize.groupnorm writes it, first to last:
+    [Reshape to N x G x L x 1], MVN (mean only), Mul of it by itself, global average
+    pooling, Power (power -0.5: (var + eps) ** -0.5), the Scale of the MVN by that, [Reshape
+    back], and the per-channel affine after it where it is the one reader; or None."""
+    if mvn.attrs.get("normalize_variance", True) or len(mvn.inputs) != 1:
+        return None
+    users = {ops[i].type: ops[i] for i in readers.get(mvn.id, [])}
+    square, scale = users.get("Mul"), users.get("Scale")
+    if len(readers.get(mvn.id, [])) != 2 or square is None or scale is None \
+            or square.inputs != [mvn.id, mvn.id]:
+        return None
+    pool = _only_reader(ops, readers, square.id, "Pool")
+    power = pool and _only_reader(ops, readers, pool.id, "Power")
+    if pool is None or not pool.attrs.get("global") or pool.attrs["pool"] != "AVE" \
+            or power is None or (power.attrs["power"], power.attrs["scale"]) != (-0.5, 1.0):
+        return None
+    factor = [power.id]  # and the reshapes of it to N x G x 1 x 1 (netgen's ONNX of it)
+    while (reshape := _only_reader(ops, readers, factor[-1], "Reshape")) is not None:
+        factor.append(reshape.id)
+    if sorted(scale.inputs) != sorted([mvn.id, factor[-1]]):
+        return None
+    chain = [mvn.id, square.id, pool.id, *factor, scale.id]
+    before = ops[mvn.inputs[0]]
+    if before.type == "Reshape" and len(readers.get(before.id, [])) == 1:
+        after = _only_reader(ops, readers, scale.id, "Reshape")
+        if after is None or tuple(after.shape) != tuple(ops[before.inputs[0]].shape):
+            return None
+        chain = [before.id] + chain + [after.id]
+    after = readers.get(chain[-1], [])
+    affine = ops[after[0]] if len(after) == 1 else None
+    if affine is not None and len(affine.inputs) == 1 and (
+            (affine.type == "BN" and affine.attrs.get("affine"))  # canonical
+            or (affine.type == "Scale" and affine.attrs["channels"] == ops[chain[-1]].shape[1])):
+        chain.append(affine.id)
+    return chain
+
+
+def _copy_pad(ops: list[Op], readers: dict[int, list[int]], op: Op) -> list[int] | None:
+    """The ids of a pad of W and/or H written as Slice + Concat (netgen.onnx.reader's
+    reflect, edge and wrap pads): a Slice along an axis whose pieces (some twice) only a
+    Concat along that axis reads, once or for W then H; or None."""
+    chain: list[int] = []
+    current = op
+    for _ in range(2):
+        if current is None or current.type != "Slice" or current.attrs["axis"] not in (2, 3):
+            break
+        concat = _only_reader(ops, readers, current.id, "Concat")
+        if concat is None or concat.attrs["axis"] != current.attrs["axis"] \
+                or set(concat.inputs) != {current.id}:
+            break
+        chain += [current.id, concat.id]
+        following = readers.get(concat.id, [])
+        current = ops[following[0]] if len(following) == 1 else None
+        if current is not None and current.attrs.get("axis") == ops[chain[0]].attrs["axis"]:
+            break
+    return chain or None
+
+
+def _fold_units(ops: list[Op], canonical: bool) -> list[Op]:
+    """A GroupNorm (netgen's stock-layer form) as one `GroupNorm` op (groups, channels,
+    whether it has gamma/beta), and a reflect pad's Slices and Concats as one `Pad` op (the
+    amount added to H and W), so that the topology sees a normalisation and a padding where
+    the file writes eleven and four layers. The canonical form puts a GroupNorm that alone
+    reads a convolution into it, as it does BatchNorm: the Conv op's `norm` says which
+    (`GroupNorm 32`; absent for BatchNorm or none), so blocks, shortcuts and stems keep
+    their shape and the norm is one difference of its own."""
+    readers = _readers(ops)
+    merged: dict[int, Op] = {}
+    drop: set[int] = set()
+    for op in ops:
+        if op.id in drop:
+            continue
+        if op.type == "MVN":
+            chain = _group_norm(ops, readers, op)
+            if chain is None:
+                continue
+            first, last = ops[chain[0]], ops[chain[-1]]
+            x = ops[first.inputs[0]]
+            power = next(ops[i] for i in chain if ops[i].type == "Power")
+            groups = ops[chain[1]].shape[1] if first.type == "Reshape" else x.shape[1]
+            affine = last.type in ("BN", "Scale")
+            attrs = {"groups": groups, "channels": x.shape[1], "affine": affine,
+                     "shift": affine and bool(last.attrs.get("shift", last.attrs.get("bias")))}
+            new = Op(chain[0], "GroupNorm", attrs, [n for i in chain for n in ops[i].layers],
+                     [x.id], tuple(x.shape), {"eps": power.attrs["shift"]})
+            if canonical and x.type == "Conv" and readers.get(x.id) == [chain[0]]:
+                x.attrs["norm"] = f"GroupNorm {groups}"
+                x.attrs["shift"] = attrs["shift"] or x.attrs["shift"]
+                x.extra["norm"] = True
+                x.layers += new.layers
+                drop.update(chain)
+                _reread(ops, readers, chain, x.id)
+                continue
+        elif op.type == "Slice":
+            chain = _copy_pad(ops, readers, op)
+            if chain is None:
+                continue
+            x = ops[op.inputs[0]]
+            out = ops[chain[-1]].shape
+            pads = [out[2] - x.shape[2], out[3] - x.shape[3]]
+            attrs = {"pads": pads}
+            blur = _only_reader(ops, readers, chain[-1], "Conv")
+            kind = "Pad"
+            if blur is not None and _blurs(blur.attrs, x.shape[1]):
+                # timm's BlurPool: a (reflect) pad, then a fixed depthwise filter of stride s
+                kind = "BlurPool"
+                attrs.update(kernel=blur.attrs["kernel"], stride=blur.attrs["stride"],
+                             channels=x.shape[1])
+                chain.append(blur.id)
+                out = blur.shape
+            new = Op(chain[0], kind, attrs, [n for i in chain for n in ops[i].layers],
+                     [x.id], tuple(out))
+        else:
+            continue
+        merged[chain[0]] = new
+        drop.update(chain[1:])
+        _reread(ops, readers, chain, chain[0])
+    return _replaced(ops, merged, drop)
+
+
+def _blurs(conv: dict, channels: int) -> bool:
+    """A depthwise convolution without padding or bias: a blur pool's filter."""
+    return (conv["group"] == conv["in_channels"] == conv["out_channels"] == channels
+            and conv["pad"] == [0, 0] and conv["dilation"] == [1, 1]
+            and not conv.get("shift", conv.get("bias")))
+
+
+def _reread(ops: list[Op], readers: dict[int, list[int]], chain: list[int], to: int) -> None:
+    """The readers of the chain's last op, outside the chain, read op `to` instead."""
+    for reader in readers.get(chain[-1], []):
+        if reader not in chain:
+            ops[reader].inputs = [to if j == chain[-1] else j for j in ops[reader].inputs]
 
 
 # The ops of one path of a selective-kernel unit (ConvNormAct: a convolution, BatchNorm
@@ -485,20 +635,7 @@ def _fold_sk(ops: list[Op], rep: Representation) -> list[Op]:
         drop.update(unit - {op.id})
         pools = {name for i in unit for name in ops[i].layers}
         rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in pools]
-    if not sk_of:
-        return ops
-    renumber: dict[int, int] = {}
-    kept: list[Op] = []
-    for op in ops:
-        if op.id in drop:
-            continue
-        op = sk_of.get(op.id, op)
-        renumber[op.id] = len(kept)
-        kept.append(op)
-    for op in kept:
-        op.id = renumber[op.id]
-        op.inputs = [renumber[i] for i in op.inputs]
-    return kept
+    return _replaced(ops, sk_of, drop)
 
 
 # The attention of a split-attention unit, walked back from the gates' Slice.
@@ -667,4 +804,7 @@ def _classify(layer: ir.Layer, in_shape: ir.Shape, canonical: bool) -> tuple[str
         return "Bias", {}, {}
     if t == "Slice":
         return "Slice", {"axis": p.axis, "tops": len(layer.tops)}, {}
+    if t == "MVN":
+        attrs = {"normalize_variance": p.normalize_variance, "across_channels": p.across_channels}
+        return "MVN", attrs, ({"eps": p.eps} if p.normalize_variance else {})
     return t, {}, {}

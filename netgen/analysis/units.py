@@ -136,7 +136,8 @@ def _describe(unit: Unit | None, units: list[Unit]) -> str:
         text = (f"{a['kernel'][0]}x{a['kernel'][1]} convolution, stride {a['stride'][0]}, pad "
                 f"{a['pad'][0]}, {a['in_channels']} -> {a['out_channels']} channels")
         groups = f", {a['group']} groups" if a["group"] > 1 else ""
-        return f"{name!r} ({text}{groups})"
+        norm = f", {a['norm']}" if "norm" in a else ""
+        return f"{name!r} ({text}{groups}{norm})"
     if unit.kind == "Pool":
         if a.get("global"):
             return f"{name!r} (global {a['pool']} pooling)"

@@ -105,6 +105,18 @@ class PowerParam:
 
 
 @dataclass(frozen=True)
+class MVNParam:
+    """Caffe's MVN: x - mean over each (n, c) (over each n with across_channels); with
+    normalize_variance, divided by sqrt(var) + eps, which is not sqrt(var + eps): netgen
+    writes a GroupNorm's variance with Pooling and Power instead (netgen.onnx.normalize.
+    groupnorm) and uses MVN for the mean only."""
+
+    normalize_variance: bool = True
+    across_channels: bool = False
+    eps: float = 1e-9
+
+
+@dataclass(frozen=True)
 class DropoutParam:
     dropout_ratio: float = 0.5
 
@@ -142,7 +154,7 @@ class NoParam:
 LayerParam = Union[
     ConvolutionParam, PoolingParam, BatchNormParam, ScaleParam, BiasParam, ReLUParam,
     PReLUParam, EltwiseParam, InnerProductParam, SoftmaxParam, ConcatParam, PowerParam,
-    DropoutParam, FlattenParam, ReshapeParam, SliceParam, NoParam,
+    MVNParam, DropoutParam, FlattenParam, ReshapeParam, SliceParam, NoParam,
 ]
 
 # Caffe layer type -> its parameter dataclass. Readers and emitters dispatch on this table.
@@ -162,6 +174,7 @@ PARAM_TYPES: dict[str, type] = {
     "Softmax": SoftmaxParam,
     "Concat": ConcatParam,
     "Power": PowerParam,
+    "MVN": MVNParam,
     "Dropout": DropoutParam,
     "Flatten": FlattenParam,
     "Reshape": ReshapeParam,

@@ -298,6 +298,14 @@ def _slice(layer, shapes):
     return outs, []
 
 
+def _mvn(layer, shapes):
+    """BVLC's MVN reads num(), channels(), height(), width(): a legacy blob of at most 4 axes
+    (its top is reshaped to 4 axes), so netgen gives it exactly 4."""
+    if len(shapes[0]) != 4:
+        raise _fail(layer, f"input of shape {list(shapes[0])}: Caffe's MVN takes a 4-D blob")
+    return [shapes[0]], []
+
+
 def _split(layer, shapes):
     return [shapes[0]] * len(layer.tops), []
 
@@ -312,6 +320,7 @@ RULES: dict[str, Callable] = {
     "ReLU": _same,
     "Dropout": _same,
     "Power": _same,
+    "MVN": _mvn,
     "Softmax": _same,
     "PReLU": _prelu,
     "Eltwise": _eltwise,

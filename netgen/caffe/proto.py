@@ -217,6 +217,7 @@ MESSAGES: tuple[Message, ...] = (
         _opt("InnerProductParameter", "inner_product_param", 117),
         _opt("InputParameter", "input_param", 143),
         _opt("PoolingParameter", "pooling_param", 121),
+        _opt("MVNParameter", "mvn_param", 120),
         _opt("PowerParameter", "power_param", 122),
         _opt("PReLUParameter", "prelu_param", 131),
         _opt("ReLUParameter", "relu_param", 123),
@@ -355,6 +356,11 @@ MESSAGES: tuple[Message, ...] = (
         _opt("bool", "global_pooling", 12, False),
         _opt("RoundMode", "round_mode", 13, "CEIL"),  # newer Caffe only (2018)
     ), (_enum("PoolMethod", "MAX AVE STOCHASTIC"), _ENGINE, _enum("RoundMode", "CEIL FLOOR"))),
+    Message("MVNParameter", (
+        _opt("bool", "normalize_variance", 1, True),
+        _opt("bool", "across_channels", 2, False),
+        _opt("float", "eps", 3, 1e-9),
+    )),
     Message("PowerParameter", (
         _opt("float", "power", 1, 1.0),
         _opt("float", "scale", 2, 1.0),
@@ -573,6 +579,7 @@ ImageDataParameter = _CLASSES["ImageDataParameter"]
 InnerProductParameter = _CLASSES["InnerProductParameter"]
 InputParameter = _CLASSES["InputParameter"]
 PoolingParameter = _CLASSES["PoolingParameter"]
+MVNParameter = _CLASSES["MVNParameter"]
 PowerParameter = _CLASSES["PowerParameter"]
 PReLUParameter = _CLASSES["PReLUParameter"]
 ReLUParameter = _CLASSES["ReLUParameter"]

@@ -21,7 +21,7 @@ from netgen.errors import NetgenError
 
 FAMILIES = {
     "Convolution": "conv", "Deconvolution": "conv",
-    "BatchNorm": "norm", "Scale": "norm", "Bias": "norm",
+    "BatchNorm": "norm", "Scale": "norm", "Bias": "norm", "MVN": "norm",
     "Pooling": "pool",
     "InnerProduct": "fc",
     "ReLU": "activation", "PReLU": "activation", "Power": "activation", "Sigmoid": "activation",

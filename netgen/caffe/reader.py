@@ -297,6 +297,10 @@ def _param(layer: Any) -> ir.LayerParam:
     if t == "Power":
         p = layer.power_param
         return ir.PowerParam(power=f32(p.power), scale=f32(p.scale), shift=f32(p.shift))
+    if t == "MVN":
+        p = layer.mvn_param
+        return ir.MVNParam(normalize_variance=bool(p.normalize_variance),
+                           across_channels=bool(p.across_channels), eps=f32(p.eps))
     if t == "Dropout":
         return ir.DropoutParam(dropout_ratio=f32(layer.dropout_param.dropout_ratio))
     if t == "Flatten":

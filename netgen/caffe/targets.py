@@ -13,7 +13,8 @@ nets of two or three layers:
   Eltwise PROD and adds the shortcut by Eltwise SUM. BVLC Caffe, OpenCV and MNN compute it
   exactly. A gate product on its own (a two-bottom Scale of a flattened N x C x 1 x 1 gate
   that no Eltwise SUM adds to a shortcut: the first of a selective-kernel unit's weighted
-  paths or of split attention's radix parts) is the same Deconvolution and Eltwise PROD.
+  paths or of split attention's radix parts, a GroupNorm's (var + eps)^-0.5 times
+  x - mean) is the same Deconvolution and Eltwise PROD.
 - MNN's Softmax subtracts no maximum: it clamps the exponent to about +-87, so logits past
   that come out wrong (split attention's (-109.3, -106.6) as 0.5, 0.5 for 0.058, 0.942 in a
   refilled timm resnest26d; a refilled skresnet18's (-86.2, -107.5) as 0.70, 0.30). A

@@ -214,15 +214,18 @@ def _copy_unit(unit: Unit, match: Unit, weights: Weights, out: Weights,
     """The parameters of any other unit, layer by layer among those that have some: an SE
     unit's two 1x1 convolutions (or fc layers, reshaped: an fc of C inputs is a 1x1
     convolution), a pre-activation BatchNorm and Scale on the residual stream (their
-    per-channel vectors follow its channel order)."""
+    per-channel vectors follow its channel order), a convolution and its GroupNorm."""
     mine = [layer for layer in unit.layers if layer.blob_shapes]
     theirs = [layer for layer in match.layers if weights.get(layer.name)]
     if len(mine) != len(theirs):
         raise NetgenError(f"layer {mine[0].name!r}: the file's {match.layers[0].name!r} carries "
                           f"{len(theirs)} parameter layers where it has {len(mine)}")
-    if unit.kind in ("SE", "ECA") and not all(units.is_identity(o) for o in orders + in_orders):
-        # an ECA unit's convolution runs across the channels: a permutation changes it too
-        raise NetgenError(f"layer {mine[0].name!r}: an {unit.kind} unit on channels in another "
+    what = unit.op.attrs.get("norm", unit.kind)
+    if (unit.kind in ("SE", "ECA") or "norm" in unit.op.attrs) \
+            and not all(units.is_identity(o) for o in orders + in_orders):
+        # an ECA unit's convolution runs across the channels, a GroupNorm's groups take
+        # neighbouring channels: a permutation changes them too
+        raise NetgenError(f"layer {mine[0].name!r}: a {what} unit on channels in another "
                           "order")
     channels = unit.shape[1] if len(unit.shape) > 1 else 0
     for layer, other in zip(mine, theirs):
@@ -249,7 +252,11 @@ def map_weights(target: Units, source: Units,
         t_out, s_out = t_orders[unit.op.id], s_orders[match.op.id]
         t_in = t_orders[unit.inputs[0]] if unit.inputs else None
         s_in = s_orders[match.inputs[0]] if match.inputs else None
-        if unit.kind == "Conv":
+        if unit.kind == "Conv" and "norm" in unit.op.attrs:
+            # a convolution and its GroupNorm (the same on both sides: the units are equal):
+            # the convolution's weights and gamma/beta layer by layer
+            _copy_unit(unit, match, weights, out, (s_out, t_out), (s_in, t_in))
+        elif unit.kind == "Conv":
             weight, affine = _source_affine(match, weights)
             if unit.op.attrs["group"] != 1 and not (units.is_identity(t_in)
                                                     and units.is_identity(s_in)):

@@ -40,8 +40,15 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     """Each tensor's shape as onnx infers it with data propagation and the batch fixed to 1
     (normalize.shapes): a Reshape whose target TorchScript computes by Shape -> Gather ->
     Concat, with a -1 that only a known batch resolves (timm's split attention and ECA gate),
-    is known past it then."""
-    return {name: t.dims for name, t in tensor_shapes.infer(model, 1).items()
+    is known past it then. TorchScript's F.pad pads (ConstantOfShape, Slice, Transpose,
+    Cast: timm's BlurPool) are beyond data propagation: the shape subgraphs are folded into
+    constants on a copy first (the nodes and tensor names counted stay)."""
+    from netgen.onnx.normalize import normalize
+    from netgen.onnx.normalize.constants import constants_to_initializers
+    from netgen.onnx.normalize.fold import fold_constants
+
+    folded = normalize(model, (constants_to_initializers, fold_constants))
+    return {name: t.dims for name, t in tensor_shapes.infer(folded, 1).items()
             if t.dims is not None}
 
 
@@ -63,6 +70,14 @@ def count_onnx(model: onnx.ModelProto) -> OnnxCounts:
     # TorchScript's exporter stores identical tensors once and hands each user an Identity of
     # it (an untrained net's BatchNorm weights are all ones): each Identity is a parameter of
     # its own, as it was in the model and is in the IR.
+    # A convolution's weight or bias given as a Constant node (TorchScript writes timm's
+    # BlurPool filter, a non-persistent buffer, so) is that convolution's, as in the IR.
+    constants = {node.output[0]: tuple(node.attribute[0].t.dims) for node in model.graph.node
+                 if node.op_type == "Constant" and len(node.attribute) == 1
+                 and node.attribute[0].name == "value"}
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            dims.update((name, constants[name]) for name in node.input[1:] if name in constants)
     for node in model.graph.node:
         if node.op_type == "Identity" and node.input and node.input[0] in dims:
             dims[node.output[0]] = dims[node.input[0]]
@@ -77,6 +92,10 @@ def count_onnx(model: onnx.ModelProto) -> OnnxCounts:
             params[op] += math.prod(dims[name])
 
     for node in model.graph.node:
+        # once per node that reads it: the dynamo exporter shares one folded constant among
+        # the layers whose values are equal (an untrained net's GroupNorm gammas), each of
+        # which holds it as a parameter of its own, as in the model and the IR
+        counted.clear()
         op = node.op_type
         if op == "BatchNormalization":
             for i in BN_PARAM_INPUTS:

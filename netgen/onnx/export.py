@@ -466,6 +466,36 @@ class _Emitter:
                       layer.name if last else f"{layer.name}/{what}")
             acc = out[0]
 
+    def op_mvn(self, layer, x, y):
+        """x - mean (GlobalAveragePool: over H and W, or over C, H and W of x laid out as
+        N x 1 x CHW x 1); with normalize_variance, divided by sqrt(var) + eps as Caffe does."""
+        p: ir.MVNParam = layer.param
+
+        def mean(tensor: str, what: str) -> str:
+            if p.across_channels:
+                flat = self.temp(layer, f"{what}_flat")
+                self.node("Reshape", [tensor, self.const(layer, f"{what}_shape",
+                                                         np.array([0, 1, -1, 1], np.int64))],
+                          [flat], f"{layer.name}/{what}_flat")
+                tensor = flat
+            out = self.temp(layer, what)
+            self.node("GlobalAveragePool", [tensor], [out], f"{layer.name}/{what}")
+            return out
+
+        if not p.normalize_variance:
+            self.node("Sub", [x[0], mean(x[0], "mean")], y, layer.name)
+            return
+        centred = self.temp(layer, "centred")
+        self.node("Sub", [x[0], mean(x[0], "mean")], [centred], f"{layer.name}/centred")
+        square = self.temp(layer, "square")
+        self.node("Mul", [centred, centred], [square], f"{layer.name}/square")
+        std = self.temp(layer, "std")
+        self.node("Sqrt", [mean(square, "var")], [std], f"{layer.name}/std")
+        divisor = self.temp(layer, "divisor")
+        self.node("Add", [std, self.const(layer, "eps", np.array(p.eps, np.float32))],
+                  [divisor], f"{layer.name}/divisor")
+        self.node("Div", [centred, divisor], y, layer.name)
+
     def op_dropout(self, layer, x, y):
         self.node("Identity", x, y, layer.name)  # Caffe's Dropout is the identity at TEST
 

@@ -22,8 +22,11 @@ graph computes:
 - Identity and Dropout disappear, Flatten / Reshape / Squeeze / Unsqueeze become Flatten or
   Reshape, Pad of zero channels before and/or after the input becomes Power(scale 0) zero
   blocks, a Slice of one where a piece is smaller than the input's channels, and a Concat
-  (option A), a strided Slice of H and W becomes the fixed depthwise subsample convolution,
-  Split becomes Caffe's Slice.
+  (option A), a reflect, edge or wrap Pad of H and W becomes a Slice of the rows and
+  columns it copies and a Concat, a strided Slice of H and W becomes the fixed depthwise
+  subsample convolution, Split becomes Caffe's Slice;
+- x - mean(x over H and W) becomes Caffe's MVN without variance (a GroupNorm, which
+  normalisation writes in such ops), (a * x + b) ** p one Power.
 
 The model is normalised first (netgen.onnx.normalize): constants are initializers, the
 shape subgraphs of hand-written PyTorch code (`out.view(out.size(0), -1)`, F.pad's pads)
@@ -90,6 +93,9 @@ class _Importer:
         # ONNX tensors that are an SE gate times a branch (a broadcast Mul) whose one reader
         # is an Add: (gate blob, branch blob), made one Axpy with the Add's other input.
         self.gated: dict[str, tuple[str, str]] = {}
+        # ONNX tensors that are the mean over H and W of a tensor whose one reader is
+        # Sub(that tensor, the mean): Caffe's MVN without variance, made at the Sub.
+        self.means: dict[str, str] = {}
 
     # ---------------------------------------------------------------- helpers
 
@@ -430,7 +436,19 @@ class _Importer:
             raise self.fail(node, "adds two constants")
         self._add_constant(node, others[0], consts[0], 1.0)
 
+    def _centring(self, node, tensor: str) -> bool:
+        """Whether `node` (a mean over H and W of `tensor`) is read only by Sub(tensor, it)."""
+        users = self.consumers.get(node.output[0], [])
+        return (node.output[0] not in self.outputs and len(users) == 1
+                and users[0].op_type == "Sub" and list(users[0].input) == [tensor, node.output[0]])
+
     def op_Sub(self, node):
+        if self.means.get(node.input[1]) == node.input[0]:
+            # x minus its mean over H and W (each n, c): Caffe's MVN without the variance
+            del self.means[node.input[1]]
+            self.add(node, self.node_name(node), "MVN", [self.bottom(node, node.input[0])],
+                     ir.MVNParam(normalize_variance=False), node.output[0])
+            return
         if self.is_const(node.input[1]) and not self.is_const(node.input[0]):
             return self._add_constant(node, node.input[0], node.input[1], -1.0)
         raise self.fail(node, "only X - constant maps onto Caffe (as a Bias)")
@@ -537,8 +555,11 @@ class _Importer:
     def _gate_product(self, node, gate: str, x: str, output: str, name: str) -> None:
         """gate * x in stock Caffe: Flatten the N x C x 1 x 1 gate to N x C, then a
         two-bottom Scale with axis 0 (bottom[1] must equal bottom[0]'s leading axes)."""
+        top = f"{output}_gate"
+        while top in self.shape:  # a file's own tensor of that name (netgen's ONNX of it)
+            top += "_"
         flat = self.add(node, f"{name}_flat", "Flatten", [gate], ir.FlattenParam(), None,
-                        top=f"{output}_gate")
+                        top=top)
         self.add(node, name, "Scale", [x, flat], ir.ScaleParam(axis=0), output)
 
     def op_Mul(self, node):
@@ -579,6 +600,16 @@ class _Importer:
         if not self.is_const(node.input[1]) or self.const[node.input[1]].size != 1:
             raise self.fail(node, "only a constant scalar exponent maps onto Caffe (Power)")
         power = f32(float(self.const[node.input[1]].reshape(-1)[0]))
+        x = self.bottom(node, node.input[0])
+        index = self.producer.get(x)
+        before = self.layers[index] if index is not None else None
+        if (before is not None and before.type == "Power" and before.param.power == 1
+                and before.param.scale != 0 and self.uses.get(node.input[0]) == 1
+                and node.input[0] not in self.outputs and node.output[0] not in self.outputs):
+            # (scale * x + shift) ** power is one Power layer (GroupNorm's (var + eps)^-0.5)
+            self.layers[index] = replace(before, param=replace(before.param, power=power))
+            self.alias(node.output[0], x)
+            return
         self._activation(node, "Power", ir.PowerParam(power=power))
 
     def op_Where(self, node):
@@ -667,6 +698,9 @@ class _Importer:
         x = self.bottom(node, node.input[0])
         if len(self.shape[x]) != 4:
             raise self.fail(node, f"input of shape {list(self.shape[x])}: only 4-D pooling maps onto Caffe")
+        if method == "AVE" and self._centring(node, node.input[0]):
+            self.means[node.output[0]] = node.input[0]
+            return
         self.add(node, self.node_name(node), "Pooling", [x],
                  ir.PoolingParam(method, global_pooling=True), node.output[0])
 
@@ -690,6 +724,9 @@ class _Importer:
             raise self.fail(node, f"axes {axes} of a {list(shape)} input: only the mean over H "
                             "and W of a 4-D input maps onto Caffe (global average pooling)")
         keepdims = int(a.get("keepdims", 1))
+        if keepdims and self._centring(node, node.input[0]):
+            self.means[node.output[0]] = node.input[0]
+            return
         if keepdims:
             self.add(node, self.node_name(node), "Pooling", [x],
                      ir.PoolingParam("AVE", global_pooling=True), node.output[0])
@@ -857,6 +894,13 @@ class _Importer:
         self.add(node, self.node_name(node), "Concat", bottoms, ir.ConcatParam(axis=axis),
                  node.output[0])
 
+    def op_InstanceNormalization(self, node):
+        """Normalisation rewrites every one it can (netgen.onnx.normalize.groupnorm)."""
+        shape = self.shape.get(self.blob.get(node.input[0], ""), ())
+        raise self.fail(node, f"input of shape {list(shape)}: only a 3-D or 4-D input with "
+                        "constant scale and bias maps onto Caffe (MVN, Pooling, Power, Scale); "
+                        "Caffe has no InstanceNorm layer")
+
     def op_Pad(self, node):
         """Zero channels before and/or after the input (option A's widening, PyTorch's
         F.pad(x, (0, 0, 0, 0, a, b))) -> stock layers only: a Power(scale 0) of the input is
@@ -878,6 +922,8 @@ class _Importer:
                 value = float(self.constant(node, node.input[2], "the pad value").reshape(-1)[0])
         if len(node.input) > 3 and node.input[3]:
             raise self.fail(node, "the axes input is not supported")
+        if mode in COPY_PADS:
+            return self._copy_pad(node, x, pads, mode)
         rank = len(shape)
         begin, end = pads[:rank], pads[rank:]
         channels = shape[1] if rank > 1 else 0
@@ -907,11 +953,67 @@ class _Importer:
             tail.insert(0, pieces[1])
         self.add(node, name, "Concat", head + [x] + tail, ir.ConcatParam(axis=1), node.output[0])
 
+    def _copy_pad(self, node, x: str, pads: list[int], mode: str) -> None:
+        """A reflect, edge or wrap pad of H and W: every added row or column is a copy of one
+        of the input's, so a Caffe Slice along the axis cuts those out as pieces of their own
+        and a Concat puts copies, the whole input and copies together (axis W, then H on
+        the result: the modes act on each axis in turn, corners included)."""
+        shape = self.shape[x]
+        rank = len(shape)
+        what = f"{mode} pads {pads} of a {list(shape)} input"
+        if rank != 4 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
+            raise self.fail(node, f"{what}: only pads of H and W of a 4-D input map onto "
+                            "Caffe (Slice and Concat of rows and columns)")
+        if min(pads) < 0:
+            raise self.fail(node, f"{what}: negative pads crop; Caffe's Slice and Concat "
+                            "copy whole rows and columns only")
+        if not any(pads):
+            self.alias(node.output[0], x)
+            return
+        name = self.node_name(node)
+        current = x
+        for axis in (3, 2):
+            before, after, size = pads[axis], pads[axis + 4], self.shape[current][axis]
+            if not before and not after:
+                continue
+            limit = {"reflect": size - 1, "edge": None, "wrap": size}[mode]
+            if limit is not None and max(before, after) > limit:
+                raise self.fail(node, f"{what}: {mode} padding of {max(before, after)} on "
+                                f"axis {axis} of size {size} takes more than the "
+                                f"{limit} {'rows' if axis == 2 else 'columns'} it can copy")
+            if mode == "reflect":
+                head = list(range(before, 0, -1))
+                tail = list(range(size - 2, size - 2 - after, -1))
+            elif mode == "edge":
+                head, tail = [0] * before, [size - 1] * after
+            else:
+                head, tail = list(range(size - before, size)), list(range(after))
+            points = tuple(sorted({p for c in head + tail for p in (c, c + 1) if 0 < p < size}))
+            label = f"{name}_{'hw'[axis - 2]}"
+            pieces = self.add_slice(node, f"{label}_slice", current, axis, points,
+                                    tuple(f"{label}_{k}" for k in range(len(points) + 1)))
+            starts = (0,) + points
+            column = {start: top for start, top, end in zip(starts, pieces, points + (size,))
+                      if end == start + 1}
+            last = axis == 2 or not (pads[2] or pads[6])
+            current = self.add(node, label if not last else name, "Concat",
+                               [column[c] for c in head] + list(pieces)
+                               + [column[c] for c in tail], ir.ConcatParam(axis=axis),
+                               node.output[0] if last else None,
+                               top=None if last else f"{label}_padded")
+
     def add_split(self, node, name: str, bottom: str, point: int,
                   tops: tuple[str, str]) -> tuple[str, str]:
         """A Caffe Slice of `bottom` along the channels at `point`, into two tops."""
+        first, second = self.add_slice(node, name, bottom, 1, (point,), tops)
+        return first, second
+
+    def add_slice(self, node, name: str, bottom: str, axis: int, points: tuple[int, ...],
+                  tops: tuple[str, ...]) -> tuple[str, ...]:
+        """A Caffe Slice of `bottom` along `axis` at `points`, into len(points) + 1 tops."""
         name = self.unique(name)
-        layer = ir.Layer(name, "Slice", (bottom,), tops, ir.SliceParam(axis=1, slice_point=(point,)))
+        layer = ir.Layer(name, "Slice", (bottom,), tops,
+                         ir.SliceParam(axis=axis, slice_point=points))
         try:
             out, _ = shapes.RULES["Slice"](layer, [self.shape[bottom]])
         except NetgenError as exc:
@@ -984,6 +1086,8 @@ class _Importer:
 # The ops with a Caffe equivalent: those _Importer has an op_<type> handler for.
 SUPPORTED_OPS = tuple(sorted(name[3:] for name in vars(_Importer) if name.startswith("op_")))
 
+# Pad modes whose added rows and columns copy the input's (netgen: Slice + Concat).
+COPY_PADS = ("reflect", "edge", "wrap")
 CONSTANT_VALUES = {"value": None, "value_float": np.float32, "value_floats": np.float32,
                    "value_int": np.int64, "value_ints": np.int64}
 _POOL_ATTRIBUTES = ("auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides")
@@ -1010,6 +1114,7 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "Concat": ("axis",),
     "Gather": ("axis",),
     "Pad": ("mode", "pads", "value"),
+    "InstanceNormalization": ("epsilon",),
     "Split": ("axis", "num_outputs", "split"),
     "Slice": ("axes", "ends", "starts"),
 }

@@ -108,6 +108,8 @@ def _op_text(op) -> str:
         if a.get("global"):
             return f"global {a['pool'].lower()} pool"
         return f"{'x'.join(map(str, a['kernel']))} {a['pool'].lower()} pool /{a['stride'][0]}"
+    if op.type == "BlurPool":
+        return f"blur pool /{a['stride'][0]}"
     if op.type == "FC":  # with a BatchNorm of its features (an IResNet's embedding)
         return f"fc {a['out_features']}" + (", BN" if op.extra.get("bn") else "")
     if op.type == "Subsample":
@@ -189,6 +191,10 @@ def _block_findings(a: Analysis, b: Analysis) -> list[dict]:
                 findings.append(_finding("conv", f"{role} of {place}: "))
                 findings[-1]["_parts"] = conv_fields[where_key]
             conv_fields[where_key].append(f"{name} A {_show(va)} | B {_show(vb)}")
+            continue
+        if kind == "norm":
+            findings.append(_finding("norm", f"normalisation of {place}: A {key[1]} | "
+                                     f"B {key[2]}"))
             continue
         if kind == "stride":
             _, where_a, where_b, block_kind = key
@@ -329,6 +335,8 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
     if (eca_x is None) != (eca_y is None) or (eca_x is not None and eca_x.attrs != eca_y.attrs):
         facts.append((("eca", eca_x is not None, eca_y is not None),
                       (x.stage, _eca_k(eca_x), _eca_k(eca_y))))
+    if _norm_keys(x) != _norm_keys(y):  # a GroupNorm on either side (BatchNorm: `shift`)
+        facts.append((("norm", _norms(x), _norms(y)), None))
     sk_x, sk_y = x.sk, y.sk
     body_x, body_y = _branch(x, rewired), _branch(y, rewired)
     if (sk_x is None) != (sk_y is None) or (sk_x is not None and sk_x.attrs != sk_y.attrs):
@@ -359,7 +367,7 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
         for ex, ey in zip(body_x, body_y):
             if ex.op.type == "Conv":
                 fields = attr_diff(ex.op.attrs, ey.op.attrs)
-                for name in ("stride", "group", "out_channels", "in_channels"):
+                for name in ("stride", "group", "out_channels", "in_channels", "norm"):
                     fields.pop(name, None)
                 if rewired:  # where BatchNorm sits is the wiring's, said once
                     fields.pop("shift", None)
@@ -405,6 +413,27 @@ def _block_facts(x: Block, y: Block) -> list[tuple[tuple, object]]:
     if post_x != post_y and not rewired:
         facts.append((("post", "after the sum", post_x, post_y), None))
     return facts
+
+
+def _norm(op) -> str:
+    """What normalises a convolution's output in the canonical form (ops.py): its `norm`
+    (a GroupNorm), else BatchNorm, also where folded into a bias (the canonical form does
+    not tell those apart)."""
+    if "norm" in op.attrs:
+        return op.attrs["norm"]
+    return "BatchNorm" if op.extra.get("bn") or op.attrs.get("shift") else "no norm"
+
+
+def _norms(block: Block) -> str:
+    """The norms after a block's convolutions and its shortcut's, e.g. 'GroupNorm 32'."""
+    convs = list(block.convs) + [op for op in block.join_entry.shortcut.ops if op.type == "Conv"]
+    return ", ".join(dict.fromkeys(_norm(op) for op in convs)) or "none"
+
+
+def _norm_keys(block: Block) -> set:
+    """Which GroupNorms (None: BatchNorm or none) a block's convolutions have, however many."""
+    convs = list(block.convs) + [op for op in block.join_entry.shortcut.ops if op.type == "Conv"]
+    return {op.attrs.get("norm") for op in convs}
 
 
 def _width_finding(key: tuple, found: list, place: str) -> dict:
@@ -495,6 +524,8 @@ def _ends(part: str, xs: list[Entry], ys: list[Entry]) -> list[dict]:
     windows = []
     for ex, ey in zip(xs, ys):
         fields = attr_diff(ex.op.attrs, ey.op.attrs)
+        if ex.op.type == "Conv" and "norm" in fields:
+            fields["norm"] = [_norm(ex.op), _norm(ey.op)]
         if ex.op.type == "Pool" and fields and set(fields) <= WINDOW_FIELDS:
             windows.append(_window_finding(part, ex, ey))
             continue

@@ -144,6 +144,13 @@ def box_label(op_type: str, attrs: dict) -> tuple[str, str]:
         return text, "op"
     if op_type == "PReLU":
         return "PReLU", "op"
+    if op_type == "GroupNorm":
+        return f"GroupNorm {attrs['groups']}", "op"
+    if op_type == "Pad":
+        return f"pad {_pair(attrs['pads'])}", "op"
+    if op_type == "BlurPool":
+        kernel = "x".join(str(k) for k in attrs["kernel"])
+        return f"blur pool {kernel}, /{_pair(attrs['stride'])}", "pool"
     if op_type == "Subsample" and attrs["stride"] == [1, 1] and "pad" in attrs:
         return f"zero pad {_pair(attrs['pad'])}", "op"
     if op_type == "Subsample":

@@ -53,6 +53,7 @@ from netgen.onnx.normalize.affine import fuse_affine
 from netgen.onnx.normalize.constants import constants_to_initializers
 from netgen.onnx.normalize.eca import drop_broadcast_expands, eca_to_2d
 from netgen.onnx.normalize.fold import fold_constants
+from netgen.onnx.normalize.groupnorm import instance_norm_to_ops
 from netgen.onnx.normalize.layout import to_channels_first
 from netgen.onnx.normalize.noops import drop_noops
 from netgen.onnx.normalize.pads import fold_pads
@@ -73,6 +74,7 @@ PASSES: tuple[Pass, ...] = (
     #                             (after folding: its view's target and sums' axes constant)
     # Before the layout pass, which would read the radix softmax's Transpose as channels-last:
     split_attention_to_4d,      # timm's split attention (ResNeSt) 5-D -> Split, Softmax, Sum
+    instance_norm_to_ops,       # GroupNorm/InstanceNorm -> mean, variance, Pow(v + eps, -0.5)
     merge_slices,               # Slice of a Slice on other axes -> one Slice
     to_channels_first,          # channels-last (Keras) -> NCHW, Transposes pushed out
     fuse_affine,                # Conv + Add -> conv bias; Sub/Mul/Add -> BatchNormalization
