@@ -139,19 +139,27 @@ def refill(model: onnx.ModelProto) -> int:
 def float_parameter_count(model: onnx.ModelProto) -> int:
     """Float parameters the graph holds, counted as torch counts ``model.parameters()``.
 
-    Counts each float initializer of rank >= 1 once, plus each Identity alias of one (the
-    TorchScript exporter ties equal tensors of an untrained net into one initializer and
-    Identity nodes), and leaves out the BatchNormalization running mean and variance (buffers,
-    not parameters) and rank-0 scalars (the exporters' constants, such as Pad's value).
+    Counts each float initializer of rank >= 1 once per node that reads it, directly or through
+    an Identity (the exporters tie equal tensors into one: TorchScript hands each user an
+    Identity of it, the dynamo exporter lets the users share it, as it does the ones and
+    zeros of untrained GroupNorms), and leaves out the BatchNormalization running
+    mean and variance (buffers, not parameters), the ones and zeros an exported GroupNorm
+    gives its InstanceNormalization, and rank-0 scalars (the exporters'
+    constants, such as Pad's value).
     """
     sizes = {t.name: _numel(t) for t in model.graph.initializer
              if t.data_type == TensorProto.FLOAT and len(t.dims) >= 1}
+    alias = {}
     for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in sizes:
-            sizes[node.output[0]] = sizes[node.input[0]]
-    roles, _ = _roles(model.graph)
-    used = {name for node in model.graph.node for name in node.input}
-    return sum(n for name, n in sizes.items() if roles.get(name) not in ("mean", "var") and name in used)
+        if node.op_type == "Identity":
+            alias[node.output[0]] = alias.get(node.input[0], node.input[0])
+    # BatchNormalization's running mean and variance; the scale and bias (ones, zeros) a
+    # GroupNorm's export gives its InstanceNormalization (the learned affine is the Mul/Add)
+    skip = {"BatchNormalization": (3, 4), "InstanceNormalization": (1, 2)}
+    return sum(sizes[name] for node in model.graph.node if node.op_type != "Identity"
+               for name in {alias.get(n, n) for i, n in enumerate(node.input)
+                            if i not in skip.get(node.op_type, ())}
+               if name in sizes)
 
 
 def bn_channels_in_graph(model: onnx.ModelProto) -> int:
