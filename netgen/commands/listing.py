@@ -15,7 +15,8 @@ from netgen.jobs.paper import family_specs, imagenet_stages_specs, iresnet_specs
 SECTIONS = (("paper", "He et al. (CVPR 2016)", paper_specs),
             ("family", "the residual family: pre-activation (ECCV 2016), ResNeXt, Wide ResNets, "
                        "SE-ResNet/ResNeXt (timm's, and SENet's Caffe layout: -stride1x1-msrapool"
-                       ", -msrapool), ResNet-C/D (timm's *c, *d) (ImageNet ones with "
+                       ", -msrapool), ResNet-C/D (timm's *c, *d), timm's ECA nets, tiered "
+                       "stems (*t), Res2Net and ResNet-RS (ImageNet ones with "
                        "torchvision's pool1: pad 1, rounding down, unless -msrapool), CIFAR-10 "
                        "ResNeXt-29 (the ResNeXt paper's; -stem1x1: the PyTorch CIFAR code's)",
              family_specs),

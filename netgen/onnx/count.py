@@ -19,7 +19,9 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from netgen.errors import NetgenError
 from netgen.onnx.normalize import shapes as tensor_shapes
@@ -45,11 +47,27 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     constants on a copy first (the nodes and tensor names counted stay)."""
     from netgen.onnx.normalize import normalize
     from netgen.onnx.normalize.constants import constants_to_initializers
+    from netgen.onnx.normalize.eca import drop_broadcast_expands
     from netgen.onnx.normalize.fold import fold_constants
 
-    folded = normalize(model, (constants_to_initializers, fold_constants))
+    # The Expand to Shape(x) of timm's ECA gate depends on the batch, which folding refuses;
+    # it is the broadcast its Mul does anyway and goes first (the shapes counted stay).
+    try:
+        folded = normalize(model, (constants_to_initializers, drop_broadcast_expands,
+                                   fold_constants))
+    except NetgenError:
+        folded = model  # a shape subgraph folding refuses: data propagation alone
     return {name: t.dims for name, t in tensor_shapes.infer(folded, 1).items()
             if t.dims is not None}
+
+
+def _fixed_subsample(node: onnx.NodeProto, constants: dict[str, onnx.TensorProto]) -> bool:
+    """A Conv whose weight is a Constant of ones, 1x1, one channel per group."""
+    weight = constants.get(node.input[1]) if len(node.input) > 1 else None
+    if weight is None or len(weight.dims) != 4 or tuple(weight.dims[1:]) != (1, 1, 1):
+        return False
+    group = next((a.i for a in node.attribute if a.name == "group"), 1)
+    return group == weight.dims[0] and bool(np.all(numpy_helper.to_array(weight) == 1))
 
 
 def _per_sample(shape: tuple | None, node: onnx.NodeProto, skip_last: bool = False) -> int:
@@ -72,12 +90,15 @@ def count_onnx(model: onnx.ModelProto) -> OnnxCounts:
     # its own, as it was in the model and is in the IR.
     # A convolution's weight or bias given as a Constant node (TorchScript writes timm's
     # BlurPool filter, a non-persistent buffer, so) is that convolution's, as in the IR.
-    constants = {node.output[0]: tuple(node.attribute[0].t.dims) for node in model.graph.node
+    # netgen's own Constant-node convolution (option A's and Keras's ZeroPadding's subsample:
+    # depthwise, 1x1, weight 1) realises a fixed layer and is no parameter, in the IR either.
+    constants = {node.output[0]: node.attribute[0].t for node in model.graph.node
                  if node.op_type == "Constant" and len(node.attribute) == 1
                  and node.attribute[0].name == "value"}
     for node in model.graph.node:
-        if node.op_type == "Conv":
-            dims.update((name, constants[name]) for name in node.input[1:] if name in constants)
+        if node.op_type == "Conv" and not _fixed_subsample(node, constants):
+            dims.update((name, tuple(constants[name].dims)) for name in node.input[1:]
+                        if name in constants)
     for node in model.graph.node:
         if node.op_type == "Identity" and node.input and node.input[0] in dims:
             dims[node.output[0]] = dims[node.input[0]]
