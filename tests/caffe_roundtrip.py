@@ -42,15 +42,28 @@ def to_caffe_and_back(tmp_path: Path, run_cli, model: onnx.ModelProto, name: str
     return target, back
 
 
+def opencv_output(deploy: Path, x: np.ndarray) -> np.ndarray:
+    """OpenCV's output of the deploy file's last layer (the model.caffemodel beside it), with
+    Winograd off: the independent importer's figure, at float32's precision."""
+    import cv2
+
+    from netgen.caffe.reader import read_prototxt
+
+    caffe = read_prototxt(deploy)
+    last = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
+    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
+    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    reader.enableWinograd(False)
+    reader.setInput(x)
+    return np.asarray(reader.forward(last))
+
+
 def caffe_and_back_errors(tmp_path: Path, model: onnx.ModelProto,
                           x: np.ndarray) -> tuple[float, float, set[str]]:
     """`netgen convert` of `model` to Caffe and of that back to ONNX: the relative errors of
     OpenCV on the Caffe files (the last layer's output, Winograd off) and of ONNX Runtime on
     the ONNX written back against ONNX Runtime on `model`, and the Caffe layer types used."""
-    import cv2
-
     from netgen.caffe import proto as caffe_proto
-    from netgen.caffe.reader import read_prototxt
     from netgen.jobs.convert import convert
 
     source = tmp_path / "source.onnx"
@@ -59,13 +72,7 @@ def caffe_and_back_errors(tmp_path: Path, model: onnx.ModelProto,
     convert(source, None, deploy)
     types = {layer.type for layer in caffe_proto.parse_net(deploy.read_text(), "deploy").layer}
     want = ort_output(model, x)
-    caffe = read_prototxt(deploy)
-    last = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
-    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
-    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reader.enableWinograd(False)
-    reader.setInput(x)
-    by_opencv = relative_error(np.asarray(reader.forward(last)).reshape(want.shape), want)
+    by_opencv = relative_error(opencv_output(deploy, x).reshape(want.shape), want)
     back = tmp_path / "back.onnx"
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     by_onnx = relative_error(ort_output(back, x).reshape(want.shape), want)

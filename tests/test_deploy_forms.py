@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from netgen.arch import ir, shapes
+from netgen.arch import ir
 from netgen.arch.builder import build
 from netgen.arch.spec import spec_from_name
 from netgen.arch.weights import initial_weights

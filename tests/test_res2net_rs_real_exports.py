@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import real_exports
+from caffe_roundtrip import relative_error
 
 from netgen.onnx.runtime import create_session
 
@@ -19,9 +20,6 @@ FILES = [r["file"] for r in real_exports.manifest() if r["model"] in LIKE]
 # the second exporter's files of the same nets: 4-6 s each, with the slow tests (CI runs them)
 CASES = [pytest.param(f, marks=[pytest.mark.slow] if ".dynamo." in f else []) for f in FILES]
 
-
-def rel_err(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want)))
 
 
 def test_every_export_is_here():
@@ -45,7 +43,7 @@ def test_identify_diff_and_like(tmp_path, run_cli, file):
     x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
     want = next(iter(create_session(onnx.load(str(source)), "cpu").run(x).values()))
     got = create_session(onnx.load(str(tmp_path / "like" / "model.onnx")), "cpu").run(x)["fc1000"]
-    assert rel_err(got, want) <= TOLERANCE
+    assert relative_error(got, want) <= TOLERANCE
     cv2 = pytest.importorskip("cv2")
     deploy = tmp_path / "like" / "deploy.prototxt"
     reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
@@ -53,4 +51,4 @@ def test_identify_diff_and_like(tmp_path, run_cli, file):
     reader.enableWinograd(False)
     reader.setInput(x)
     got = np.asarray(reader.forward("fc1000")).reshape(want.shape)
-    assert rel_err(got, want) <= TOLERANCE
+    assert relative_error(got, want) <= TOLERANCE

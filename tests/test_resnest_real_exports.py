@@ -28,18 +28,17 @@ import numpy as np
 import onnx
 import pytest
 import real_exports
+from caffe_roundtrip import opencv_output, relative_error
 from onnx import TensorProto, helper, numpy_helper
 
 from netgen.analysis.ops import logical_ops, op_word
 from netgen.arch.counting import layer_params
 from netgen.caffe import proto as caffe_proto
-from netgen.caffe.reader import read_prototxt
 from netgen.errors import NetgenError
 from netgen.jobs.convert import convert
 from netgen.onnx.reader import import_model
 from netgen.onnx.runtime import create_session
 
-cv2 = pytest.importorskip("cv2")
 
 TOLERANCE = 1e-4
 # model -> (split-attention units, input scale: see the module docstring)
@@ -50,19 +49,6 @@ STOCK = {"Convolution", "ReLU", "Pooling", "Slice", "Eltwise", "Reshape", "Softm
          "Flatten", "Scale", "InnerProduct", "Concat", "Sigmoid",
          "Crop"}  # Crop: pooling rounding down
 
-
-def rel_err(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want)))
-
-
-def opencv(deploy, x: np.ndarray) -> np.ndarray:
-    caffe = read_prototxt(deploy)
-    last = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
-    net = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
-    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    net.enableWinograd(False)
-    net.setInput(x)
-    return np.asarray(net.forward(last))
 
 
 def convert_and_compare(tmp_path, model: onnx.ModelProto, x: np.ndarray) -> tuple[float, float]:
@@ -75,11 +61,11 @@ def convert_and_compare(tmp_path, model: onnx.ModelProto, x: np.ndarray) -> tupl
     net = caffe_proto.parse_net(deploy.read_text(), "deploy")
     assert {layer.type for layer in net.layer} <= STOCK | {"Input"}
     want = next(iter(create_session(model, "cpu").run(x).values()))
-    got = opencv(deploy, x).reshape(want.shape)
+    got = opencv_output(deploy, x).reshape(want.shape)
     back = tmp_path / "back.onnx"
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
-    return rel_err(got, want), rel_err(again.reshape(want.shape), want)
+    return relative_error(got, want), relative_error(again.reshape(want.shape), want)
 
 
 def test_every_export_is_here():
@@ -189,8 +175,8 @@ def test_like_maps_one_exporters_weights_onto_the_other(resnest14d, tmp_path, ru
     want = next(iter(create_session(onnx.load(str(resnest14d["torchscript"])), "cpu")
                      .run(x).values()))
     got = next(iter(create_session(onnx.load(str(out / "model.onnx")), "cpu").run(x).values()))
-    assert rel_err(got, want) <= TOLERANCE
-    assert rel_err(opencv(out / "deploy.prototxt", x).reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(got, want) <= TOLERANCE
+    assert relative_error(opencv_output(out / "deploy.prototxt", x).reshape(want.shape), want) <= TOLERANCE
 
 
 @pytest.mark.slow

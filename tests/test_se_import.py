@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from caffe_roundtrip import relative_error
 from onnx import TensorProto, helper, numpy_helper
 
 from netgen.arch.builder import build
@@ -39,9 +40,6 @@ SE_RESNET = FIXTURES / "SE-ResNet-reduced.prototxt"
 SENET154 = FIXTURES / "SENet-154-reduced.prototxt"
 TOLERANCE = 1e-4
 
-
-def rel_err(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want)))
 
 
 def ort_outputs(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -148,7 +146,7 @@ def test_senet_fixture_converts_and_runs_everywhere(tmp_path, fixture):
     net = caffe_proto.parse_net(deploy.read_text(), "deploy")
     assert "Axpy" not in {layer.type for layer in net.layer}
     got = opencv_output(deploy, deploy.with_name("model.caffemodel"), x, "classifier")
-    assert rel_err(got, want) <= TOLERANCE
+    assert relative_error(got, want) <= TOLERANCE
     # the stock files read back to the same network (Axpy folded again)
     assert count(read_prototxt(deploy)).layer_types["Axpy"] == \
         count(read_prototxt(fixture)).layer_types["Axpy"]
@@ -294,11 +292,11 @@ def test_onnx_se_and_d_convert_exactly(tmp_path, style, gate_first, avg_down, si
     convert(source, None, deploy)  # plain netgen convert
     assert "Axpy" not in deploy.read_text()
     got = opencv_output(deploy, deploy.with_name("model.caffemodel"), x, last_layer(deploy))
-    assert rel_err(got.reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(got.reshape(want.shape), want) <= TOLERANCE
     back = tmp_path / "back.onnx"
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     again = next(iter(ort_outputs(onnx.load(str(back)), x).values()))
-    assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(again.reshape(want.shape), want) <= TOLERANCE
 
 
 def test_onnx_gate_product_without_add_is_a_two_bottom_scale(tmp_path):
@@ -315,7 +313,7 @@ def test_onnx_gate_product_without_add_is_a_two_bottom_scale(tmp_path):
     x = np.random.default_rng(0).standard_normal((1, 3, 10, 10)).astype(np.float32)
     want = next(iter(ort_outputs(model, x).values()))
     got = opencv_output(deploy, deploy.with_name("model.caffemodel"), x, last_layer(deploy))
-    assert rel_err(got.reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(got.reshape(want.shape), want) <= TOLERANCE
 
 
 @pytest.mark.parametrize("name", ["seresnet26d", "seresnext50-32x4d-msrapool",

@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 import pytest
 import real_exports
+from caffe_roundtrip import opencv_output, relative_error
 
 from netgen.caffe import proto as caffe_proto
-from netgen.caffe.reader import read_prototxt
 from netgen.jobs.convert import convert
 from netgen.onnx.reader import import_model
 from netgen.onnx.runtime import create_session
@@ -27,9 +27,6 @@ MODELS = {  # model -> (SE units, ResNet-D pooled projections, deep stem)
     "timm_resnet50c": (0, 0, True), "kuangliu_senet18": (8, 0, False),
 }
 FILES = [r["file"] for r in real_exports.manifest() if r["model"] in MODELS]
-def rel_err(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want)))
-
 
 def test_every_se_and_d_export_is_here():
     assert sorted({r["model"] for r in real_exports.manifest() if r["model"] in MODELS}) == \
@@ -67,20 +64,13 @@ def test_export_converts_exactly(tmp_path, file):
     x = np.random.default_rng(0).standard_normal(record["input_shape"]).astype(np.float32)
     want = next(iter(create_session(model, "cpu").run(x).values()))
 
-    cv2 = pytest.importorskip("cv2")
-    caffe = read_prototxt(deploy)
-    last = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
-    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
-    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reader.enableWinograd(False)
-    reader.setInput(x)
-    got = np.asarray(reader.forward(last)).reshape(want.shape)
-    assert rel_err(got, want) <= TOLERANCE
+    got = opencv_output(deploy, x).reshape(want.shape)
+    assert relative_error(got, want) <= TOLERANCE
 
     back = tmp_path / "back.onnx"
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
-    assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(again.reshape(want.shape), want) <= TOLERANCE
 
 
 LIKE = {"timm_seresnet18": "seresnet18", "timm_seresnet50": "seresnet50",
@@ -104,4 +94,4 @@ def test_timm_exports_are_netgens_named_nets(tmp_path, run_cli, model):
     x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
     want = next(iter(create_session(onnx.load(str(source)), "cpu").run(x).values()))
     got = create_session(onnx.load(str(tmp_path / "like" / "model.onnx")), "cpu").run(x)["fc1000"]
-    assert rel_err(got, want) <= TOLERANCE
+    assert relative_error(got, want) <= TOLERANCE

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 import real_exports
+from caffe_roundtrip import opencv_output, relative_error
 
 from netgen.caffe import proto as caffe_proto
 from netgen.caffe.reader import read_prototxt
@@ -36,20 +37,6 @@ FILES = [pytest.param(r["file"], marks=[pytest.mark.slow] if "34" in r["model"] 
 SK18 = ("timm_skresnet18.torchscript.onnx", "timm_skresnet18.dynamo.onnx")
 LABEL = "SK 2 branches (3x3, 3x3 dilation 2)"
 
-
-def rel_err(got: np.ndarray, want: np.ndarray) -> float:
-    return float(np.max(np.abs(got.astype(np.float64) - want)) / np.max(np.abs(want)))
-
-
-def opencv(deploy, x: np.ndarray, shape) -> np.ndarray:
-    cv2 = pytest.importorskip("cv2")
-    caffe = read_prototxt(deploy)
-    last = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
-    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
-    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reader.enableWinograd(False)
-    reader.setInput(x)
-    return np.asarray(reader.forward(last)).reshape(shape)
 
 
 def test_every_export_is_here():
@@ -87,12 +74,12 @@ def test_export_converts_exactly(tmp_path, file):
         "Flatten", "Scale", "InnerProduct"}
     x = (np.random.default_rng(0).standard_normal(record["input_shape"]) * scale).astype(np.float32)
     want = next(iter(create_session(model, "cpu").run(x).values()))
-    assert rel_err(opencv(deploy, x, want.shape), want) <= TOLERANCE
+    assert relative_error(opencv_output(deploy, x).reshape(want.shape), want) <= TOLERANCE
 
     back = tmp_path / "back.onnx"
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
-    assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(again.reshape(want.shape), want) <= TOLERANCE
 
 
 @pytest.mark.parametrize("file", FILES)
@@ -118,7 +105,7 @@ def test_mnn_form_runs_exactly_in_opencv_mnn_and_openvino(tmp_path, run_cli, fil
     assert len(negations) == 2 * units and all(l.power_param.scale == -1 for l in negations)
     x = (np.random.default_rng(1).standard_normal(record["input_shape"]) * scale).astype(np.float32)
     want = next(iter(create_session(model, "cpu").run(x).values()))
-    assert rel_err(opencv(deploy, x, want.shape), want) <= TOLERANCE
+    assert relative_error(opencv_output(deploy, x).reshape(want.shape), want) <= TOLERANCE
     result = run_cli("diff", source, deploy.parent)
     assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
 
@@ -129,12 +116,12 @@ def test_mnn_form_runs_exactly_in_opencv_mnn_and_openvino(tmp_path, run_cli, fil
     top = caffe.outputs[0]
     got = mnn.run_caffe(deploy, deploy.with_name("model.caffemodel"),
                         {caffe.inputs[0].name: x}, [top], tmp_path / "mnn-run")[top]
-    assert rel_err(got.reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(got.reshape(want.shape), want) <= TOLERANCE
     back = tmp_path / "back.onnx"
     convert(deploy, deploy.with_name("model.caffemodel"), back)
     name = onnx.load(str(back)).graph.output[0].name
     got = openvino.run_onnx(back, {caffe.inputs[0].name: x}, [name])[name]
-    assert rel_err(got.reshape(want.shape), want) <= TOLERANCE
+    assert relative_error(got.reshape(want.shape), want) <= TOLERANCE
 
 
 def test_diff_identify_and_draw_name_the_sk_units(tmp_path, run_cli):
@@ -171,8 +158,8 @@ def test_like_maps_weights_across_exporters(tmp_path, run_cli):
     want = next(iter(create_session(onnx.load(str(paths[0])), "cpu").run(x).values()))
     got = next(iter(create_session(onnx.load(str(tmp_path / "like" / "model.onnx")),
                                    "cpu").run(x).values()))
-    assert rel_err(got, want) <= TOLERANCE
-    assert rel_err(opencv(tmp_path / "like" / "deploy.prototxt", x, want.shape), want) <= TOLERANCE
+    assert relative_error(got, want) <= TOLERANCE
+    assert relative_error(opencv_output(tmp_path / "like" / "deploy.prototxt", x).reshape(want.shape), want) <= TOLERANCE
 
 
 def _broken(edit, file: str = SK18[0]) -> str:
@@ -281,8 +268,8 @@ def test_units_of_any_number_of_paths_convert_exactly(tmp_path, paths, split):
     for target in ("bvlc", "mnn"):
         deploy = tmp_path / target / "deploy.prototxt"
         convert(source, None, deploy, caffe_target=target)
-        assert rel_err(opencv(deploy, x, want.shape), want) <= TOLERANCE
+        assert relative_error(opencv_output(deploy, x).reshape(want.shape), want) <= TOLERANCE
         back = tmp_path / f"{target}.onnx"
         convert(deploy, deploy.with_name("model.caffemodel"), back)
         again = next(iter(create_session(onnx.load(str(back)), "cpu").run(x).values()))
-        assert rel_err(again.reshape(want.shape), want) <= TOLERANCE
+        assert relative_error(again.reshape(want.shape), want) <= TOLERANCE
