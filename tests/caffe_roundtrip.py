@@ -42,20 +42,22 @@ def to_caffe_and_back(tmp_path: Path, run_cli, model: onnx.ModelProto, name: str
     return target, back
 
 
-def opencv_output(deploy: Path, x: np.ndarray) -> np.ndarray:
-    """OpenCV's output of the deploy file's last layer (the model.caffemodel beside it), with
-    Winograd off: the independent importer's figure, at float32's precision."""
+def opencv_output(deploy: Path, x: np.ndarray, layer: str | None = None) -> np.ndarray:
+    """OpenCV's output of `layer` (default: the deploy file's last) with the model.caffemodel
+    beside the file, Winograd off: the independent importer's figure, at float32's
+    precision."""
     import cv2
 
     from netgen.caffe.reader import read_prototxt
 
-    caffe = read_prototxt(deploy)
-    last = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
+    if layer is None:
+        caffe = read_prototxt(deploy)
+        layer = next(l.name for l in reversed(caffe.layers) if caffe.outputs[0] in l.tops)
     reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
     reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     reader.enableWinograd(False)
     reader.setInput(x)
-    return np.asarray(reader.forward(last))
+    return np.asarray(reader.forward(layer))
 
 
 def caffe_and_back_errors(tmp_path: Path, model: onnx.ModelProto,

@@ -29,8 +29,15 @@ MODELS = {
     "timm_ecaresnet50d": ([5] * 13 + [7] * 3, 0, (32, 32, 64)),
     "timm_resnet50t": ([], 0, (24, 32, 64)),
     "timm_seresnext26t_32x4d": ([], 8, (24, 32, 64)),
+    "timm_ecaresnet101d": ([5] * 30 + [7] * 3, 0, (32, 32, 64)),
 }
-FILES = [r["file"] for r in real_exports.manifest() if r["model"] in MODELS]
+# The refilled 101-layer net is ill-conditioned in float32 at N(0, 1): ONNX Runtime with and
+# without its graph optimisations differs by 4.7e-2 on the file itself (outputs near 4,700);
+# at N(0, 0.1^2) by 2.2e-5. It is fed that, and runs with --slow (33 ECA units).
+INPUT_SCALE = {"timm_ecaresnet101d": 0.1}
+FILES = [pytest.param(r["file"], id=r["file"],
+                      marks=[pytest.mark.slow] if r["model"] in INPUT_SCALE else [])
+         for r in real_exports.manifest() if r["model"] in MODELS]
 
 
 
@@ -40,7 +47,8 @@ def test_every_export_is_here():
     assert len(FILES) == 2 * len(MODELS)
     counts = {r["model"]: r["parameters"] for r in real_exports.manifest() if r["model"] in MODELS}
     assert counts == {"timm_ecaresnet26t": 16_011_916, "timm_ecaresnet50d": 25_576_350,
-                      "timm_resnet50t": 25_573_728, "timm_seresnext26t_32x4d": 16_806_976}
+                      "timm_resnet50t": 25_573_728, "timm_seresnext26t_32x4d": 16_806_976,
+                      "timm_ecaresnet101d": 44_568_563}
 
 
 @pytest.mark.parametrize("file", FILES)
@@ -65,7 +73,8 @@ def test_export_converts_exactly(tmp_path, file):
     convert(source, None, deploy)  # plain netgen convert, stock Caffe layers
     net = caffe_proto.parse_net(deploy.read_text(), "deploy")
     assert "Axpy" not in {layer.type for layer in net.layer}
-    x = np.random.default_rng(0).standard_normal(record["input_shape"]).astype(np.float32)
+    x = (np.random.default_rng(0).standard_normal(record["input_shape"])
+         * INPUT_SCALE.get(record["model"], 1.0)).astype(np.float32)
     want = next(iter(create_session(model, "cpu").run(x).values()))
 
     got = opencv_output(deploy, x).reshape(want.shape)
@@ -78,7 +87,8 @@ def test_export_converts_exactly(tmp_path, file):
 
 
 LIKE = {"timm_ecaresnet26t": "ecaresnet26t", "timm_ecaresnet50d": "ecaresnet50d",
-        "timm_resnet50t": "resnet50t", "timm_seresnext26t_32x4d": "seresnext26t-32x4d"}
+        "timm_resnet50t": "resnet50t", "timm_seresnext26t_32x4d": "seresnext26t-32x4d",
+        "timm_ecaresnet101d": "ecaresnet101d"}
 
 
 @pytest.mark.parametrize("file", FILES)
@@ -103,15 +113,10 @@ def test_exports_are_netgens_named_nets(tmp_path, run_cli, file):
     assert result.code == 0 and "verdict: EQUIVALENT" in result.out, result.out + result.err
     result = run_cli("convert", source, "--like", name, "-o", tmp_path / "like")
     assert result.code == 0, result.err
-    x = np.random.default_rng(2).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    x = (np.random.default_rng(2).standard_normal((1, 3, 224, 224))
+         * INPUT_SCALE.get(record["model"], 1.0)).astype(np.float32)
     want = next(iter(create_session(onnx.load(str(source)), "cpu").run(x).values()))
     got = create_session(onnx.load(str(tmp_path / "like" / "model.onnx")), "cpu").run(x)["fc1000"]
     assert relative_error(got, want) <= TOLERANCE
-    cv2 = pytest.importorskip("cv2")
-    deploy = tmp_path / "like" / "deploy.prototxt"
-    reader = cv2.dnn.readNetFromCaffe(str(deploy), str(deploy.with_name("model.caffemodel")))
-    reader.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
-    reader.enableWinograd(False)
-    reader.setInput(x)
-    got = np.asarray(reader.forward("fc1000")).reshape(want.shape)
+    got = opencv_output(tmp_path / "like" / "deploy.prototxt", x, "fc1000").reshape(want.shape)
     assert relative_error(got, want) <= TOLERANCE

@@ -13,7 +13,7 @@ field names and defaults. Spatial fields are (h, w) pairs so that non-square spe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Union
+from typing import Iterable, Union
 
 Pair = tuple[int, int]
 Shape = tuple[int, ...]
@@ -245,3 +245,13 @@ class Graph:
 
     def with_layers(self, layers: list[Layer] | tuple[Layer, ...]) -> "Graph":
         return replace(self, layers=tuple(layers))
+
+
+def bottom_uses(layers: Iterable[Layer]) -> dict[str, int]:
+    """How many times each blob is read as a bottom: a fold may swallow a blob only where
+    nothing outside the folded layers reads it."""
+    uses: dict[str, int] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            uses[bottom] = uses.get(bottom, 0) + 1
+    return uses

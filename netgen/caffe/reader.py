@@ -522,10 +522,7 @@ def _fold_pair_softmax(graph: ir.Graph) -> ir.Graph:
     differences: Slice, Power -1, Eltwise SUM, Power -1, Sigmoid, Sigmoid, Concat, each blob
     read only within) as the IR's one Softmax, so that a file has one IR whatever its target."""
     layers = list(graph.layers)
-    uses: dict[str, int] = {}
-    for layer in layers:
-        for bottom in layer.bottoms:
-            uses[bottom] = uses.get(bottom, 0) + 1
+    uses = ir.bottom_uses(layers)
     out: list[ir.Layer] = []
     i = 0
     while i < len(layers):
@@ -578,10 +575,7 @@ def _fold_se(graph: ir.Graph) -> tuple[ir.Graph, tuple[str, ...]]:
     Returns the graph and the names of the Deconvolutions folded away, whose weights must be
     ones (weights_for checks them)."""
     layers = list(graph.layers)
-    uses: dict[str, int] = {}
-    for layer in layers:
-        for bottom in layer.bottoms:
-            uses[bottom] = uses.get(bottom, 0) + 1
+    uses = ir.bottom_uses(layers)
     out: list[ir.Layer] = []
     constants: list[str] = []
     folded = False

@@ -135,10 +135,8 @@ def _gate_products(graph: ir.Graph) -> dict[str, ir.Layer]:
     the Flatten's top."""
     shape = {blob.name: blob.shape for blob in graph.inputs}
     flats: dict[str, ir.Layer] = {}
-    uses: dict[str, int] = {}
+    uses = ir.bottom_uses(graph.layers)
     for layer in graph.layers:
-        for bottom in layer.bottoms:
-            uses[bottom] = uses.get(bottom, 0) + 1
         if layer.type == "Flatten" and layer.param == ir.FlattenParam():
             flats[layer.tops[0]] = layer
         shape.update(zip(layer.tops, layer.top_shapes))
