@@ -337,9 +337,15 @@ def _fold_se(ops: list[Op], rep: Representation) -> list[Op]:
         se_of[chain[0]] = se
         drop.update(chain[1:])
         op.type, op.attrs, op.inputs = "Add", {"inputs": 2}, [chain[0], shortcut]
-        pools = set(ops[chain[0]].layers)
-        rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in pools]
+        _forget_pools(rep, ops[chain[0]].layers)
     return _replaced(ops, se_of, drop)
+
+
+def _forget_pools(rep: Representation, layers: list[str]) -> None:
+    """A unit's global pooling is inside its one op: not a spelling of the head's pool5 for
+    the representation notes to report."""
+    inside = set(layers)
+    rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in inside]
 
 
 def _replaced(ops: list[Op], new: dict[int, Op], drop: set[int]) -> list[Op]:
@@ -633,8 +639,7 @@ def _fold_sk(ops: list[Op], rep: Representation) -> list[Op]:
         unit, sk = found
         sk_of[op.id] = sk
         drop.update(unit - {op.id})
-        pools = {name for i in unit for name in ops[i].layers}
-        rep.global_pool = [(name, how) for name, how in rep.global_pool if name not in pools]
+        _forget_pools(rep, [name for i in unit for name in ops[i].layers])
     return _replaced(ops, sk_of, drop)
 
 
@@ -720,8 +725,7 @@ def _fold_split_attention(ops: list[Op], rep: Representation) -> list[Op]:
         new[op.id] = Op(op.id, "SplitAttention", attrs, layers, list(ops[chain[0]].inputs),
                         op.shape)
         drop.update(chain)
-        rep.global_pool = [(name, how) for name, how in rep.global_pool
-                           if name not in pool.layers]
+        _forget_pools(rep, pool.layers)
     return _replaced(ops, new, drop)
 
 

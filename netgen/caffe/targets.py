@@ -107,9 +107,9 @@ def _se_broadcast(layer: ir.Layer, shape: ir.Shape, taken: set[str]) -> list[ir.
 
 def _pair_softmax(layer: ir.Layer, taken: set[str]) -> list[ir.Layer]:
     """Softmax over an axis of two (an SK unit's two paths, split attention's radix 2) as the
-    sigmoids of the two differences: e^a / (e^a + e^b) = sigmoid(a - b). MNN's Softmax subtracts no maximum and
-    clamps the exponent to about +-87, which logits past that get wrong; its Sigmoid
-    saturates where the answer does."""
+    sigmoids of the two differences: e^a / (e^a + e^b) = sigmoid(a - b). MNN's Softmax
+    subtracts no maximum and clamps the exponent to about +-87, which logits past that get
+    wrong; its Sigmoid saturates where the answer does."""
     axis = layer.param.axis
     cut, a, b, negated, diff, flipped, first, second = (
         _fresh(f"{layer.name}_{part}", taken)
